@@ -1,0 +1,124 @@
+"""Atomic, idempotent writing of TFRecord shards and small text/JSON files.
+
+Every output is first written to a temporary file in the destination folder and
+renamed into place only when complete, so a killed job never leaves a file that
+looks finished. Shard names follow the original release:
+`<split>-00000-of-00128`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from typing import Iterable, Iterator, Sequence
+
+import tensorflow as tf
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+  """`train-00003-of-00128` style file name (5-digit, zero-padded)."""
+  if not 0 <= index < num_shards:
+    raise ValueError(f'shard index {index} is outside [0, {num_shards})')
+  return f'{split}-{index:05d}-of-{num_shards:05d}'
+
+
+def shard_paths(output_dir: str, split: str, num_shards: int) -> list[str]:
+  return [os.path.join(output_dir, shard_name(split, i, num_shards))
+          for i in range(num_shards)]
+
+
+def _temp_path(path: str) -> str:
+  directory, base = os.path.split(path)
+  return os.path.join(directory, f'.{base}.tmp-{uuid.uuid4().hex[:8]}')
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = 'wb') -> Iterator:
+  """Opens a temp file next to `path`; renames it to `path` on clean exit.
+
+  On an exception the temp file is removed and `path` is left as it was.
+  """
+  directory = os.path.dirname(path)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  tmp = _temp_path(path)
+  try:
+    with tf.io.gfile.GFile(tmp, mode) as f:
+      yield f
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+    raise
+
+
+@contextlib.contextmanager
+def atomic_tfrecord_writer(path: str) -> Iterator[tf.io.TFRecordWriter]:
+  """A TFRecordWriter whose file appears at `path` only once closed cleanly."""
+  directory = os.path.dirname(path)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  tmp = _temp_path(path)
+  writer = tf.io.TFRecordWriter(tmp)
+  try:
+    yield writer
+    writer.close()
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+  except BaseException:
+    writer.close()
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+    raise
+
+
+def write_records(path: str, records: Iterable[bytes]) -> int:
+  """Writes serialized records to `path` atomically; returns how many."""
+  count = 0
+  with atomic_tfrecord_writer(path) as writer:
+    for record in records:
+      writer.write(record)
+      count += 1
+  return count
+
+
+def shard_bounds(num_items: int, num_shards: int) -> list[tuple[int, int]]:
+  """Contiguous [start, end) ranges splitting `num_items` into `num_shards`.
+
+  Sizes differ by at most one (like the original's np.linspace spacing).
+  """
+  if num_shards <= 0:
+    raise ValueError(f'num_shards must be positive, received: {num_shards}')
+  bounds = []
+  for i in range(num_shards):
+    start = (num_items * i) // num_shards
+    end = (num_items * (i + 1)) // num_shards
+    bounds.append((start, end))
+  return bounds
+
+
+def write_sharded(records: Sequence[bytes], output_dir: str, split: str,
+                  num_shards: int, overwrite: bool = False) -> list[str]:
+  """Writes `records` (in order) as `num_shards` shards of `split`.
+
+  Idempotent: a shard that already exists is kept unless `overwrite`. Returns
+  the shard paths.
+  """
+  paths = shard_paths(output_dir, split, num_shards)
+  for path, (start, end) in zip(paths, shard_bounds(len(records), num_shards)):
+    if not overwrite and tf.io.gfile.exists(path):
+      continue
+    write_records(path, records[start:end])
+  return paths
+
+
+def write_json(path: str, obj, indent: int | None = 2) -> None:
+  """Writes `obj` as JSON to `path` atomically."""
+  with atomic_output(path, 'w') as f:
+    f.write(json.dumps(obj, indent=indent, sort_keys=True) + '\n')
+
+
+def write_text(path: str, text: str) -> None:
+  with atomic_output(path, 'w') as f:
+    f.write(text)

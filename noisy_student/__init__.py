@@ -1,0 +1,1 @@
+"""Noisy Student Training in TensorFlow 2 / Keras 3."""
