@@ -48,18 +48,21 @@ def resolve_strategy() -> str:
   return 'tpu' if FLAGS.use_tpu else 'default'
 
 
-def _spec_resolution(model_name: str) -> int:
+def _spec_resolution(model_name: str, evaluation: bool = False) -> int:
+  """The model's train (or, for eval/predict/export, eval) resolution."""
   import efficientnet  # pylint: disable=g-import-not-at-top
   try:
-    return efficientnet.get_spec(model_name).train_resolution
+    spec = efficientnet.get_spec(model_name)
   except (KeyError, ValueError) as err:
     raise app.UsageError(f'--model_name / --teacher_model_name: {err}') from err
+  return spec.eval_resolution if evaluation else spec.train_resolution
 
 
 def model_config_from_flags(task: tasks.TaskInfo) -> config_lib.ModelConfig:
   small_image = _value('small_image_model', task.small_image)
+  evaluation = FLAGS.mode in ('eval', 'predict', 'export')
   image_size = (FLAGS.input_image_size or task.image_size
-                or _spec_resolution(FLAGS.model_name))
+                or _spec_resolution(FLAGS.model_name, evaluation))
   return config_lib.ModelConfig(
       model_name=FLAGS.model_name,
       num_classes=_value('num_label_classes', task.num_classes),
