@@ -22,39 +22,43 @@ import tensorflow as tf
 from noisy_student import preprocessing
 
 
-class ServingModule(tf.Module):
-  """Wraps a Keras classifier with the two serving functions."""
+def _serving_functions(model: keras.Model, small_image: bool):
+  """(serve, serve_bytes): the two endpoints as plain Python functions."""
+  size = int(model.input_shape[1])
 
-  def __init__(self, model: keras.Model, small_image: bool):
-    super().__init__(name='serving')
-    self.model = model
-    self.image_size = int(model.input_shape[1])
-    self.small_image = small_image
-    size = self.image_size
-    self.serve = tf.function(
-        self._serve, input_signature=[
-            tf.TensorSpec([None, size, size, 3], tf.float32, name='images')])
-    self.serve_bytes = tf.function(
-        self._serve_bytes, input_signature=[
-            tf.TensorSpec([None], tf.string, name='image_bytes')])
-
-  def _serve(self, images):
-    logits = tf.cast(self.model(images, training=False), tf.float32)
+  def serve(images):
+    logits = tf.cast(model(images, training=False), tf.float32)
     return {'probabilities': tf.nn.softmax(logits, axis=-1),
             'classes': tf.argmax(logits, axis=-1),
             'logits': logits}
 
-  def _serve_bytes(self, image_bytes):
-    size = self.image_size
-
+  def serve_bytes(image_bytes):
     def one(encoded):
       image = preprocessing.decode_image(encoded)
       return preprocessing.preprocess_for_eval(image, size,
-                                               small_image=self.small_image)
-
+                                               small_image=small_image)
     images = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec(
         [size, size, 3], tf.float32))
-    return self._serve(images)
+    return serve(images)
+
+  return serve, serve_bytes
+
+
+def build_archive(model: keras.Model, small_image: bool) -> keras.export.ExportArchive:
+  """A Keras ExportArchive with `serving_default` and `serving_bytes`.
+
+  Keras' ExportArchive tracks every variable explicitly, so the SavedModel also
+  loads in TF1-style sessions (saved_model_cli run, TF Serving).
+  """
+  size = int(model.input_shape[1])
+  serve, serve_bytes = _serving_functions(model, small_image)
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint('serving_default', serve, input_signature=[
+      tf.TensorSpec([None, size, size, 3], tf.float32, name='images')])
+  archive.add_endpoint('serving_bytes', serve_bytes, input_signature=[
+      tf.TensorSpec([None], tf.string, name='image_bytes')])
+  return archive
 
 
 def _replace_dir(tmp: str, final: str) -> None:
@@ -71,15 +75,12 @@ def _replace_dir(tmp: str, final: str) -> None:
 def export_saved_model(model: keras.Model, export_dir: str, *,
                        small_image: bool) -> str:
   """Writes the SavedModel atomically to `export_dir`; returns the path."""
-  module = ServingModule(model, small_image)
+  archive = build_archive(model, small_image)
   parent = os.path.dirname(os.path.abspath(export_dir))
   tf.io.gfile.makedirs(parent)
   tmp = os.path.join(parent, f'.{os.path.basename(export_dir)}.tmp-{uuid.uuid4().hex[:8]}')
   try:
-    tf.saved_model.save(module, tmp, signatures={
-        'serving_default': module.serve,
-        'serving_bytes': module.serve_bytes,
-    })
+    archive.write_out(tmp, verbose=False)
     _replace_dir(tmp, export_dir)
   finally:
     if tf.io.gfile.exists(tmp):

@@ -24,8 +24,9 @@ EVAL_RESULTS_FILE = 'eval_results.json'
 
 
 def write_model_config(config: config_lib.ExperimentConfig) -> None:
-  writers.write_text(checkpoints.model_config_path(config.model_dir),
-                     config.model.to_json() + '\n')
+  writers.write_text(
+      os.path.join(config.model_dir, checkpoints.MODEL_CONFIG_FILE),
+      config.model.to_json() + '\n')
 
 
 def _cleanup_worker_dir(path: str, model_dir: str) -> None:
