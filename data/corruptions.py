@@ -101,6 +101,24 @@ def encode(image: np.ndarray, image_format: str = 'png') -> bytes:
   return buffer.getvalue()
 
 
+def limit_threads() -> None:
+  """One thread per worker process for OpenCV and BLAS.
+
+  The worker processes are the parallelism; nested thread pools would only
+  compete for the same cores (measured: 2 workers no faster than 1 without).
+  """
+  try:
+    import cv2  # pylint: disable=g-import-not-at-top
+    cv2.setNumThreads(1)
+  except ImportError:
+    pass
+  try:
+    import threadpoolctl  # pylint: disable=g-import-not-at-top
+    threadpoolctl.threadpool_limits(1)
+  except ImportError:
+    pass
+
+
 def corrupt_encoded(encoded_images: Sequence[bytes], indices: Sequence[int],
                     sources: Sequence[str], corruption: str, severity: int,
                     seed: int, image_format: str) -> list[bytes]:

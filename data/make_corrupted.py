@@ -168,8 +168,9 @@ def make_corrupted(file_pattern: str, output_dir: str, *, split: str = 'test',
   progress = progress_lib.Progress('make_corrupted',
                                    len(todo) * len(images))
   context = multiprocessing.get_context('spawn')
-  executor = (concurrent.futures.ProcessPoolExecutor(num_workers,
-                                                     mp_context=context)
+  executor = (concurrent.futures.ProcessPoolExecutor(
+      num_workers, mp_context=context,
+      initializer=corruptions_lib.limit_threads)
               if num_workers > 1 and todo else None)
   try:
     for corruption, severity, directory, targets in todo:

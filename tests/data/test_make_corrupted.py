@@ -93,6 +93,18 @@ def test_seeded_and_idempotent(source, tmp_path):
                                   **kwargs)
 
 
+def test_records_serialize_deterministically():
+  """Byte-identical reruns need a fixed feature order in every process."""
+  image = records._bytes_feature(b'png bytes')
+  label = records._int64_feature([4])
+  forward = records._example({records.IMAGE_KEY: image,
+                              records.LABEL_KEY: label})
+  backward = records._example({records.LABEL_KEY: label,
+                               records.IMAGE_KEY: image})
+  assert forward == backward
+  assert forward.index(b'image/class/label') < forward.index(b'image/encoded')
+
+
 def test_folder_output_reads_as_imagenet_c(source, tmp_path):
   pattern, _ = source
   out = str(tmp_path / 'folder')
