@@ -97,7 +97,8 @@ def define_flags() -> None:
   flags.DEFINE_string('baseline_results', None, 'Normalise CE / FR by this '
                       'results JSON of another run (e.g. the teacher), or '
                       '"alexnet" (ImageNet-C constants; the imagenet_c '
-                      'default). imagenet_p and corrupted default to none.')
+                      'default), or "none". imagenet_p and corrupted '
+                      'default to none.')
   flags.DEFINE_float('clean_error', None, 'Clean top-1 error (fraction) of '
                      'the model, for the relative mCE of imagenet_c.')
   flags.DEFINE_string('clean_pattern', None, 'corrupted: clean TFRecords '
@@ -142,6 +143,8 @@ def config_from_flags() -> RobustnessConfig:
   baseline = FLAGS.baseline_results
   if baseline is None and FLAGS.benchmark == 'imagenet_c':
     baseline = 'alexnet'
+  if baseline == 'none':
+    baseline = None
   return RobustnessConfig(
       benchmark=FLAGS.benchmark, model_path=FLAGS.model_path,
       model_kwargs=kwargs, data_dir=FLAGS.data_dir,

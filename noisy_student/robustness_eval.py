@@ -37,6 +37,17 @@ def _preprocess(classifier: Classifier, preprocess_fn):
       classifier.image_size)
 
 
+def _header(benchmark: str, classifier: Classifier, data: str,
+            preprocess_fn) -> dict:
+  """The identifying fields every results dict starts with."""
+  if preprocess_fn is None:
+    preprocess = f'bicubic resize to {classifier.image_size}'
+  else:
+    preprocess = getattr(preprocess_fn, '__name__', repr(preprocess_fn))
+  return {'benchmark': benchmark, 'model': classifier.name, 'data_dir': data,
+          'image_size': classifier.image_size, 'preprocess': preprocess}
+
+
 def _label_map(label_map) -> label_maps.LabelMap:
   if isinstance(label_map, label_maps.LabelMap):
     return label_map
@@ -129,7 +140,7 @@ def evaluate_imagenet_a(classifier: Classifier, root: str, *,
       max_images), progress, imagenet_a=True)
   progress.finish()
   return {
-      'benchmark': 'imagenet_a', 'model': classifier.name, 'data_dir': root,
+      **_header('imagenet_a', classifier, root, preprocess_fn),
       'top_1_accuracy': 1.0 - scores['top_1_error'],
       'top_1_error': scores['top_1_error'],
       'num_images': scores['num_images'],
@@ -139,14 +150,13 @@ def evaluate_imagenet_a(classifier: Classifier, root: str, *,
 # ---------------------------------------------------------------------------
 # ImageNet-C and corrupted TFRecord copies.
 # ---------------------------------------------------------------------------
-def _corruption_results(benchmark: str, classifier: Classifier, root: str,
-                        table: Mapping, clean: dict | None,
+def _corruption_results(header: dict, table: Mapping, clean: dict | None,
                         baseline: dict | None) -> dict:
   errors = {c: {s: v['top_1_error'] for s, v in sev.items()}
             for c, sev in table.items()}
   clean_error = clean['top_1_error'] if clean else None
   results = {
-      'benchmark': benchmark, 'model': classifier.name, 'data_dir': root,
+      **header,
       'errors': errors,
       'top_5_errors': {c: {s: v['top_5_error'] for s, v in sev.items()}
                        for c, sev in table.items()},
@@ -195,8 +205,9 @@ def evaluate_imagenet_c(classifier: Classifier, root: str, *,
   progress.finish()
   clean = ({'top_1_error': clean_error, 'top_5_error': None}
            if clean_error is not None else None)
-  return _corruption_results('imagenet_c', classifier, root, table, clean,
-                             baseline)
+  return _corruption_results(
+      _header('imagenet_c', classifier, root, preprocess_fn), table, clean,
+      baseline)
 
 
 def _corrupted_severities(root: str, corruption: str) -> list[int]:
@@ -265,8 +276,9 @@ def evaluate_corrupted(classifier: Classifier, corrupted_root: str,
         classifier, robustness_data.tfrecord_batches(
             files, preprocess, batch_size, max_images), progress)
   progress.finish()
-  results = _corruption_results('corrupted', classifier, corrupted_root,
-                                table, clean, baseline)
+  results = _corruption_results(
+      _header('corrupted', classifier, corrupted_root, preprocess_fn), table,
+      clean, baseline)
   results['split'] = split
   results['clean_file_pattern'] = clean_file_pattern
   return results
@@ -340,7 +352,7 @@ def evaluate_imagenet_p(classifier: Classifier, root: str, *,
       counts.setdefault(name, {})[str(d)] = len(flip)
   progress.finish()
   results = {
-      'benchmark': 'imagenet_p', 'model': classifier.name, 'data_dir': root,
+      **_header('imagenet_p', classifier, root, preprocess_fn),
       'flip_probability': flips, 'top5_distance': distances,
       'num_videos': counts,
   }
@@ -371,6 +383,6 @@ def evaluate_fgsm(classifier: Classifier, file_pattern: str, *,
           files, _preprocess(classifier, preprocess_fn), batch_size,
           max_images), epsilons, progress=progress.update)
   progress.finish()
-  results.update({'benchmark': 'fgsm', 'model': classifier.name,
-                  'data_dir': file_pattern, 'epsilon_units': '0-255 pixels'})
+  results.update(_header('fgsm', classifier, file_pattern, preprocess_fn))
+  results['epsilon_units'] = '0-255 pixels'
   return results

@@ -33,6 +33,18 @@ def test_imagenet_a_accuracy_uses_the_200_classes(tmp_path):
   results = re_.evaluate_imagenet_a(classifier, str(root), batch_size=2)
   assert results['top_1_accuracy'] == pytest.approx(2 / 3)
   assert results['num_images'] == 3 and results['benchmark'] == 'imagenet_a'
+  assert results['preprocess'] == 'bicubic resize to 32'
+  # An injected preprocess_fn is used for every image and named in the JSON.
+  calls = []
+
+  def center_square(image):
+    calls.append(image.shape)
+    side = min(image.shape[:2])
+    return np.asarray(image[:side, :side][:32, :32], np.float32)
+
+  custom = re_.evaluate_imagenet_a(classifier, str(root),
+                                   preprocess_fn=center_square)
+  assert len(calls) == 3 and custom['preprocess'] == 'center_square'
   # Files are read in class (wnid) order: stingray's folder comes first.
   assert re_.evaluate_imagenet_a(classifier, str(root),
                                  max_images=2)['top_1_accuracy'] == 0.5
