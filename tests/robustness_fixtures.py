@@ -6,6 +6,7 @@ import io
 import os
 from typing import Sequence
 
+import av
 import keras
 import numpy as np
 from PIL import Image
@@ -42,6 +43,24 @@ def encode_png(image: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
+def write_video(path, frames, codec='libx264', pix_fmt='yuv420p',
+                options=None):
+  """An .mp4 written with PyAV, like the published ImageNet-P files."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with av.open(str(path), 'w') as container:
+    stream = container.add_stream(codec, rate=30)
+    stream.width, stream.height = frames.shape[2], frames.shape[1]
+    stream.pix_fmt = pix_fmt
+    stream.options = options or {}
+    for frame in frames:
+      for packet in stream.encode(av.VideoFrame.from_ndarray(frame,
+                                                             format='rgb24')):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+  return str(path)
+
+
 def write_labeled(directory: str, images: Sequence[np.ndarray],
                   labels: Sequence[int], split: str = 'test',
                   num_shards: int = 1) -> str:
@@ -55,8 +74,8 @@ def write_labeled(directory: str, images: Sequence[np.ndarray],
 
 def digits(n: int = 40, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """scikit-learn digits as uint8 [n, 32, 32, 3] (4x nearest), and labels."""
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top,line-too-long
-  data = load_digits()
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  data = datasets.load_digits()
   small = np.clip(data.images[offset:offset + n] / 16.0 * 255, 0, 255)
   big = np.kron(small, np.ones((4, 4))).astype(np.uint8)
   return np.repeat(big[..., None], 3, -1), data.target[offset:offset + n]

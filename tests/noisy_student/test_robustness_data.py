@@ -2,7 +2,6 @@
 
 import os
 
-import av
 import numpy as np
 import pytest
 
@@ -13,24 +12,6 @@ from tests.conftest import shared_path
 
 WNIDS = label_maps.imagenet_wnids()
 REVOLVER, STINGRAY, GOLDFINCH = 763, 6, 11   # all three in ImageNet-A
-
-
-def write_video(path, frames, codec='libx264', pix_fmt='yuv420p',
-                options=None):
-  """An .mp4 written with PyAV, like the published ImageNet-P files."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with av.open(str(path), 'w') as container:
-    stream = container.add_stream(codec, rate=30)
-    stream.width, stream.height = frames.shape[2], frames.shape[1]
-    stream.pix_fmt = pix_fmt
-    stream.options = options or {}
-    for frame in frames:
-      for packet in stream.encode(av.VideoFrame.from_ndarray(frame,
-                                                             format='rgb24')):
-        container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
-  return str(path)
 
 
 # ---------------------------------------------------------------------------
@@ -143,12 +124,12 @@ def _frames(n=6, size=32):
 
 def test_decode_video_round_trip(tmp_path):
   frames = _frames()
-  path = write_video(tmp_path / 'v.mp4', frames)
+  path = fx.write_video(tmp_path / 'v.mp4', frames)
   decoded = rd.decode_video(path)
   assert decoded.shape == frames.shape and decoded.dtype == np.uint8
   # H.264 yuv420p is lossy: close, not equal.
   assert np.abs(decoded.astype(int) - frames).mean() < 12
-  lossless = write_video(tmp_path / 'l.mp4', frames, 'libx264rgb', 'rgb24',
+  lossless = fx.write_video(tmp_path / 'l.mp4', frames, 'libx264rgb', 'rgb24',
                          {'qp': '0'})
   assert np.array_equal(rd.decode_video(lossless), frames)
   out = rd.video_frames(path, rd.resize_preprocess(16))
@@ -158,8 +139,8 @@ def test_decode_video_round_trip(tmp_path):
 def test_imagenet_p_reader(tmp_path):
   root = tmp_path / 'p'
   for folder in ('translate', 'gaussian_noise', 'gaussian_noise_2'):
-    write_video(root / folder / WNIDS[STINGRAY] / 'x.mp4', _frames())
-    write_video(root / folder / WNIDS[GOLDFINCH] / 'y.mp4', _frames())
+    fx.write_video(root / folder / WNIDS[STINGRAY] / 'x.mp4', _frames())
+    fx.write_video(root / folder / WNIDS[GOLDFINCH] / 'y.mp4', _frames())
   assert rd.perturbation_dirs(str(root)) == ['gaussian_noise', 'translate']
   assert rd.perturbation_dir(str(root), 'gaussian_noise', 2).endswith(
       'gaussian_noise_2')

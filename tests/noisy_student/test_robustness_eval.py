@@ -10,7 +10,6 @@ from data import make_corrupted
 from noisy_student import robustness as rb
 from noisy_student import robustness_eval as re_
 from tests import robustness_fixtures as fx
-from tests.noisy_student.test_robustness_data import write_video
 
 WNIDS = label_maps.imagenet_wnids()
 REVOLVER, STINGRAY, GOLDFINCH, PANDA = 763, 6, 11, 388
@@ -93,13 +92,13 @@ def _black_white(pattern, size=32):
 
 def test_imagenet_p_flip_probability_and_top5_distance(tmp_path):
   root = tmp_path / 'p'
-  write_video(root / 'translate' / WNIDS[STINGRAY] / 'v1.mp4',
+  fx.write_video(root / 'translate' / WNIDS[STINGRAY] / 'v1.mp4',
               _black_white('WBBWWW'))
-  write_video(root / 'translate' / WNIDS[GOLDFINCH] / 'v2.mp4',
+  fx.write_video(root / 'translate' / WNIDS[GOLDFINCH] / 'v2.mp4',
               _black_white('WWWWWW'))
-  write_video(root / 'gaussian_noise' / WNIDS[STINGRAY] / 'v.mp4',
+  fx.write_video(root / 'gaussian_noise' / WNIDS[STINGRAY] / 'v.mp4',
               _black_white('WBWWBW'))
-  write_video(root / 'gaussian_noise_2' / WNIDS[STINGRAY] / 'v.mp4',
+  fx.write_video(root / 'gaussian_noise_2' / WNIDS[STINGRAY] / 'v.mp4',
               _black_white('WBBBBB'))
   classifier = fx.brightness_classifier()   # white -> class 0, black -> 9
   results = re_.evaluate_imagenet_p(classifier, str(root),
