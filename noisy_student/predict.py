@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from typing import Iterator, Optional, Sequence
 
 from absl import logging
@@ -99,6 +100,23 @@ def worker_count(total: int, total_replicas: int, worker_id: int) -> int:
   return len(range(worker_id, total, total_replicas))
 
 
+_STEPS = weakref.WeakKeyDictionary()
+
+
+def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy):
+  """One traced softmax step per (model, strategy), reused across shards."""
+  per_model = _STEPS.setdefault(model, {})
+  if id(strategy) not in per_model:
+    @tf.function
+    def step(batch):
+      def fn(inputs):
+        logits = tf.cast(model(inputs['image'], training=False), tf.float32)
+        return tf.nn.softmax(logits, -1), inputs['mask']
+      return strategy.run(fn, args=(batch,))
+    per_model[id(strategy)] = step
+  return per_model[id(strategy)]
+
+
 def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
                    files: Sequence[str], *, image_size: int, small_image: bool,
                    batch_size: int, total_replicas: int, worker_id: int,
@@ -126,13 +144,7 @@ def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
       tf.data.experimental.AutoShardPolicy.OFF)
   dist = strategy.experimental_distribute_dataset(dataset.with_options(options))
 
-  @tf.function
-  def step(batch):
-    def fn(inputs):
-      logits = tf.cast(model(inputs['image'], training=False), tf.float32)
-      return tf.nn.softmax(logits, -1), inputs['mask']
-    return strategy.run(fn, args=(batch,))
-
+  step = _predict_step(model, strategy)
   done, start = 0, time.time()
   for batch in dist:
     probs, mask = step(batch)

@@ -65,6 +65,21 @@ def resize_preprocess(image_size: int) -> PreprocessFn:
   return preprocess
 
 
+def eval_crop_preprocess(image_size: int) -> PreprocessFn:
+  """The standard evaluation preprocessing (centre crop with 32-pixel padding,
+  then the TF1 bicubic resize; `preprocessing.preprocess_for_eval`), used for
+  ImageNet-A as the original evaluation of ImageNet models."""
+  from noisy_student import preprocessing  # pylint: disable=g-import-not-at-top
+
+  def eval_crop(image: np.ndarray) -> np.ndarray:
+    return preprocessing.preprocess_for_eval(
+        tf.constant(np.asarray(image, np.uint8)), image_size,
+        small_image=False).numpy()
+
+  eval_crop.__name__ = f'centre crop (padding 32) + bicubic resize to {image_size}'
+  return eval_crop
+
+
 def decode_image_file(path: str) -> np.ndarray:
   """An image file -> uint8 [H, W, 3] (grayscale/alpha converted to RGB)."""
   with tf.io.gfile.GFile(path, 'rb') as f:

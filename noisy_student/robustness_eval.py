@@ -129,9 +129,11 @@ def evaluate_imagenet_a(classifier: Classifier, root: str, *,
   Args:
     classifier: a 1000-class ImageNet model.
     root: `<root>/<wnid>/*.jpg`.
-    preprocess_fn: default bicubic resize (the usual eval crop is the lead's
-      `preprocessing.preprocess_for_eval`, to be passed here).
+    preprocess_fn: default: the standard evaluation centre crop + bicubic
+      resize (`robustness_data.eval_crop_preprocess`).
   """
+  preprocess_fn = preprocess_fn or robustness_data.eval_crop_preprocess(
+      classifier.image_size)
   samples = robustness_data.imagenet_a_samples(root, _label_map(label_map))
   progress = progress_lib.Progress('imagenet_a',
                                    _count(len(samples), max_images))

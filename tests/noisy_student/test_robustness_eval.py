@@ -32,7 +32,8 @@ def test_imagenet_a_accuracy_uses_the_200_classes(tmp_path):
   results = re_.evaluate_imagenet_a(classifier, str(root), batch_size=2)
   assert results['top_1_accuracy'] == pytest.approx(2 / 3)
   assert results['num_images'] == 3 and results['benchmark'] == 'imagenet_a'
-  assert results['preprocess'] == 'bicubic resize to 32'
+  assert results['preprocess'] == ('centre crop (padding 32) + bicubic resize '
+                                   'to 32')  # the standard eval preprocessing
   # An injected preprocess_fn is used for every image and named in the JSON.
   calls = []
 
