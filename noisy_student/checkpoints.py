@@ -83,19 +83,22 @@ def restore_model_weights(model: keras.Model, path: str, *,
     efficientnet.load_tf1_checkpoint(model, prefix, use_ema=use_ema,
                                      scope=tf1_scope)
     return prefix
-  ema = ema_lib.ExponentialMovingAverage(ema_lib.model_ema_weights(model),
-                                         decay=0.5)
-  checkpoint = tf.train.Checkpoint(model=model, ema=ema)
+  names = [name for name, _ in tf.train.list_variables(prefix)]
+  has_ema = any(name.startswith('ema/') for name in names)
+  trackables = {'model': model}
+  if has_ema:
+    ema = ema_lib.ExponentialMovingAverage(ema_lib.model_ema_weights(model),
+                                           decay=0.5)
+    trackables['ema'] = ema
   try:
-    status = checkpoint.restore(prefix)
+    status = tf.train.Checkpoint(**trackables).restore(prefix)
     status.expect_partial()
     status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
+    first_line = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
     raise CheckpointError(
         f'{prefix}: does not fit the {model.name} model being loaded '
-        f'(check --model_name / model_config.json): {err}') from err
-  has_ema = any(name.startswith('ema/')
-                for name, _ in tf.train.list_variables(prefix))
+        f'(check --model_name / model_config.json): {first_line}') from err
   if use_ema and has_ema:
     ema.copy_to(ema_lib.model_ema_weights(model))
   return prefix

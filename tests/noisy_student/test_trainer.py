@@ -207,3 +207,25 @@ def test_teacher_on_the_fly_uses_unaugmented_view(digits_dir, tmp_path):
   teacher_logits = trainer.teacher(batch['unl_teacher_image'], training=False)
   targets = losses.teacher_targets_from_logits(teacher_logits, 10, 1.0, 0.1)
   np.testing.assert_allclose(targets.numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def test_without_ema_trains_evaluates_and_loads(digits_dir, tmp_path):
+  cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=10,
+                           train_changes=dict(moving_average_decay=0.0))
+  runner.write_model_config(cfg)
+  trainer = trainer_lib.Trainer(cfg, _default())
+  assert trainer.ema is None
+  trainer.train()
+  results = runner.evaluate(cfg, _default())
+  assert results['test']['num_images'] == 400
+  model = checkpoints.load_model(cfg.model_dir)  # use_ema: falls back to raw
+  for loaded, trained in zip(model.weights, trainer.model.weights):
+    np.testing.assert_array_equal(loaded.numpy(), trained.numpy())
+
+
+def test_wrong_architecture_error_names_checkpoint(digits_dir, tmp_path):
+  cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=10)
+  trainer_lib.Trainer(cfg, _default()).train()
+  wrong = helpers.tiny_model(width_coefficient=0.2)
+  with pytest.raises(checkpoints.CheckpointError, match='ckpt-10: does not fit'):
+    checkpoints.load_model(cfg.model_dir, wrong)
