@@ -13,7 +13,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / 'shared'
+# ../shared next to the checkout; NOISY_STUDENT_SHARED_DIR overrides it (e.g.
+# for a git worktree that lives elsewhere).
+SHARED_DIR = pathlib.Path(os.environ.get('NOISY_STUDENT_SHARED_DIR',
+                                         REPO_ROOT.parent / 'shared'))
 
 
 def shared_path(*parts: str) -> pathlib.Path:
