@@ -57,8 +57,10 @@ def _float_feature(values: Iterable[float]) -> tf.train.Feature:
 
 
 def _example(features: dict) -> bytes:
-  return tf.train.Example(
-      features=tf.train.Features(feature=features)).SerializeToString()
+  # deterministic=True sorts the feature map by key: without it the order
+  # (hence the bytes of a shard) can differ from one process to the next.
+  return tf.train.Example(features=tf.train.Features(
+      feature=features)).SerializeToString(deterministic=True)
 
 
 def serialize_labeled(encoded_image: bytes, label: int) -> bytes:
