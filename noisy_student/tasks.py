@@ -21,7 +21,7 @@ CIFAR10_MEAN_RGB = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
 CIFAR10_STDDEV_RGB = (0.2470 * 255, 0.2435 * 255, 0.2616 * 255)
 # scikit-learn digits as written by data/prepare_digits.py (32x32, gray->RGB),
 # measured over all 1,797 images.
-DIGITS_MEAN_RGB = (0.3047 * 255,) * 3
+DIGITS_MEAN_RGB = (0.3055 * 255,) * 3
 DIGITS_STDDEV_RGB = (0.3235 * 255,) * 3
 
 
