@@ -153,7 +153,7 @@ def test_jpeg_output_is_within_tolerance(raw, tmp_path):
   images, labels, _ = readback.read_split(str(out), 'test')
   source = raw[1]['test']
   diff = np.abs(np.stack(images).astype(int) - source['images']).mean()
-  assert 0 < diff < 2.0
+  assert 0 < diff < 3.0  # q100, 4:2:0 chroma, as the original
   assert labels == source['digits'].tolist()
 
 
