@@ -1,57 +1,60 @@
-"""A progress line (count, rate, ETA) for long data preparation loops."""
+"""A progress line for long loops: count / total, rate, ETA (absl logging)."""
 
 from __future__ import annotations
 
-import datetime
 import time
-from typing import Callable
 
 from absl import logging
 
 
-def format_progress(description: str, done: int, total: int, elapsed_s: float,
-                    unit: str = 'images') -> str:
-  """'train: 1,200/4,800 images (25.0%), 400 images/s, ETA 0:00:09'."""
-  rate = done / elapsed_s if elapsed_s > 0 else 0.0
-  percent = 100.0 * done / total if total else 100.0
-  if rate > 0 and total >= done:
-    eta = str(datetime.timedelta(seconds=round((total - done) / rate)))
-  else:
-    eta = '?'
-  return (f'{description}: {done:,}/{total:,} {unit} ({percent:.1f}%), '
-          f'{rate:,.0f} {unit}/s, ETA {eta}')
-
-
 class Progress:
-  """Logs a progress line at most every `interval_s` seconds, and at the end.
+  """Logs `label: done/total units, rate/s, ETA` at most every `every_s`.
 
-  Usage: `progress = Progress(n, 'train'); progress.update(k); progress.done()`.
+  Call `update(n)` after each piece of work and `finish()` at the end (which
+  always logs, with the elapsed time).
   """
 
-  def __init__(self, total: int, description: str, *, unit: str = 'images',
-               interval_s: float = 10.0,
-               log_fn: Callable[[str], None] = logging.info,
-               clock: Callable[[], float] = time.monotonic):
-    self.total = total
-    self.description = description
+  def __init__(self, label: str, total: int, unit: str = 'images',
+               every_s: float = 10.0):
+    self.label = label
+    self.total = int(total)
     self.unit = unit
-    self.count = 0
-    self._interval_s = interval_s
-    self._log_fn = log_fn
-    self._clock = clock
-    self._start = clock()
-    self._last = self._start
+    self.every_s = every_s
+    self.done = 0
+    self.start = time.time()
+    self._last = self.start
 
-  def update(self, n: int = 1) -> None:
-    self.count += n
-    now = self._clock()
-    if now - self._last >= self._interval_s:
+  @property
+  def elapsed(self) -> float:
+    return time.time() - self.start
+
+  def _line(self) -> str:
+    rate = self.done / max(self.elapsed, 1e-9)
+    eta = (self.total - self.done) / rate if rate > 0 else float('inf')
+    return (f'{self.label}: {self.done}/{self.total} {self.unit}, '
+            f'{rate:.1f} {self.unit}/s, ETA {_clock(eta)}')
+
+  def update(self, n: int = 1, note: str = '') -> None:
+    self.done += int(n)
+    now = time.time()
+    if now - self._last >= self.every_s:
       self._last = now
-      self._log_fn(self.line())
+      logging.info('%s%s', self._line(), f' ({note})' if note else '')
 
-  def line(self) -> str:
-    return format_progress(self.description, self.count, self.total,
-                           self._clock() - self._start, self.unit)
+  def finish(self) -> float:
+    """Logs the final line; returns the elapsed seconds."""
+    elapsed = self.elapsed
+    logging.info('%s: %d %s in %s', self.label, self.done, self.unit,
+                 _clock(elapsed))
+    return elapsed
 
-  def done(self) -> None:
-    self._log_fn(self.line())
+
+def _clock(seconds: float) -> str:
+  if seconds == float('inf'):
+    return '?'
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f'{seconds}s'
+  if seconds < 3600:
+    return f'{seconds // 60}m{seconds % 60:02d}s'
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'

@@ -1,0 +1,34 @@
+"""EfficientNet-B0..B7 and L0..L2 for Keras 3, with original-checkpoint loading.
+
+  import efficientnet
+  model = efficientnet.build_model('efficientnet-b0')   # 0-255 images -> logits
+  efficientnet.load_tf1_checkpoint(model, '/ckpts/efficientnet-b0/model.ckpt')
+
+Importing the package registers its custom Keras objects, which is all
+`keras.models.load_model('model.keras')` needs.
+"""
+
+from efficientnet.layers import BATCH_NORM_EPSILON
+from efficientnet.layers import BATCH_NORM_MOMENTUM
+from efficientnet.layers import drop_path
+from efficientnet.layers import StochasticDepth
+from efficientnet.model import build_model
+from efficientnet.model import DEFAULT_STOCHASTIC_DEPTH_RATE
+from efficientnet.model import IMAGENET_MEAN_RGB
+from efficientnet.model import IMAGENET_STDDEV_RGB
+from efficientnet.params import default_image_size
+from efficientnet.params import get_spec
+from efficientnet.params import list_models
+from efficientnet.params import ModelSpec
+from efficientnet.tf1_checkpoint import load_tf1_checkpoint
+from efficientnet.tf1_checkpoint import save_tf1_checkpoint
+from efficientnet.tf1_checkpoint import tf1_variable_map
+
+__all__ = [
+    'BATCH_NORM_EPSILON', 'BATCH_NORM_MOMENTUM',
+    'DEFAULT_STOCHASTIC_DEPTH_RATE',
+    'IMAGENET_MEAN_RGB', 'IMAGENET_STDDEV_RGB', 'ModelSpec', 'StochasticDepth',
+    'build_model', 'default_image_size', 'drop_path', 'get_spec',
+    'list_models', 'load_tf1_checkpoint', 'save_tf1_checkpoint',
+    'tf1_variable_map',
+]

@@ -1,0 +1,349 @@
+r"""Throughput benchmarks: our loop vs model.fit, predict, input, FLOPs.
+
+  python -m benchmarks.benchmark                      # everything, this machine
+  python -m benchmarks.benchmark --sizes=32 --steps=30 --skip_filter
+
+Prints one markdown table (and writes it, plus JSON, to --output_dir):
+* training images/s of EfficientNet-B0 in our loop (noisy_student.trainer,
+  RMSProp + EMA + weight decay, `iterations_per_loop` steps per tf.function)
+  vs the plain Keras way, `model.fit` on the same network, data pipeline,
+  batch, optimizer and device; at 224 also keras.applications.EfficientNetB0;
+  the ratio is measured in the same run. Variants: XLA (`--jit_compile`) and
+  mixed bfloat16, when asked for;
+* prediction (pseudo-labeling) images/s of our predict path vs model.predict;
+* images/s of the training input pipeline with RandAugment and its ratio to
+  what training consumes;
+* filter_unlabel records/s and peak memory (benchmarks/filter_benchmark.py,
+  each size in a fresh process);
+* forward FLOPs per image (counted from the layers: 2 x multiply-adds of
+  convolutions and dense layers), achieved training FLOP/s (3 x forward) and
+  the machine's measured float32 matmul peak.
+Timings exclude tracing: every measurement runs warm-up steps first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Sequence
+
+from absl import app
+from absl import flags
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from data import image_codec  # noqa: E402
+from data import prepare_digits  # noqa: E402
+from data import records  # noqa: E402
+from data import writers  # noqa: E402
+from noisy_student import config as config_lib  # noqa: E402
+from noisy_student import input_pipeline  # noqa: E402
+from noisy_student import optimizers  # noqa: E402
+from noisy_student import predict as predict_lib  # noqa: E402
+from noisy_student import tasks  # noqa: E402
+from noisy_student import trainer as trainer_lib  # noqa: E402
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('sizes', ['32', '224'], 'Image sizes (32 = small-image model).')
+flags.DEFINE_integer('batch_size', 32, 'Training batch (global).')
+flags.DEFINE_integer('steps', 20, 'Timed training steps per row.')
+flags.DEFINE_integer('warmup_steps', 5, 'Untimed steps before each row.')
+flags.DEFINE_list('variants', ['xla'],
+                  'Extra rows of our loop: xla (jit_compile), bfloat16.')
+flags.DEFINE_integer('predict_images', 512, 'Images for the predict rows.')
+flags.DEFINE_integer('input_batches', 30, 'Batches timed for the input rows.')
+flags.DEFINE_list('filter_records', ['100000', '1000000'],
+                  'Record counts for filter_unlabel (fresh process each).')
+flags.DEFINE_bool('skip_filter', False, 'Skip the filter_unlabel rows.')
+flags.DEFINE_string('output_dir', 'benchmark_results', 'Where table and JSON go.')
+
+
+@dataclasses.dataclass
+class Row:
+  what: str
+  value: str
+  note: str = ''
+
+
+def _data_dir(root: str, size: int) -> str:
+  """Labeled TFRecords: the digits at 32, real photos (256x256 JPEG) at 224."""
+  if size == 32:
+    out = os.path.join(root, 'digits')
+    prepare_digits.prepare_digits(out)
+    return out
+  import skimage.data  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out = os.path.join(root, 'photos')
+  photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.rocket(),
+            skimage.data.astronaut()]
+  rng = np.random.default_rng(0)
+  recs = []
+  for i in range(256):
+    photo = photos[i % len(photos)]
+    h, w = photo.shape[:2]
+    top, left = rng.integers(0, h - 200), rng.integers(0, w - 200)
+    crop = np.ascontiguousarray(photo[top:top + 200, left:left + 200, :3])
+    image = np.asarray(Image.fromarray(crop).resize((256, 256)))
+    recs.append(records.serialize_labeled(image_codec.encode(image, 'jpeg', 90),
+                                          i % 10))
+  writers.write_sharded(recs, out, 'train', 4)
+  writers.write_sharded(recs[:64], out, 'test', 1)
+  return out
+
+
+def _model(size: int) -> config_lib.ModelConfig:
+  task = tasks.get_task('digits' if size == 32 else 'imagenet')
+  return config_lib.ModelConfig(
+      model_name='efficientnet-b0', num_classes=10, image_size=size,
+      small_image=size == 32, mean_rgb=tuple(task.mean_rgb),
+      stddev_rgb=tuple(task.stddev_rgb))
+
+
+def _experiment(root: str, data_dir: str, size: int, steps: int, *,
+                jit: bool = False, precision: str = 'float32'
+                ) -> config_lib.ExperimentConfig:
+  data = config_lib.DataConfig(
+      label_data_dir=data_dir, image_size=size, small_image=size == 32,
+      flip=False, num_classes=10, use_cache=True)
+  train = config_lib.TrainConfig(
+      train_steps=steps, train_last_step_num=steps,
+      train_batch_size=FLAGS.batch_size, num_train_images=1000,
+      iterations_per_loop=max(steps, 1), save_checkpoints_steps=10 ** 9,
+      keep_checkpoint_max=1, jit_compile=jit, mixed_precision=precision)
+  return config_lib.ExperimentConfig(
+      model_dir=tempfile.mkdtemp(dir=root), model=_model(size), data=data,
+      train=train)
+
+
+def _fit_dataset(cfg: config_lib.ExperimentConfig) -> tf.data.Dataset:
+  dataset = input_pipeline.make_train_dataset(
+      cfg.data, labeled_batch=FLAGS.batch_size, unlabeled_batch=0)
+  return dataset.map(lambda d: (d['image'], tf.one_hot(d['label'], 10)))
+
+
+def time_our_loop(root, data_dir, size, *, jit=False, precision='float32') -> float:
+  """Images/s of Trainer.train over FLAGS.steps steps after the warm-up."""
+  keras.backend.clear_session()
+  warm, steps = FLAGS.warmup_steps, FLAGS.steps
+  cfg = _experiment(root, data_dir, size, warm + steps, jit=jit,
+                    precision=precision)
+  cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+      cfg.train, iterations_per_loop=steps))
+  trainer = trainer_lib.Trainer(cfg, tf.distribute.get_strategy())
+  trainer.train(until_step=warm)  # traces the loop for `warm` steps...
+  trainer.train(until_step=warm + 1)  # ...and retrace-free afterwards
+  start = time.perf_counter()
+  trainer.train(until_step=warm + 1 + steps)
+  return steps * FLAGS.batch_size / (time.perf_counter() - start)
+
+
+def _fit_images_per_second(model, dataset) -> float:
+  model.compile(optimizer=optimizers.build_optimizer(0.01),
+                loss=keras.losses.CategoricalCrossentropy(
+                    from_logits=True, label_smoothing=0.1))
+  model.fit(dataset, steps_per_epoch=FLAGS.warmup_steps, epochs=1, verbose=0)
+  start = time.perf_counter()
+  model.fit(dataset, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
+  return FLAGS.steps * FLAGS.batch_size / (time.perf_counter() - start)
+
+
+def time_fit(root, data_dir, size) -> float:
+  keras.backend.clear_session()
+  cfg = _experiment(root, data_dir, size, 1)
+  return _fit_images_per_second(cfg.model.build(), _fit_dataset(cfg))
+
+
+def time_keras_applications_fit(root, data_dir, size) -> float:
+  keras.backend.clear_session()
+  cfg = _experiment(root, data_dir, size, 1)
+  model = keras.applications.EfficientNetB0(
+      weights=None, input_shape=(size, size, 3), classes=10,
+      classifier_activation=None)
+  return _fit_images_per_second(model, _fit_dataset(cfg))
+
+
+def time_predict(data_dir, size) -> tuple[float, float]:
+  """(our predict path, model.predict) images/s on the same TFRecord files."""
+  keras.backend.clear_session()
+  model = _model(size).build()
+  files = input_pipeline.list_files(data_dir, ['train'])
+  count = min(FLAGS.predict_images, input_pipeline.count_examples(files))
+  strategy = tf.distribute.get_strategy()
+
+  def ours():
+    rows = predict_lib._probabilities(  # pylint: disable=protected-access
+        model, strategy, files, image_size=size, small_image=size == 32,
+        batch_size=64, total_replicas=1, worker_id=0,
+        num_examples=input_pipeline.count_examples(files), label='benchmark')
+    done = 0
+    for batch in rows:
+      done += len(batch)
+      if done >= count:
+        break
+    return done
+
+  def keras_predict():
+    dataset = input_pipeline.make_eval_dataset(
+        files, image_size=size, small_image=size == 32, global_batch=64,
+        labeled=True).map(lambda d: d['image']).take(count // 64)
+    return len(model.predict(dataset, verbose=0))
+
+  results = []
+  for fn in (ours, keras_predict):
+    fn()  # warm-up / tracing
+    start = time.perf_counter()
+    done = fn()
+    results.append(done / (time.perf_counter() - start))
+  return tuple(results)
+
+
+def time_input(data_dir, size, magnitude: int) -> float:
+  cfg = config_lib.DataConfig(
+      label_data_dir=data_dir, image_size=size, small_image=size == 32,
+      flip=size != 32, num_classes=10, augment_name='v1',
+      randaug_magnitude=magnitude)
+  iterator = iter(input_pipeline.make_train_dataset(
+      cfg, labeled_batch=128, unlabeled_batch=0))
+  for _ in range(5):
+    next(iterator)
+  start = time.perf_counter()
+  for _ in range(FLAGS.input_batches):
+    next(iterator)
+  return FLAGS.input_batches * 128 / (time.perf_counter() - start)
+
+
+def forward_flops(model: keras.Model) -> int:
+  """2 x multiply-adds of Conv2D, DepthwiseConv2D and Dense layers, per image."""
+  total = 0
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if not layer.built or not hasattr(layer, 'kernel'):
+      continue
+    try:
+      out_shape = layer.output.shape
+    except (AttributeError, ValueError):
+      continue
+    kernel = layer.kernel.shape
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+      total += 2 * out_shape[1] * out_shape[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3]
+    elif isinstance(layer, keras.layers.Conv2D):
+      total += 2 * int(np.prod(out_shape[1:3])) * int(np.prod(kernel))
+    elif isinstance(layer, keras.layers.Dense):
+      total += 2 * int(np.prod(kernel))
+  return int(total)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+  """Measured float32 matmul FLOP/s of this machine (best of `repeats`)."""
+  a = tf.random.normal([n, n])
+  b = tf.random.normal([n, n])
+  fn = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+  fn()
+  best = min(_timed(fn) for _ in range(repeats))
+  return 2.0 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+  start = time.perf_counter()
+  fn().numpy()
+  return time.perf_counter() - start
+
+
+def filter_rows() -> list[Row]:
+  rows = []
+  script = os.path.join(os.path.dirname(__file__), 'filter_benchmark.py')
+  if not os.path.exists(script):
+    return [Row('filter_unlabel', 'n/a', 'benchmarks/filter_benchmark.py missing')]
+  for count in FLAGS.filter_records:
+    result = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.filter_benchmark',
+         f'--num_records={count}', '--json'], capture_output=True, text=True)
+    if result.returncode:
+      rows.append(Row(f'filter_unlabel {count} records', 'failed',
+                      result.stderr.strip().splitlines()[-1][:120]))
+      continue
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    rows.append(Row(f'filter_unlabel, {int(count):,} records',
+                    f'{stats["records_per_sec"]:,.0f} records/s',
+                    f'peak memory {stats["peak_rss_mb"]:.0f} MB'))
+  return rows
+
+
+def run() -> list[Row]:
+  rows = []
+  root = tempfile.mkdtemp(prefix='ns_benchmark_')
+  peak = matmul_peak()
+  rows.append(Row('float32 matmul peak (2048x2048)', f'{peak / 1e9:.1f} GFLOP/s'))
+  for size in (int(s) for s in FLAGS.sizes):
+    data_dir = _data_dir(root, size)
+    label = f'{size}x{size}' + (' small-image' if size == 32 else '')
+    ours = time_our_loop(root, data_dir, size)
+    fit = time_fit(root, data_dir, size)
+    rows.append(Row(f'train B0 {label}: our loop', f'{ours:.1f} img/s',
+                    f'batch {FLAGS.batch_size}'))
+    rows.append(Row(f'train B0 {label}: model.fit (same network)',
+                    f'{fit:.1f} img/s', f'ours / fit = {ours / fit:.2f}'))
+    if size != 32:
+      apps = time_keras_applications_fit(root, data_dir, size)
+      rows.append(Row(f'train B0 {label}: keras.applications B0 model.fit',
+                      f'{apps:.1f} img/s', f'ours / fit = {ours / apps:.2f}'))
+    for variant in FLAGS.variants:
+      try:
+        value = time_our_loop(root, data_dir, size, jit=variant == 'xla',
+                              precision='bfloat16' if variant == 'bfloat16'
+                              else 'float32')
+        rows.append(Row(f'train B0 {label}: our loop + {variant}',
+                        f'{value:.1f} img/s', f'x{value / ours:.2f} vs float32'))
+      except Exception as err:  # pylint: disable=broad-except
+        rows.append(Row(f'train B0 {label}: our loop + {variant}', 'failed',
+                        f'{type(err).__name__}'))
+    flops = forward_flops(_model(size).build())
+    rows.append(Row(f'B0 {label}: forward FLOPs / image',
+                    f'{flops / 1e6:.1f} MFLOP',
+                    f'training ~{3 * flops * ours / 1e9:.1f} GFLOP/s achieved '
+                    f'= {100 * 3 * flops * ours / peak:.0f}% of matmul peak'))
+    ours_p, keras_p = time_predict(data_dir, size)
+    rows.append(Row(f'predict B0 {label}: our predict path',
+                    f'{ours_p:.1f} img/s',
+                    f'model.predict {keras_p:.1f} img/s, ratio {ours_p / keras_p:.2f}'))
+    for magnitude in (5, 27):
+      value = time_input(data_dir, size, magnitude)
+      rows.append(Row(f'input {label}: decode + RandAugment M={magnitude}',
+                      f'{value:.0f} img/s',
+                      f'{value / ours:.1f}x what our loop consumes'))
+  if not FLAGS.skip_filter:
+    rows.extend(filter_rows())
+  return rows
+
+
+def markdown(rows: Sequence[Row]) -> str:
+  head = (f'Machine: {platform.processor() or platform.machine()}, '
+          f'{os.cpu_count()} CPUs, TensorFlow {tf.__version__}, GPUs: '
+          f'{len(tf.config.list_physical_devices("GPU"))}\n\n'
+          '| measurement | result | note |\n|---|---|---|\n')
+  return head + '\n'.join(f'| {r.what} | {r.value} | {r.note} |' for r in rows) + '\n'
+
+
+def main(argv):
+  del argv
+  rows = run()
+  table = markdown(rows)
+  print(table)
+  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  writers.write_text(os.path.join(FLAGS.output_dir, 'benchmark.md'), table)
+  writers.write_json(os.path.join(FLAGS.output_dir, 'benchmark.json'),
+                     [dataclasses.asdict(r) for r in rows])
+
+
+if __name__ == '__main__':
+  app.run(main)

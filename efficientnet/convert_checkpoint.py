@@ -1,0 +1,176 @@
+r"""Converts an original TF1 EfficientNet checkpoint into a `.keras` file.
+
+  python -m efficientnet.convert_checkpoint \
+    --model_name=efficientnet-b0 \
+    --checkpoint=/ckpts/noisy_student_efficientnet-b0/model.ckpt \
+    --output=/models/noisy_student_efficientnet-b0.keras
+
+The `.keras` model maps float 0-255 images to logits and normalises with
+--mean_rgb/--stddev_rgb inside (ImageNet statistics by default; `none` for
+none). Load it with `import efficientnet; keras.models.load_model(path)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from typing import Optional
+
+from absl import app
+from absl import flags
+
+from efficientnet import model as model_lib
+from efficientnet import params
+from efficientnet import tf1_checkpoint
+
+_IMAGENET_MEAN = ','.join(f'{v:g}' for v in model_lib.IMAGENET_MEAN_RGB)
+_IMAGENET_STDDEV = ','.join(f'{v:g}' for v in model_lib.IMAGENET_STDDEV_RGB)
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines this binary's flags on `flag_values`.
+
+  Called only when the module runs as a binary, so importing it (tests, or
+  a process whose other binaries use the same flag names) defines nothing.
+  """
+  def define(kind, name, default, help_text):
+    getattr(flags, f'DEFINE_{kind}')(name, default, help_text,
+                                     flag_values=flag_values)
+
+  define('string', 'model_name', None,
+         f'EfficientNet size, one of {params.list_models()}.')
+  define('string', 'checkpoint', None,
+         'TF1 checkpoint prefix (.../model.ckpt) or a directory with a '
+         '`checkpoint` state file.')
+  define('string', 'output', None,
+         'Where to write the model; must end in .keras. Written atomically.')
+  define('integer', 'num_classes', 1000, 'Classes of the checkpoint head.')
+  define('integer', 'image_size', None,
+         'Input size of the saved model in pixels; default: the model\'s eval '
+         'resolution (32 with --small_image). Weights do not depend on it.')
+  define('bool', 'small_image', False,
+         'The 32x32 small-image variant (noisystudent --small_image_model).')
+  define('bool', 'use_ema', True,
+         'Load the /ExponentialMovingAverage shadows when present.')
+  define('string', 'scope', None,
+         'TF1 variable scope, e.g. teacher_model/efficientnet-b7; default: '
+         'detected from the checkpoint.')
+  define('string', 'mean_rgb', _IMAGENET_MEAN,
+         'Comma-separated R,G,B means on 0-255 pixels, applied inside the '
+         'model; "none" for no normalisation.')
+  define('string', 'stddev_rgb', _IMAGENET_STDDEV,
+         'Comma-separated R,G,B standard deviations on 0-255 pixels; "none" '
+         'together with --mean_rgb=none.')
+  define('float', 'width_coefficient', None,
+         'Override the width coefficient of --model_name (custom sizes).')
+  define('float', 'depth_coefficient', None,
+         'Override the depth coefficient of --model_name (custom sizes).')
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+  """Arguments of `convert` (see the flags of the same names)."""
+  model_name: str
+  checkpoint: str
+  output: str
+  num_classes: int = 1000
+  image_size: Optional[int] = None
+  small_image: bool = False
+  use_ema: bool = True
+  scope: Optional[str] = None
+  mean_rgb: Optional[tuple[float, float, float]] = model_lib.IMAGENET_MEAN_RGB
+  stddev_rgb: Optional[tuple[float, float, float]] = (
+      model_lib.IMAGENET_STDDEV_RGB)
+  width_coefficient: Optional[float] = None
+  depth_coefficient: Optional[float] = None
+
+
+def parse_rgb(value: str, flag: str) -> Optional[tuple[float, float, float]]:
+  """'123.7,116.3,103.5' -> a 3-tuple; 'none' -> None."""
+  if value.strip().lower() == 'none':
+    return None
+  try:
+    values = tuple(float(v) for v in value.split(','))
+  except ValueError:
+    values = ()
+  if len(values) != 3:
+    raise app.UsageError(f'--{flag} must be three comma-separated numbers or '
+                         f'"none", received: {value!r}')
+  return values
+
+
+def config_from_flags(values: flags.FlagValues) -> ConvertConfig:
+  """Validates the flags; errors name the flag and the value received."""
+  for name in ('model_name', 'checkpoint', 'output'):
+    if not values[name].value:
+      raise app.UsageError(f'--{name} is required')
+  try:
+    params.get_spec(values.model_name)
+  except ValueError as e:
+    raise app.UsageError(f'--model_name: {e}') from None
+  if not values.output.endswith('.keras'):
+    raise app.UsageError(f'--output must end in .keras, received: '
+                         f'{values.output!r}')
+  mean = parse_rgb(values.mean_rgb, 'mean_rgb')
+  stddev = parse_rgb(values.stddev_rgb, 'stddev_rgb')
+  if (mean is None) != (stddev is None):
+    raise app.UsageError('--mean_rgb and --stddev_rgb must both be numbers '
+                         f'or both "none", received: {values.mean_rgb!r}, '
+                         f'{values.stddev_rgb!r}')
+  return ConvertConfig(
+      model_name=values.model_name, checkpoint=values.checkpoint,
+      output=values.output, num_classes=values.num_classes,
+      image_size=values.image_size, small_image=values.small_image,
+      use_ema=values.use_ema, scope=values.scope, mean_rgb=mean,
+      stddev_rgb=stddev, width_coefficient=values.width_coefficient,
+      depth_coefficient=values.depth_coefficient)
+
+
+def convert(config: ConvertConfig) -> tf1_checkpoint.LoadReport:
+  """Builds the model, loads the TF1 checkpoint, writes `config.output`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  start = time.time()
+  image_size = config.image_size
+  if image_size is None and not config.small_image:
+    image_size = params.default_image_size(config.model_name, for_eval=True)
+  model = model_lib.build_model(
+      config.model_name, config.num_classes, image_size,
+      small_image=config.small_image, mean_rgb=config.mean_rgb,
+      stddev_rgb=config.stddev_rgb,
+      width_coefficient=config.width_coefficient,
+      depth_coefficient=config.depth_coefficient)
+  print(f'built {model.name} ({model.count_params():,} weights, input '
+        f'{model.input_shape[1]}px) in {time.time() - start:.1f}s', flush=True)
+  report = tf1_checkpoint.load_tf1_checkpoint(
+      model, config.checkpoint, use_ema=config.use_ema, scope=config.scope)
+  print(report, flush=True)
+
+  directory, base = os.path.split(config.output)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  tmp = os.path.join(directory, f'.{base[:-len(".keras")]}.tmp-'
+                     f'{uuid.uuid4().hex[:8]}.keras')
+  try:
+    model.save(tmp)
+    tf.io.gfile.rename(tmp, config.output, overwrite=True)
+  finally:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+  size_mb = tf.io.gfile.stat(config.output).length / 2**20
+  print(f'wrote {config.output} ({size_mb:.1f} MiB) in '
+        f'{time.time() - start:.1f}s total', flush=True)
+  return report
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  convert(config_from_flags(flags.FLAGS))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

@@ -1,0 +1,79 @@
+"""Small builders shared by the training tests: a tiny EfficientNet, digits data."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from noisy_student import config as config_lib
+from noisy_student import tasks
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIGITS = tasks.get_task('digits')
+
+# A real EfficientNet-B0 small-image network scaled down (7 blocks, 8-16
+# channels) so that a training step takes milliseconds on a CPU.
+TINY_OVERRIDES = dict(width_coefficient=0.1, depth_coefficient=0.1)
+
+
+def tiny_model(**changes) -> config_lib.ModelConfig:
+  base = config_lib.ModelConfig(
+      model_name='efficientnet-b0', num_classes=10, image_size=32,
+      small_image=True, mean_rgb=DIGITS.mean_rgb, stddev_rgb=DIGITS.stddev_rgb,
+      dropout_rate=0.1, stochastic_depth_rate=0.2, **TINY_OVERRIDES)
+  return dataclasses.replace(base, **changes)
+
+
+def digits_data(directory: str) -> str:
+  """Writes the bundled digits TFRecords (idempotent); returns the folder."""
+  from data import prepare_digits  # pylint: disable=g-import-not-at-top
+  prepare_digits.prepare_digits(directory)
+  return directory
+
+
+def experiment(model_dir: str, data_dir: str, *, steps: int = 20,
+               batch: int = 16, model=None, data_changes=None,
+               train_changes=None, **changes) -> config_lib.ExperimentConfig:
+  """A small digits experiment; `*_changes` replace fields of the sub-configs."""
+  model = model or tiny_model()
+  data = config_lib.DataConfig(
+      label_data_dir=data_dir, image_size=32, small_image=True, flip=False,
+      num_classes=10, deterministic=True, use_cache=True, shuffle_buffer=512)
+  if data_changes:
+    data = dataclasses.replace(data, **data_changes)
+  train = config_lib.TrainConfig(
+      train_steps=steps, train_last_step_num=steps, train_batch_size=batch,
+      eval_batch_size=64, num_train_images=DIGITS.num_train_images,
+      iterations_per_loop=10, save_checkpoints_steps=10,
+      base_learning_rate=0.064, weight_decay=1e-5, moving_average_decay=0.99)
+  if train_changes:
+    train = dataclasses.replace(train, **train_changes)
+  return config_lib.ExperimentConfig(model_dir=model_dir, model=model,
+                                     data=data, train=train, **changes)
+
+
+def main_flags(data_dir: str, model_dir: str, *extra: str, steps: int = 20):
+  """Command line of `python -m noisy_student.main` for a tiny digits run."""
+  return [
+      sys.executable, '-m', 'noisy_student.main', '--task_name=digits',
+      '--use_tpu=false', '--use_bfloat16=false',
+      f'--label_data_dir={data_dir}', f'--model_dir={model_dir}',
+      f'--train_steps={steps}', '--train_batch_size=16',
+      '--iterations_per_loop=5', '--save_checkpoints_steps=5',
+      '--base_learning_rate=0.064', '--moving_average_decay=0.99',
+      '--width_coefficient=0.1', '--depth_coefficient=0.1',
+      '--eval_batch_size=64', *extra]
+
+
+def run(cmd, timeout=600, env=None, check=True) -> subprocess.CompletedProcess:
+  """Runs a command from the repo root; on failure the error shows its output."""
+  full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
+  full_env.update(env or {})
+  result = subprocess.run(cmd, cwd=REPO_ROOT, env=full_env, timeout=timeout,
+                          capture_output=True, text=True)
+  if check and result.returncode != 0:
+    raise AssertionError(f'{cmd} failed ({result.returncode}):\n'
+                         f'{result.stdout[-3000:]}\n{result.stderr[-6000:]}')
+  return result
