@@ -229,7 +229,7 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
     extra_info: more top-level fields for `dataset_info.json`.
     overwrite: rewrite every shard, and delete shards of these splits that
       have another shard count.
-    log_fn: receives progress lines and notes.
+    log_fn: receives notes (the progress line goes to absl logging).
 
   Returns:
     The info dict as written, plus 'shards_written' and 'shards_kept'.
@@ -276,8 +276,7 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
         if total != split.num_shards:
           log_fn(f'removing {path} (another shard count)')
           tf.io.gfile.remove(path)
-    progress = progress_lib.Progress(split.num_examples, split.name,
-                                     log_fn=log_fn)
+    progress = progress_lib.Progress(split.name, split.num_examples)
     paths = writers.shard_paths(directory, split.name, split.num_shards)
     bounds = writers.shard_bounds(split.num_examples, split.num_shards)
     for path, (start, end) in zip(paths, bounds):
@@ -288,7 +287,7 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
       writers.write_records(path, _serialized(split, start, end, image_format,
                                               jpeg_quality, progress))
       written += 1
-    progress.done()
+    progress.finish()
   info['complete'] = True
   writers.write_json(info_path, info)
   log_fn(f'{output_dir}: {written} shards written, {kept} kept')

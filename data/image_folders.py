@@ -1,92 +1,34 @@
-"""Finding images on disk: class-folder trees, flat folders and label maps.
+"""Finding images on disk: class-folder trees and flat folders.
 
-A labeled tree has one folder per class (ImageNet: `n01440764/*.JPEG`); the
-class order comes from a label map, or from the sorted folder names. A label
-map is either the Keras/PyTorch `imagenet_class_index.json` format
-(`{"0": ["n01440764", "tench"], ...}`, or `{"0": "n01440764", ...}`) or a text
-file with one folder name per line in class order (a line
-`n01440764 tench, Tinca tinca`, as in ImageNet's LOC_synset_mapping.txt, uses
-its leading WordNet id).
+A labeled tree has one folder per class (ImageNet: `n01440764/*.JPEG`). The
+class of a folder comes from a `data.label_maps.LabelMap` ('imagenet', the
+built-in 1000 wnids; 'numeric', folder name = class; a .txt file with one
+folder name per line; a .json file in the imagenet_class_index.json format),
+or, without one, from the position of the folder name in sorted order.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import re
+
+from data import label_maps
 
 IMAGE_EXTENSIONS = frozenset({
     '.jpg', '.jpeg', '.jpe', '.png', '.gif', '.bmp', '.tif', '.tiff', '.webp',
     '.ppm', '.pgm'})
-_WNID_LINE = re.compile(r'^(n\d{8})\s')
 
 
 class ImageTreeError(ValueError):
   """An input folder or label map cannot be used; names the path at fault."""
 
 
-def read_label_map(path: str) -> list[str]:
-  """Folder names in class order (index i is class i, 0-based).
-
-  Raises:
-    ImageTreeError: naming `path` for a missing, malformed or non-contiguous
-      map, or a folder name listed twice.
-  """
-  if not os.path.isfile(path):
-    raise ImageTreeError(f'--label_map={path}: file not found')
-  with open(path, encoding='utf-8') as f:
-    text = f.read()
-  if text.lstrip().startswith(('{', '[')):
-    names = _json_label_map(path, text)
-  else:
-    names = []
-    for line in text.splitlines():
-      line = line.strip()
-      if line:
-        match = _WNID_LINE.match(line)
-        names.append(match.group(1) if match else line)
-  if not names:
-    raise ImageTreeError(f'--label_map={path}: no classes in the file')
-  seen = {}
-  for index, name in enumerate(names):
-    if name in seen:
-      raise ImageTreeError(f'--label_map={path}: folder {name!r} is listed '
-                           f'twice (classes {seen[name]} and {index})')
-    seen[name] = index
-  return names
-
-
-def _json_label_map(path: str, text: str) -> list[str]:
+def load_label_map(spec: str) -> label_maps.LabelMap:
+  """label_maps.load_label_map, with errors naming the --label_map flag."""
   try:
-    data = json.loads(text)
-  except json.JSONDecodeError as err:
-    raise ImageTreeError(f'--label_map={path}: invalid JSON ({err})') from err
-  if isinstance(data, list):
-    entries = dict(enumerate(data))
-  elif isinstance(data, dict):
-    try:
-      entries = {int(k): v for k, v in data.items()}
-    except ValueError:
-      raise ImageTreeError(
-          f'--label_map={path}: keys must be class indices ("0", "1", ...), '
-          f'found e.g. {next(iter(data))!r}') from None
-  else:
-    raise ImageTreeError(f'--label_map={path}: expected a JSON object')
-  if sorted(entries) != list(range(len(entries))):
-    raise ImageTreeError(f'--label_map={path}: class indices must be 0..'
-                         f'{len(entries) - 1} without gaps')
-  names = []
-  for index in range(len(entries)):
-    value = entries[index]
-    if isinstance(value, list) and value and isinstance(value[0], str):
-      value = value[0]
-    if not isinstance(value, str):
-      raise ImageTreeError(
-          f'--label_map={path}: class {index} must map to a folder name or a '
-          f'[folder, description] list, found {value!r}')
-    names.append(value)
-  return names
+    return label_maps.load_label_map(spec)
+  except (ValueError, FileNotFoundError) as err:
+    raise ImageTreeError(f'--label_map={spec}: {err}') from err
 
 
 def _is_hidden(name: str) -> bool:
@@ -148,18 +90,41 @@ def list_unlabeled(input_dir: str) -> Listing:
   return Listing([(path, None) for path in images], [], others, [])
 
 
-def list_labeled(input_dir: str, class_names: list[str] | None = None
-                 ) -> Listing:
+def _folder_classes(input_dir: str, folders: list[str],
+                    label_map: label_maps.LabelMap | None
+                    ) -> tuple[dict[str, int], list[str]]:
+  """({folder: class}, class names) for the class folders of `input_dir`."""
+  if label_map is None:
+    return {name: i for i, name in enumerate(folders)}, list(folders)
+  if label_map.names is None:  # 'numeric'
+    unknown = [name for name in folders if not name.isdigit()]
+  else:
+    known = set(label_map.names)
+    unknown = [name for name in folders if name not in known]
+  if unknown:
+    raise ImageTreeError(
+        f'--input_dir={input_dir}: {len(unknown)} folders are not in the '
+        f'label map {label_map.spec!r}: {", ".join(unknown[:10])}'
+        + (' ...' if len(unknown) > 10 else ''))
+  classes = {name: label_map.label(name) for name in folders}
+  if label_map.names is None:
+    names = [str(i) for i in range(max(classes.values()) + 1)]
+  else:
+    names = list(label_map.names)
+  return classes, names
+
+
+def list_labeled(input_dir: str,
+                 label_map: label_maps.LabelMap | None = None) -> Listing:
   """Images of a class-folder tree, labeled by folder.
 
   Args:
     input_dir: folder holding one subfolder per class.
-    class_names: folder name per class (from a label map); None uses the
-      sorted subfolder names.
+    label_map: folder name -> class; None uses the sorted subfolder names.
 
   Raises:
     ImageTreeError: `input_dir` has no class folders, image files outside the
-      class folders, or folders that are not in `class_names`.
+      class folders, or folders that the label map does not know.
   """
   _check_dir(input_dir)
   folders = class_folders(input_dir)
@@ -174,20 +139,12 @@ def list_labeled(input_dir: str, class_names: list[str] | None = None
     raise ImageTreeError(
         f'--input_dir={input_dir}: {len(loose)} image files lie outside the '
         f'class folders (e.g. {loose[0]}); move them or use --unlabeled')
-  if class_names is None:
-    class_names = folders
-  index = {name: i for i, name in enumerate(class_names)}
-  unknown = [name for name in folders if name not in index]
-  if unknown:
-    raise ImageTreeError(
-        f'--input_dir={input_dir}: {len(unknown)} folders are not in the '
-        f'label map: {", ".join(unknown[:10])}'
-        + (' ...' if len(unknown) > 10 else ''))
+  classes, class_names = _folder_classes(input_dir, folders, label_map)
   items, others, counts = [], [], {}
   for name in folders:
     images, ignored = walk_images(os.path.join(input_dir, name))
-    items.extend((path, index[name]) for path in images)
+    items.extend((path, classes[name]) for path in images)
     others.extend(ignored)
-    counts[name] = len(images)
-  empty = [name for name in class_names if not counts.get(name)]
-  return Listing(sorted(items), list(class_names), sorted(others), empty)
+    counts[classes[name]] = len(images)
+  empty = [name for i, name in enumerate(class_names) if not counts.get(i)]
+  return Listing(sorted(items), class_names, sorted(others), empty)

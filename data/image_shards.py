@@ -146,9 +146,9 @@ def _listing(config: ConvertConfig) -> tuple[image_folders.Listing, bool]:
       raise ConversionError('--label_map has no use with unlabeled input '
                             f'(--input_dir={config.input_dir})')
     return image_folders.list_unlabeled(config.input_dir), False
-  class_names = (image_folders.read_label_map(config.label_map)
-                 if config.label_map else None)
-  return image_folders.list_labeled(config.input_dir, class_names), True
+  label_map = (image_folders.load_label_map(config.label_map)
+               if config.label_map else None)
+  return image_folders.list_labeled(config.input_dir, label_map), True
 
 
 def _sha256(lines: Sequence[str]) -> str:
@@ -318,7 +318,7 @@ def convert(config: ConvertConfig,
   writers.write_json(summary_path, _summarize(
       config, fingerprint, listing, labeled, items, shards, False))
 
-  progress = progress_lib.Progress(len(items), config.split, log_fn=log_fn)
+  progress = progress_lib.Progress(config.split, len(items))
   progress.update(sum(end - start for (start, end), p in zip(bounds, paths)
                       if os.path.basename(p) in shards))
   for task, result in _run(todo, config.num_workers):
@@ -329,7 +329,7 @@ def convert(config: ConvertConfig,
     progress.update(len(task.items))
     writers.write_json(summary_path, _summarize(
         config, fingerprint, listing, labeled, items, shards, False))
-  progress.done()
+  progress.finish()
 
   summary = _summarize(config, fingerprint, listing, labeled, items,
                        dict(sorted(shards.items())), True)

@@ -5,7 +5,7 @@ of the label map, stored as label i + 1):
 
     python -m data.images_to_tfrecord --input_dir=imagenet/train \
         --output_dir=data/imagenet/proc --split=train --num_shards=1024 \
-        --label_map=imagenet_class_index.json --num_workers=16
+        --label_map=imagenet --num_workers=16
 
 Unlabeled (a flat folder, or any tree with --unlabeled):
 
@@ -42,10 +42,12 @@ def define_flags() -> None:
   flags.DEFINE_bool('unlabeled', False, 'Write unlabeled records from any '
                     'tree (a flat folder is always unlabeled).')
   flags.DEFINE_string('label_map', None,
-                      'Class order: imagenet_class_index.json ({"0": '
-                      '["n01440764", "tench"], ...}) or a text file with one '
-                      'folder name per line. Unset: sorted folder names, '
-                      'saved to <output_dir>/labels.txt.')
+                      'Folder name -> class: "imagenet" (the 1000 wnids in '
+                      'class order), "numeric" (folder name = class), a .txt '
+                      'file (one folder name per line) or a .json file '
+                      '(imagenet_class_index.json: {"0": ["n01440764", '
+                      '"tench"], ...}, or {"folder": class}). Unset: sorted '
+                      'folder names, saved to <output_dir>/labels.txt.')
   flags.DEFINE_integer('num_workers', min(os.cpu_count() or 1, 8),
                        'Processes writing shards (each writes whole shards).')
   flags.DEFINE_integer('seed', 0, 'Seed of the file-order shuffle.')

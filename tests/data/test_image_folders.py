@@ -15,43 +15,49 @@ def _touch(path, data=b'x'):
     f.write(data)
 
 
-def test_imagenet_class_index_json():
-  path = conftest.shared_path('images', 'imagenet_class_index.json')
-  names = image_folders.read_label_map(str(path))
-  assert len(names) == 1000
-  assert names[0] == 'n01440764' and names[388] == 'n02510455'
-
-
-@pytest.mark.parametrize('text,expected', [
-    (json.dumps({'1': ['n2', 'b'], '0': ['n1', 'a']}), ['n1', 'n2']),
-    (json.dumps({'0': 'cats', '1': 'dogs'}), ['cats', 'dogs']),
-    (json.dumps(['cats', 'dogs']), ['cats', 'dogs']),
-    ('cats\n\ndogs\n', ['cats', 'dogs']),
-    ('golden retriever\nn01440764 tench, Tinca tinca\n',
-     ['golden retriever', 'n01440764']),
-])
-def test_label_map_formats(tmp_path, text, expected):
-  path = tmp_path / 'map'
-  path.write_text(text)
-  assert image_folders.read_label_map(str(path)) == expected
-
-
-@pytest.mark.parametrize('text,message', [
-    (json.dumps({'0': 'a', '2': 'b'}), 'without gaps'),
-    (json.dumps({'zero': 'a'}), 'class indices'),
-    (json.dumps({'0': 5}), 'class 0 must map to a folder name'),
-    ('a\nb\na\n', "'a' is listed twice"),
-    ('{"0": ', 'invalid JSON'),
-    ('\n\n', 'no classes'),
-])
-def test_bad_label_maps_name_the_file(tmp_path, text, message):
-  path = tmp_path / 'labels.map'
-  path.write_text(text)
+def test_label_maps_of_every_kind(tmp_path):
+  root = tmp_path / 'in'
+  _touch(root / 'n02510455' / 'a.jpg')
+  _touch(root / 'n01443537' / 'b.jpg')
+  listing = image_folders.list_labeled(
+      str(root), image_folders.load_label_map('imagenet'))
+  assert [label for _, label in listing.items] == [1, 388]
+  assert len(listing.class_names) == 1000 and len(listing.empty_classes) == 998
+  text = tmp_path / 'classes.txt'
+  text.write_text('n02510455\nn01443537\n')
+  listing = image_folders.list_labeled(
+      str(root), image_folders.load_label_map(str(text)))
+  assert [label for _, label in listing.items] == [1, 0]
+  numeric = tmp_path / 'numeric'
+  _touch(numeric / '7' / 'x.png')
+  _touch(numeric / '2' / 'y.png')
+  listing = image_folders.list_labeled(
+      str(numeric), image_folders.load_label_map('numeric'))
+  assert [label for _, label in listing.items] == [2, 7]
+  assert listing.class_names == [str(i) for i in range(8)]
   with pytest.raises(image_folders.ImageTreeError,
-                     match=f'label_map=.*labels.map.*{message}'):
-    image_folders.read_label_map(str(path))
-  with pytest.raises(image_folders.ImageTreeError, match='not found'):
-    image_folders.read_label_map(str(tmp_path / 'missing.json'))
+                     match="not in the label map 'numeric': n01443537"):
+    image_folders.list_labeled(str(root),
+                               image_folders.load_label_map('numeric'))
+
+
+def test_imagenet_class_index_json_file(tmp_path):
+  path = conftest.shared_path('images', 'imagenet_class_index.json')
+  _touch(tmp_path / 'n02510455' / 'panda.jpg')
+  listing = image_folders.list_labeled(
+      str(tmp_path), image_folders.load_label_map(str(path)))
+  assert listing.items[0][1] == 388
+
+
+def test_bad_label_map_names_the_flag(tmp_path):
+  with pytest.raises(image_folders.ImageTreeError,
+                     match='--label_map=.*missing.json.*no such file'):
+    image_folders.load_label_map(str(tmp_path / 'missing.json'))
+  bad = tmp_path / 'gaps.json'
+  bad.write_text(json.dumps({'0': ['a', 'x'], '2': ['b', 'y']}))
+  with pytest.raises(image_folders.ImageTreeError,
+                     match='--label_map=.*gaps.json.*without gaps'):
+    image_folders.load_label_map(str(bad))
 
 
 def test_list_labeled_sorted_classes_ignored_and_hidden_files(tmp_path):
@@ -67,7 +73,10 @@ def test_list_labeled_sorted_classes_ignored_and_hidden_files(tmp_path):
   assert [(os.path.relpath(p, root), label) for p, label in listing.items] == [
       ('a/y.jpg', 0), ('b/sub/x2.png', 1), ('b/x1.JPEG', 1)]
   assert [os.path.basename(p) for p in listing.ignored_files] == ['notes.txt']
-  with_map = image_folders.list_labeled(str(root), ['b', 'c', 'a'])
+  classes = tmp_path / 'classes.txt'
+  classes.write_text('b\nc\na\n')
+  with_map = image_folders.list_labeled(
+      str(root), image_folders.load_label_map(str(classes)))
   assert [label for _, label in with_map.items] == [2, 0, 0]
   assert with_map.empty_classes == ['c']
 
@@ -76,9 +85,12 @@ def test_list_labeled_errors_name_the_folder(tmp_path):
   root = tmp_path / 'in'
   _touch(root / 'a' / 'y.jpg')
   _touch(root / 'zebra' / 'y.jpg')
+  only_a = tmp_path / 'only_a.txt'
+  only_a.write_text('a\n')
   with pytest.raises(image_folders.ImageTreeError,
-                     match='not in the label map: zebra'):
-    image_folders.list_labeled(str(root), ['a'])
+                     match='not in the label map .*only_a.txt.*: zebra'):
+    image_folders.list_labeled(str(root),
+                               image_folders.load_label_map(str(only_a)))
   _touch(root / 'loose.jpg')
   with pytest.raises(image_folders.ImageTreeError, match='loose.jpg'):
     image_folders.list_labeled(str(root))
