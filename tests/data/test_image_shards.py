@@ -119,7 +119,7 @@ def test_changed_inputs_need_overwrite(tree, tmp_path):
   out = tmp_path / 'out'
   image_shards.convert(_config(root, out))
   photo_tree.save(os.path.join(root, 'n02123045', 'extra.png'),
-        skimage.data.chelsea()[:50, :50], 'PNG')
+                  skimage.data.chelsea()[:50, :50], 'PNG')
   with pytest.raises(image_shards.ConversionError,
                      match='train-summary.json was written for other inputs'):
     image_shards.convert(_config(root, out))
@@ -155,10 +155,10 @@ def test_labels_txt_must_agree_between_splits(tree, tmp_path):
   out = tmp_path / 'out'
   image_shards.convert(_config(tree[0], out))
   other = tmp_path / 'other'
-  photo_tree.save(str(other / 'n00000001' / 'a.png'), skimage.data.coffee()[:40, :40],
-        'PNG')
+  photo_tree.save(str(other / 'n00000001' / 'a.png'),
+                  skimage.data.coffee()[:40, :40], 'PNG')
   with pytest.raises(image_shards.ConversionError,
-                     match='labels.txt already lists other classes.*--label_map'):
+                     match='labels.txt already lists other .*--label_map'):
     image_shards.convert(_config(str(other), out, split='validation',
                                  num_shards=1))
 
@@ -216,3 +216,16 @@ def test_real_imagenet_photos_with_the_imagenet_label_map(tmp_path):
     assert expected.pop(stored) == label
     assert image.shape == image_codec.decode(stored).shape
   assert not expected
+
+
+def test_without_shuffle_records_follow_the_sorted_paths(tree, tmp_path):
+  summary = image_shards.convert(_config(tree[0], tmp_path, shuffle=False,
+                                         num_shards=1))
+  assert summary['config']['seed'] is None
+  by_bytes = {data: path for path, (_, data) in tree[1]['files'].items()
+              if data is not None}
+  _, _, raw = readback.read_split(str(tmp_path), 'train')
+  kept = [by_bytes[stored] for stored in
+          (records.read_example(r)[records.IMAGE_KEY] for r in raw)
+          if stored in by_bytes]
+  assert len(kept) == len(by_bytes) and kept == sorted(kept)
