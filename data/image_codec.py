@@ -10,7 +10,6 @@ starting the TensorFlow runtime.
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 from PIL import Image
@@ -96,10 +95,8 @@ def open_image(data: bytes, source: str | None = None) -> Image.Image:
   if not data:
     raise ImageDecodeError(f'{where}empty image data')
   try:
-    with warnings.catch_warnings():
-      warnings.simplefilter('error', Image.DecompressionBombWarning)
-      pil_image = Image.open(io.BytesIO(data))
-      pil_image.load()
+    pil_image = Image.open(io.BytesIO(data))
+    pil_image.load()
   except Exception as err:  # Pillow raises many types; all mean "unusable".
     kind = detect_format(data) or 'unknown format'
     if isinstance(err, UnidentifiedImageError):

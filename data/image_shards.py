@@ -271,6 +271,9 @@ def convert(config: ConvertConfig,
     raise ConversionError(f'--num_shards={config.num_shards} is more than the '
                           f'{len(listing.items)} images; use fewer shards')
   tf.io.gfile.makedirs(config.output_dir)
+  if not labeled and not config.unlabeled:
+    log_fn(f'{config.input_dir} has no class folders: writing unlabeled '
+           'records')
   if labeled and not config.label_map:
     path = _write_labels_file(config.output_dir, listing.class_names)
     log_fn(f'classes (sorted folder names) written to {path}')
