@@ -218,8 +218,11 @@ def _stale_shards(output_dir: str, split: str, num_shards: int) -> list[str]:
   return stale
 
 
-def _summarize(config, fingerprint, listing, labeled, order_items, shards,
-               complete) -> dict:
+def _summarize(config: ConvertConfig, fingerprint: dict,
+               listing: image_folders.Listing, labeled: bool,
+               order_items: Sequence[tuple[str, int | None]],
+               shards: dict[str, dict], complete: bool) -> dict:
+  """The summary JSON; per-class counts only when `complete`."""
   skipped = sorted(entry for s in shards.values() for entry in s['skipped'])
   written = sum(s['records'] for s in shards.values())
   summary = {
@@ -235,7 +238,7 @@ def _summarize(config, fingerprint, listing, labeled, order_items, shards,
       'skipped': skipped,
       'shards': shards,
   }
-  if labeled:
+  if labeled and complete:  # O(images): only once, at the end
     skipped_paths = {path for path, _ in skipped}
     labels = [label for path, label in order_items
               if path not in skipped_paths]
@@ -288,27 +291,14 @@ def convert(config: ConvertConfig,
                               config.num_shards)
   bounds = writers.shard_bounds(len(items), config.num_shards)
 
-  previous = _read_summary(summary_path)
-  shards: dict[str, dict] = {}
   if config.overwrite:
     for path in _stale_shards(config.output_dir, config.split,
                               config.num_shards):
       log_fn(f'removing {path} (another shard count)')
       tf.io.gfile.remove(path)
+    shards = {}
   else:
-    existing = [p for p in paths if tf.io.gfile.exists(p)]
-    if previous is not None and previous.get('config') != fingerprint:
-      raise ConversionError(
-          f'{summary_path} was written for other inputs or settings; pass '
-          '--overwrite or use another --output_dir')
-    if previous is None and existing:
-      raise ConversionError(
-          f'{existing[0]} exists but {summary_path} does not, so it cannot be '
-          'checked; pass --overwrite or use another --output_dir')
-    for path in existing:
-      entry = (previous or {}).get('shards', {}).get(os.path.basename(path))
-      if entry is not None and _count(path) == entry['records']:
-        shards[os.path.basename(path)] = entry
+    shards = _kept_shards(paths, summary_path, fingerprint)
 
   todo = [ShardTask(path, items[start:end], labeled, config.reencode,
                     config.image_format, config.jpeg_quality)
@@ -345,6 +335,35 @@ def convert(config: ConvertConfig,
          f'{config.split}-skipped.txt), {summary["num_reencoded"]:,} '
          're-encoded')
   return dict(summary, shards_written=len(todo), shards_kept=kept)
+
+
+def _kept_shards(paths: Sequence[str], summary_path: str,
+                 fingerprint: dict) -> dict[str, dict]:
+  """{shard name: result} of finished shards a rerun can keep.
+
+  A shard is kept when the previous summary (same fingerprint) lists it and
+  its record count matches; other existing shards are rewritten.
+
+  Raises:
+    ConversionError: the summary was written for other inputs or settings,
+      or shards exist without a summary.
+  """
+  previous = _read_summary(summary_path)
+  existing = [p for p in paths if tf.io.gfile.exists(p)]
+  if previous is not None and previous.get('config') != fingerprint:
+    raise ConversionError(
+        f'{summary_path} was written for other inputs or settings; pass '
+        '--overwrite or use another --output_dir')
+  if previous is None and existing:
+    raise ConversionError(
+        f'{existing[0]} exists but {summary_path} does not, so it cannot be '
+        'checked; pass --overwrite or use another --output_dir')
+  kept = {}
+  for path in existing:
+    entry = (previous or {}).get('shards', {}).get(os.path.basename(path))
+    if entry is not None and _count(path) == entry['records']:
+      kept[os.path.basename(path)] = entry
+  return kept
 
 
 def _count(path: str) -> int | None:
