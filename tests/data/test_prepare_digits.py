@@ -1,68 +1,132 @@
-"""The bundled digits dataset: splits, determinism, idempotence, round trip."""
+"""The embedded digits dataset: exact splits, exact pixels, determinism."""
 
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
-import tensorflow as tf
+from PIL import Image
+import pytest
+from sklearn import datasets
 
+from data import array_writer
 from data import prepare_digits
-from data import records
 from noisy_student import tasks
+from tests import conftest
+from tests.data import readback
+
+SHARDS = {'train': 4, 'dev': 2, 'test': 2, 'extra': 8}
 
 
-def _read(directory, prefix):
-  files = sorted(f for f in os.listdir(directory) if f.startswith(prefix + '-'))
-  out = []
-  for name in files:
-    for raw in tf.data.TFRecordDataset(os.path.join(directory, name)):
-      fields = records.read_example(raw.numpy())
-      image = tf.io.decode_image(fields[records.IMAGE_KEY]).numpy()
-      out.append((image, int(fields[records.LABEL_KEY][0]) - 1))
-  return files, out
+def _read_all(out):
+  """{split: (uint8 [n, 32, 32, 3], labels)} read back from the shards."""
+  result = {}
+  for split in ('train', 'dev', 'test'):
+    images, labels, _ = readback.read_split(out, split)
+    result[split] = (np.stack(images), labels)
+  images, labels, _ = readback.read_split(os.path.join(out, 'unlabeled'),
+                                          'extra', labeled=False)
+  result['extra'] = (np.stack(images), labels)
+  return result
 
 
-def test_splits_are_exact_disjoint_and_cover_everything(tmp_path):
-  out = str(tmp_path / 'digits')
-  counts = prepare_digits.prepare_digits(out)
-  task = tasks.get_task('digits')
-  assert counts == {'test': 400, 'dev': 200, 'train': 300, 'extra': 897}
-  assert counts['train'] == task.num_train_images
-  assert {k: counts[k] for k in ('dev', 'test')} == dict(task.eval_split_sizes)
-  seen = []
-  for directory, prefix, shards in ((out, 'train', 4), (out, 'dev', 2),
-                                    (out, 'test', 2),
-                                    (os.path.join(out, 'unlabeled'), 'extra', 8)):
-    files, items = _read(directory, prefix)
-    assert len(files) == shards
-    seen.extend(items)
-  assert len(seen) == 1797
+@pytest.fixture(scope='module')
+def written(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('digits'))
+  start = time.perf_counter()
+  info = prepare_digits.prepare_digits(out)
+  seconds = time.perf_counter() - start
+  return out, info, seconds
+
+
+def test_conversion_is_exactly_the_documented_one():
   images, labels = prepare_digits.digit_images()
-  # Every written image is one of the 1,797 digits, each exactly once, with
-  # its true label (PNG is lossless, so the round trip is exact).
-  keys = {(im.tobytes(), int(l)) for im, l in zip(images, labels)}
-  assert len(keys) == 1797
-  assert {(im.tobytes(), l) for im, l in seen} == keys
-
-
-def test_conversion_and_normalisation_constants():
-  images, labels = prepare_digits.digit_images()
+  digits = datasets.load_digits()
   assert images.shape == (1797, 32, 32, 3) and images.dtype == np.uint8
-  assert np.array_equal(images[..., 0], images[..., 2])
-  assert sorted(set(labels.tolist())) == list(range(10))
-  task = tasks.get_task('digits')
-  assert abs(images.mean() - task.mean_rgb[0]) < 0.5
-  assert abs(images.std() - task.stddev_rgb[0]) < 0.5
+  np.testing.assert_array_equal(labels, digits.target)
+  for i in (0, 1, 500, 1796):
+    gray8 = np.array([[int(round(v * 255 / 16)) for v in row]
+                      for row in digits.images[i]], np.uint8)
+    gray32 = np.asarray(Image.fromarray(gray8, mode='L').resize(
+        (32, 32), Image.BILINEAR))
+    for channel in range(3):
+      np.testing.assert_array_equal(images[i, ..., channel], gray32)
 
 
-def test_seeded_and_idempotent(tmp_path):
-  a, b, c = (str(tmp_path / n) for n in 'abc')
-  prepare_digits.prepare_digits(a, seed=0)
-  prepare_digits.prepare_digits(b, seed=0)
-  prepare_digits.prepare_digits(c, seed=1)
-  read = lambda d: [(im.tobytes(), l) for im, l in _read(d, 'test')[1]]
-  assert read(a) == read(b)
-  assert read(a) != read(c)
-  shard = os.path.join(a, 'train-00000-of-00004')
-  mtime = os.path.getmtime(shard)
-  prepare_digits.prepare_digits(a, seed=0)
-  assert os.path.getmtime(shard) == mtime
+def test_pixel_statistics_match_the_task_table():
+  images, _ = prepare_digits.digit_images()
+  assert abs(images.mean() - tasks.DIGITS_MEAN_RGB[0]) < 0.5
+  assert abs(images.std() - tasks.DIGITS_STDDEV_RGB[0]) < 0.5
+
+
+def test_split_counts_shards_and_task_table(written):
+  out, info, _ = written
+  digits = tasks.get_task('digits')
+  counts = {name: s['num_examples'] for name, s in info['splits'].items()}
+  assert counts == {'test': 400, 'dev': 200, 'train': 300, 'extra': 897}
+  assert counts['train'] == digits.num_train_images
+  assert {k: counts[k] for k in digits.eval_split_sizes} == dict(
+      digits.eval_split_sizes)
+  for split, shards in SHARDS.items():
+    directory = os.path.join(out, 'unlabeled') if split == 'extra' else out
+    files = readback.shard_files(directory, split)
+    assert [os.path.basename(f) for f in files] == [
+        f'{split}-{i:05d}-of-{shards:05d}' for i in range(shards)]
+    assert shards >= 2
+
+
+def test_splits_are_disjoint_cover_everything_and_round_trip_exactly(written):
+  out, _, _ = written
+  images, labels = prepare_digits.digit_images()
+  indices = prepare_digits.split_indices(0)
+  assert sorted(np.concatenate(list(indices.values())).tolist()) == list(
+      range(1797))
+  read = _read_all(out)
+  for split, rows in indices.items():
+    np.testing.assert_array_equal(read[split][0], images[rows])
+    assert read[split][1] == labels[rows].tolist()  # extra: diagnostic labels
+  # Independently of the indices: the files hold the 1,797 images once each.
+  on_disk = np.concatenate([read[s][0] for s in read]).reshape(1797, -1)
+  expected = images.reshape(1797, -1)
+  assert sorted(map(bytes, on_disk)) == sorted(map(bytes, expected))
+
+
+def test_fast_and_idempotent(written):
+  out, _, seconds = written
+  assert seconds < 2.0
+  files = readback.shard_files(out, 'train')
+  mtimes = [os.path.getmtime(f) for f in files]
+  start = time.perf_counter()
+  info = prepare_digits.prepare_digits(out)
+  assert time.perf_counter() - start < 0.5
+  assert info['shards_written'] == 0 and info['shards_kept'] == 16
+  assert [os.path.getmtime(f) for f in files] == mtimes
+
+
+def test_same_seed_same_bytes_other_seed_other_order(written, tmp_path):
+  out, _, _ = written
+  again = str(tmp_path / 'again')
+  prepare_digits.prepare_digits(again, seed=0)
+  for split in ('train', 'dev', 'test'):
+    assert (readback.file_bytes(readback.shard_files(out, split)) ==
+            readback.file_bytes(readback.shard_files(again, split)))
+  other = str(tmp_path / 'seed1')
+  prepare_digits.prepare_digits(other, seed=1)
+  train0 = readback.read_split(out, 'train')[0]
+  train1 = readback.read_split(other, 'train')[0]
+  assert len(train1) == 300 and not np.array_equal(train0, train1)
+  with pytest.raises(array_writer.DatasetInfoError,
+                     match='seed: existing 1, this run 0'):
+    prepare_digits.prepare_digits(other, seed=0)
+
+
+def test_binary(tmp_path):
+  out = tmp_path / 'digits'
+  run = subprocess.run([sys.executable, '-m', 'data.prepare_digits',
+                        f'--output_dir={out}', '--seed=2'],
+                       capture_output=True, text=True,
+                       cwd=conftest.REPO_ROOT, check=False)
+  assert run.returncode == 0, run.stderr
+  assert '"train": 300' in run.stdout
+  assert array_writer.read_info(str(out))['config']['seed'] == 2

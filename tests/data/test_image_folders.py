@@ -1,0 +1,109 @@
+"""Tests for data/image_folders.py: label maps and folder listings."""
+
+import json
+import os
+
+import pytest
+
+from data import image_folders
+from tests import conftest
+
+
+def _touch(path, data=b'x'):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'wb') as f:
+    f.write(data)
+
+
+def test_label_maps_of_every_kind(tmp_path):
+  root = tmp_path / 'in'
+  _touch(root / 'n02510455' / 'a.jpg')
+  _touch(root / 'n01443537' / 'b.jpg')
+  listing = image_folders.list_labeled(
+      str(root), image_folders.load_label_map('imagenet'))
+  assert [label for _, label in listing.items] == [1, 388]
+  assert len(listing.class_names) == 1000 and len(listing.empty_classes) == 998
+  text = tmp_path / 'classes.txt'
+  text.write_text('n02510455\nn01443537\n')
+  listing = image_folders.list_labeled(
+      str(root), image_folders.load_label_map(str(text)))
+  assert [label for _, label in listing.items] == [1, 0]
+  numeric = tmp_path / 'numeric'
+  _touch(numeric / '7' / 'x.png')
+  _touch(numeric / '2' / 'y.png')
+  listing = image_folders.list_labeled(
+      str(numeric), image_folders.load_label_map('numeric'))
+  assert [label for _, label in listing.items] == [2, 7]
+  assert listing.class_names == [str(i) for i in range(8)]
+  with pytest.raises(image_folders.ImageTreeError,
+                     match="not in the label map 'numeric': n01443537"):
+    image_folders.list_labeled(str(root),
+                               image_folders.load_label_map('numeric'))
+
+
+def test_imagenet_class_index_json_file(tmp_path):
+  path = conftest.shared_path('images', 'imagenet_class_index.json')
+  _touch(tmp_path / 'n02510455' / 'panda.jpg')
+  listing = image_folders.list_labeled(
+      str(tmp_path), image_folders.load_label_map(str(path)))
+  assert listing.items[0][1] == 388
+
+
+def test_bad_label_map_names_the_flag(tmp_path):
+  with pytest.raises(image_folders.ImageTreeError,
+                     match='--label_map=.*missing.json.*no such file'):
+    image_folders.load_label_map(str(tmp_path / 'missing.json'))
+  bad = tmp_path / 'gaps.json'
+  bad.write_text(json.dumps({'0': ['a', 'x'], '2': ['b', 'y']}))
+  with pytest.raises(image_folders.ImageTreeError,
+                     match='--label_map=.*gaps.json.*without gaps'):
+    image_folders.load_label_map(str(bad))
+
+
+def test_list_labeled_sorted_classes_ignored_and_hidden_files(tmp_path):
+  root = tmp_path / 'in'
+  _touch(root / 'b' / 'x1.JPEG')
+  _touch(root / 'b' / 'sub' / 'x2.png')
+  _touch(root / 'a' / 'y.jpg')
+  _touch(root / 'a' / 'notes.txt')
+  _touch(root / 'a' / '.hidden.jpg')
+  _touch(root / '.cache' / 'z.jpg')
+  listing = image_folders.list_labeled(str(root))
+  assert listing.class_names == ['a', 'b']
+  assert [(os.path.relpath(p, root), label) for p, label in listing.items] == [
+      ('a/y.jpg', 0), ('b/sub/x2.png', 1), ('b/x1.JPEG', 1)]
+  assert [os.path.basename(p) for p in listing.ignored_files] == ['notes.txt']
+  classes = tmp_path / 'classes.txt'
+  classes.write_text('b\nc\na\n')
+  with_map = image_folders.list_labeled(
+      str(root), image_folders.load_label_map(str(classes)))
+  assert [label for _, label in with_map.items] == [2, 0, 0]
+  assert with_map.empty_classes == ['c']
+
+
+def test_list_labeled_errors_name_the_folder(tmp_path):
+  root = tmp_path / 'in'
+  _touch(root / 'a' / 'y.jpg')
+  _touch(root / 'zebra' / 'y.jpg')
+  only_a = tmp_path / 'only_a.txt'
+  only_a.write_text('a\n')
+  with pytest.raises(image_folders.ImageTreeError,
+                     match='not in the label map .*only_a.txt.*: zebra'):
+    image_folders.list_labeled(str(root),
+                               image_folders.load_label_map(str(only_a)))
+  _touch(root / 'loose.jpg')
+  with pytest.raises(image_folders.ImageTreeError, match='loose.jpg'):
+    image_folders.list_labeled(str(root))
+  with pytest.raises(image_folders.ImageTreeError, match='no class folders'):
+    image_folders.list_labeled(str(root / 'a'))
+  with pytest.raises(image_folders.ImageTreeError, match='not a folder'):
+    image_folders.list_unlabeled(str(root / 'absent'))
+
+
+def test_list_unlabeled_walks_the_whole_tree(tmp_path):
+  _touch(tmp_path / 'p.jpg')
+  _touch(tmp_path / 'deep' / 'er' / 'q.gif')
+  listing = image_folders.list_unlabeled(str(tmp_path))
+  assert [(os.path.relpath(p, tmp_path), label)
+          for p, label in listing.items] == [('deep/er/q.gif', None),
+                                             ('p.jpg', None)]
