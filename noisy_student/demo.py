@@ -20,11 +20,8 @@ Everything lands in --work_dir; rerunning resumes / skips finished stages.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
-import json
 import os
-import sys
 import time
 
 from absl import app

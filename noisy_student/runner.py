@@ -156,6 +156,13 @@ def predict(config: config_lib.ExperimentConfig, pcfg: PredictConfig,
                   small_image=config.model.small_image,
                   batch_size=pcfg.batch_size)
     if pcfg.reassign_label:
+      source = predict_lib.reassign_input_path(
+          pcfg.data_dir, pcfg.file_prefix, pcfg.worker_id, shard_id,
+          pcfg.num_shards)
+      if not tf.io.gfile.exists(source) and len(pcfg.shard_ids) > 1:
+        logging.warning('%s does not exist (no image of this shard was kept '
+                        'by the filter); skipping it', source)
+        continue
       counts[shard_id] = predict_lib.reassign_shard(
           model, strategy, worker_id=pcfg.worker_id,
           num_samples=pcfg.num_samples, **common)
@@ -164,4 +171,8 @@ def predict(config: config_lib.ExperimentConfig, pcfg: PredictConfig,
           model, strategy, info_dir=pcfg.info_dir,
           total_replicas=pcfg.total_replicas, worker_id=pcfg.worker_id,
           **common)
+  if pcfg.reassign_label and not counts:
+    raise FileNotFoundError(
+        f'{pcfg.data_dir}: none of the filtered shards '
+        f'{pcfg.file_prefix}-{pcfg.worker_id}-*-of-{pcfg.num_shards:05d} exists')
   return counts
