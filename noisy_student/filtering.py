@@ -705,9 +705,11 @@ def write_final_stats(c: FilterConfig, plan: pseudo_label.Plan) -> dict | None:
       'num_image': c.settings.num_image,
       'min_threshold': c.settings.min_threshold,
       'balance': c.settings.balance,
-      'histogram_spread': int(per_class.max() - per_class.min())
-                          if c.num_classes else 0,
   }
+  # Spread of the balanced histogram over the classes that had candidates.
+  present = per_class[plan.rules.eligible > 0]
+  final['histogram_spread'] = int(present.max() - present.min()) if len(
+      present) else 0
   writers.write_json(final_stats_path(c), final)
   logging.info('all %d units filtered: %d records, per class %s', len(c.units),
                total, per_class.tolist())

@@ -37,6 +37,7 @@ def test_svhn_scripts_end_to_end_on_mat_fixture(tmp_path):
       os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=helpers.REPO_ROOT,
       DATA_ROOT=str(root), RAW_DIR=str(raw), CKPT_ROOT=str(tmp_path / 'ckpt'),
       TRAIN_STEPS='4', ITERATIONS='2', NUM_SHARDS='4', NUM_IMAGE='3',
+      MIN_THRESHOLD='0',  # a 4-step teacher is not confident
       PROC_SVHN_FLAGS='--dev_size=10 --train_shards=2 --eval_shards=2 '
                       '--extra_shards=4',
       EXTRA_FLAGS='--width_coefficient=0.1 --depth_coefficient=0.1 '
@@ -67,7 +68,11 @@ def test_svhn_scripts_end_to_end_on_mat_fixture(tmp_path):
   filtered = root / 'predict' / 'filter_data' / 'data'
   kept = sum(records.count_records(str(filtered / f))
              for f in os.listdir(filtered) if f.startswith('train-'))
-  assert 0 < kept <= 3 * 10  # at most NUM_IMAGE per class
+  final = json.loads((root / 'predict' / 'filter_data' / 'stats' /
+                      'final_stats.json').read_text())
+  # Every class the teacher predicted ends with exactly NUM_IMAGE records.
+  assert kept == final['num_written'] > 0
+  assert set(final['per_class']) <= {0, 3} and 3 in final['per_class']
 
   env['STUDENT_DIR'] = str(tmp_path / 'ckpt' / 'offline')
   _run('svhn_offline.sh', env)
