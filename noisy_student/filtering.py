@@ -33,7 +33,7 @@ import math
 import os
 import time
 import uuid
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from absl import logging
 import numpy as np
