@@ -1,0 +1,48 @@
+"""The README's demo command, end to end with a tiny model and few steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import helpers
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_rerun_skips_them(tmp_path):
+  work_dir = str(tmp_path / 'demo')
+  command = [sys.executable, '-m', 'noisy_student.demo', f'--work_dir={work_dir}',
+             '--seed=3', '--teacher_steps=20', '--student_steps=20',
+             '--width_coefficient=0.1', '--depth_coefficient=0.1',
+             '--corrupted_images=10']
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  result = subprocess.run(command, cwd=helpers.REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-4000:]
+  run_dir = os.path.join(work_dir, 'seed_3')
+  with open(os.path.join(run_dir, 'demo_summary.json')) as f:
+    summary = json.load(f)
+  assert [r['role'] for r in summary['rows']] == ['teacher', 'student']
+  assert set(summary['robustness']) == {'teacher (round 0)', 'student (round 1)'}
+  # The student's mCE is normalised by the teacher's errors.
+  assert summary['robustness']['teacher (round 0)']['mce'] is None
+  assert summary['robustness']['student (round 1)']['mce'] > 0
+  assert 0 <= summary['example']['predicted'] < 10
+  assert 0 < summary['example']['probability'] <= 1
+  for name in ('summary.png', 'robustness/digits_c.png',
+               'student_saved_model/saved_model.pb', 'example_digit.png'):
+    assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
+  assert '| teacher (round 0): efficientnet-b0 |' in result.stdout
+  final = json.load(open(os.path.join(run_dir, 'round_1', 'filter', 'stats',
+                                      'final_stats.json')))
+  assert final['num_written'] > 0 and final['histogram_spread'] == 0
+
+  again = subprocess.run(command, cwd=helpers.REPO_ROOT, env=env,
+                         capture_output=True, text=True, timeout=900)
+  assert again.returncode == 0, again.stderr[-4000:]
+  with open(os.path.join(run_dir, 'demo_summary.json')) as f:
+    assert json.load(f)['rows'] == summary['rows']
