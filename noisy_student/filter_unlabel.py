@@ -26,7 +26,7 @@ from absl import logging
 
 from data import records
 from noisy_student import filtering
-from noisy_student import predict
+from noisy_student import prediction_files
 from noisy_student import pseudo_label
 
 FLAGS = flags.FLAGS
@@ -113,7 +113,7 @@ def config_from_flags() -> tuple[filtering.FilterConfig, list[tuple[int, int]]]:
         total_replicas=FLAGS.total_replicas,
         num_samples_per_class=FLAGS.num_samples_per_class,
         shuffle_buffer_bytes=FLAGS.shuffle_buffer_mb << 20)
-    shards = predict.parse_shard_ids(FLAGS.shard_id, FLAGS.num_shards)
+    shards = prediction_files.parse_shard_ids(FLAGS.shard_id, FLAGS.num_shards)
   except ValueError as err:
     raise app.UsageError(str(err)) from err
   if FLAGS.task == -1:

@@ -39,8 +39,10 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import progress as progress_lib
 from data import records
 from data import writers
+from noisy_student import prediction_files
 from noisy_student import pseudo_label
 
 STATS_FORMAT = 1
@@ -109,18 +111,17 @@ class FilterConfig:
 # Paths (the original's names).
 # --------------------------------------------------------------------------
 def input_shard_path(c: FilterConfig, shard: int) -> str:
-  return os.path.join(c.input_dir,
-                      f'{c.file_prefix}-{shard:05d}-of-{c.num_shards:05d}')
+  return prediction_files.input_shard_path(c.input_dir, c.file_prefix, shard,
+                                           c.num_shards)
 
 
 def prediction_path(c: FilterConfig, shard: int, task: int) -> str:
-  return os.path.join(
-      c.prediction_dir, f'train-info-{shard:05d}-of-{c.num_shards:05d}-{task:05d}')
+  return prediction_files.prediction_path(c.prediction_dir, shard,
+                                          c.num_shards, task)
 
 
 def info_path(c: FilterConfig, shard: int, task: int) -> str:
-  return os.path.join(
-      c.info_dir, f'info-{shard:05d}-of-{c.num_shards:05d}-{task:05d}.txt')
+  return prediction_files.info_path(c.info_dir, shard, c.num_shards, task)
 
 
 def prelim_stats_path(c: FilterConfig, shard: int, task: int) -> str:
@@ -163,23 +164,6 @@ def _load_json(path: str):
 # --------------------------------------------------------------------------
 # Input validation and streaming.
 # --------------------------------------------------------------------------
-class _Progress:
-  """Logs `done/total records, rate, ETA` at most every `every_s` seconds."""
-
-  def __init__(self, label: str, total: int, every_s: float = 10.0):
-    self._label, self._total, self._every = label, total, every_s
-    self._start = self._last = time.time()
-
-  def update(self, done: int) -> None:
-    now = time.time()
-    if now - self._last < self._every:
-      return
-    self._last = now
-    rate = done / max(now - self._start, 1e-9)
-    logging.info('%s: %d/%d records, %.0f records/s, ETA %.0f s', self._label,
-                 done, self._total, rate, (self._total - done) / max(rate, 1e-9))
-
-
 def check_unit_inputs(c: FilterConfig, shard: int, task: int) -> tuple[int, int]:
   """Checks a unit's files exist and agree on counts.
 
@@ -317,7 +301,8 @@ def scan_predictions(c: FilterConfig, shard: int, task: int,
   eligible = np.zeros_like(counts)
   labels_parts, probs_parts = [], []
   seen = 0
-  progress = _Progress(f'stats {os.path.basename(pred)}', image_num)
+  progress = progress_lib.Progress(f'stats {os.path.basename(pred)}', image_num,
+                                  unit='records')
   for probs in prediction_batches(pred, c.num_classes, c.batch_size):
     labels, top = pseudo_label.top1(probs)
     bins = pseudo_label.bin_index(top)
@@ -331,7 +316,7 @@ def scan_predictions(c: FilterConfig, shard: int, task: int,
     seen += len(labels)
     if seen > image_num:
       raise _count_error(pred, info_path(c, shard, task), seen, image_num)
-    progress.update(seen)
+    progress.update(len(labels))
   if seen != image_num:
     raise _count_error(pred, info_path(c, shard, task), seen, image_num)
   out = {'num_records': seen, 'counts': counts, 'eligible': eligible}
@@ -634,7 +619,8 @@ def select_unit(c: FilterConfig, plan: pseudo_label.Plan, shard: int,
       c.num_classes,
       pseudo_label.sample_quota(c.num_samples_per_class, len(plan.units), unit))
   samples = []
-  progress = _Progress(f'select {os.path.basename(out_path)}', len(labels))
+  progress = progress_lib.Progress(f'select {os.path.basename(out_path)}',
+                                  len(labels), unit='records')
   index = 0
   try:
     for (images, _), probs in zip(
@@ -654,7 +640,7 @@ def select_unit(c: FilterConfig, plan: pseudo_label.Plan, shard: int,
           samples_left[label] -= 1
           samples.append((int(label), i, float(scan['probs'][i]), encoded))
       index += len(images)
-      progress.update(index)
+      progress.update(len(images))
     if index != len(labels):
       raise FilterError(f'{input_path}: {index} records for worker {task}, '
                         f'its predictions have {len(labels)}')

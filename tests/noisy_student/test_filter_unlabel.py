@@ -19,7 +19,7 @@ from data import records
 from data import writers
 from noisy_student import filter_unlabel
 from noisy_student import filtering
-from noisy_student import predict
+from noisy_student import prediction_files
 from noisy_student import pseudo_label
 from tests import helpers
 
@@ -58,7 +58,7 @@ def _write_inputs(root: str, total_replicas: int = 1, seed: int = 0):
   for shard in range(NUM_SHARDS):
     images = [_png(shard * PER_SHARD + i) for i in range(PER_SHARD)]
     writers.write_records(
-        predict.input_shard_path(f'{root}/unl', 'extra', shard, NUM_SHARDS),
+        prediction_files.input_shard_path(f'{root}/unl', 'extra', shard, NUM_SHARDS),
         [records.serialize_unlabeled(img) for img in images])
     probs = _probabilities(rng, PER_SHARD)
     for i in range(PER_SHARD):
@@ -66,9 +66,9 @@ def _write_inputs(root: str, total_replicas: int = 1, seed: int = 0):
     for task in range(total_replicas):
       mine = list(range(task, PER_SHARD, total_replicas))
       writers.write_records(
-          predict.prediction_path(f'{root}/pred', shard, NUM_SHARDS, task),
+          prediction_files.prediction_path(f'{root}/pred', shard, NUM_SHARDS, task),
           [records.serialize_prediction(probs[i]) for i in mine])
-      writers.write_json(predict.info_path(f'{root}/info', shard, NUM_SHARDS,
+      writers.write_json(prediction_files.info_path(f'{root}/info', shard, NUM_SHARDS,
                                            task), {'image_num': len(mine)})
   return truth
 
@@ -238,8 +238,8 @@ def test_bad_prediction_shards_stop_with_error_naming_the_shard(tmp_path, fault)
   root = str(tmp_path)
   _write_inputs(root)
   config = _config(root)
-  pred = predict.prediction_path(f'{root}/pred', 1, NUM_SHARDS, 0)
-  info = predict.info_path(f'{root}/info', 1, NUM_SHARDS, 0)
+  pred = prediction_files.prediction_path(f'{root}/pred', 1, NUM_SHARDS, 0)
+  info = prediction_files.info_path(f'{root}/info', 1, NUM_SHARDS, 0)
   if fault == 'missing':
     os.remove(pred)
     error, named = FileNotFoundError, pred
