@@ -8,8 +8,8 @@ Prints one markdown table (and writes it, plus JSON, to --output_dir):
   RMSProp + EMA + weight decay, `iterations_per_loop` steps per tf.function)
   vs the plain Keras way, `model.fit` on the same network, data pipeline,
   batch, optimizer and device; at 224 also keras.applications.EfficientNetB0;
-  the ratio is measured in the same run. Variants: XLA (`--jit_compile`) and
-  mixed bfloat16, when asked for;
+  the ratio is measured in the same run. Variants (--variants): XLA
+  (`--jit_compile`) and mixed float16 / bfloat16, by default on GPUs only;
 * prediction (pseudo-labeling) images/s of our predict path vs model.predict;
 * images/s of the training input pipeline with RandAugment and its ratio to
   what training consumes;
@@ -18,7 +18,10 @@ Prints one markdown table (and writes it, plus JSON, to --output_dir):
 * forward FLOPs per image (counted from the layers: 2 x multiply-adds of
   convolutions and dense layers), achieved training FLOP/s (3 x forward) and
   the machine's measured float32 matmul peak.
-Timings exclude tracing: every measurement runs warm-up steps first.
+Timings exclude tracing: every measurement runs warm-up steps first. Each
+measurement runs in a fresh child process, and the training contenders of a
+row alternate timed windows (ours, fit, ours, fit, ...), best of --repeats,
+so that neither earlier rows nor a slow spell of a shared machine bias a ratio.
 """
 
 from __future__ import annotations
@@ -56,20 +59,37 @@ from noisy_student import trainer as trainer_lib  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('sizes', ['32', '224'], 'Image sizes (32 = small-image model).')
-flags.DEFINE_integer('batch_size', 32, 'Training batch (global).')
-flags.DEFINE_integer('steps', 20, 'Timed training steps per row.')
-flags.DEFINE_integer('warmup_steps', 5, 'Untimed steps before each row.')
-flags.DEFINE_integer('repeats', 3, 'Timed windows of --steps steps per training '
-                     'row; the best is reported (both sides alike).')
-flags.DEFINE_list('variants', ['xla'],
-                  'Extra rows of our loop: xla (jit_compile), bfloat16.')
-flags.DEFINE_integer('predict_images', 1024, 'Images for the predict rows.')
-flags.DEFINE_integer('input_batches', 30, 'Batches timed for the input rows.')
-flags.DEFINE_list('filter_records', ['100000', '1000000'],
-                  'Record counts for filter_unlabel (fresh process each).')
-flags.DEFINE_bool('skip_filter', False, 'Skip the filter_unlabel rows.')
-flags.DEFINE_string('output_dir', 'benchmark_results', 'Where table and JSON go.')
+
+
+def define_flags() -> None:
+  """The binary's flags (defined at its edge, so tests can import this module)."""
+  flags.DEFINE_list('sizes', ['32', '224'], 'Image sizes (32 = small-image model).')
+  flags.DEFINE_integer('batch_size', 32, 'Training batch (global).')
+  flags.DEFINE_integer('steps', 20, 'Timed training steps per row.')
+  flags.DEFINE_integer('warmup_steps', 5, 'Untimed steps before each row.')
+  flags.DEFINE_integer('repeats', 5, 'Timed windows of --steps steps per training '
+                       'row; the best is reported (both sides alike).')
+  flags.DEFINE_list('variants', ['auto'],
+                    'Extra rows of our loop, each timed against plain float32 '
+                    'in the same process: xla (jit_compile), float16 (mixed, '
+                    'with loss scaling), bfloat16 (mixed). auto: xla and '
+                    'float16 when a GPU is present, none on a CPU (where XLA '
+                    'is about 10x slower: see BUILD.md).')
+  flags.DEFINE_integer('predict_images', 1024, 'Images for the predict rows.')
+  flags.DEFINE_integer('input_batches', 30, 'Batches timed for the input rows.')
+  flags.DEFINE_list('filter_records', ['100000', '1000000'],
+                    'Record counts for filter_unlabel (fresh process each).')
+  flags.DEFINE_bool('skip_filter', False, 'Skip the filter_unlabel rows.')
+  flags.DEFINE_string('output_dir', 'benchmark_results', 'Where table and JSON go.')
+  # Internal: run() starts one child process per measurement with these.
+  flags.DEFINE_string('measure', None, 'Internal: run one measurement '
+                      '(train, xla, float16, bfloat16, predict, input, flops), '
+                      'print JSON.')
+  flags.DEFINE_integer('measure_size', 32, 'Internal: image size for --measure.')
+  flags.DEFINE_string('data_root', None, 'Internal: where run() wrote the data.')
+
+
+_VARIANTS = ('xla', 'float16', 'bfloat16')
 
 
 @dataclasses.dataclass
@@ -88,6 +108,8 @@ def _data_dir(root: str, size: int) -> str:
   import skimage.data  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   out = os.path.join(root, 'photos')
+  if os.path.exists(os.path.join(out, 'test-00000-of-00001')):
+    return out  # written by an earlier call (shards are written atomically)
   photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.rocket(),
             skimage.data.astronaut()]
   rng = np.random.default_rng(0)
@@ -135,62 +157,102 @@ def _fit_dataset(cfg: config_lib.ExperimentConfig) -> tf.data.Dataset:
   return dataset.map(lambda d: (d['image'], tf.one_hot(d['label'], 10)))
 
 
-def time_our_loop(root, data_dir, size, *, jit=False, precision='float32') -> float:
-  """Images/s of Trainer.train: the best of --repeats loops of --steps steps."""
+class _OurLoop:
+  """Trainer.train windows of --steps steps (one tf.function call each)."""
+
+  def __init__(self, root, data_dir, size, *, jit=False, precision='float32'):
+    warm, steps, repeats = FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats
+    cfg = _experiment(root, data_dir, size, warm + 1 + repeats * steps,
+                      jit=jit, precision=precision)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, iterations_per_loop=steps))
+    self.trainer = trainer_lib.Trainer(cfg, tf.distribute.get_strategy())
+
+  def warm_up(self) -> None:
+    self.trainer.train(until_step=FLAGS.warmup_steps)  # traces the loop...
+    self.trainer.train(until_step=FLAGS.warmup_steps + 1)  # ...then no retrace
+
+  def window(self) -> float:
+    # The rate of the loop itself (one tf.function call of --steps steps,
+    # input included) as the trainer logs it; like the model.fit windows it
+    # leaves out checkpoint writing, which a real run amortises over
+    # --save_checkpoints_steps steps.
+    loops = self.trainer.train(until_step=self.trainer.step + FLAGS.steps)
+    return loops[-1].metrics['train/examples_per_sec']
+
+
+class _Fit:
+  """model.fit windows: the time between the ends of batch 2 and 2 + --steps
+  of one fit call (tracing, iterator creation and the input's first fill are
+  left out, as in our loop's windows)."""
+
+  def __init__(self, model: keras.Model, dataset: tf.data.Dataset,
+               same_work: bool = False):
+    # same_work: the optimizer also keeps an EMA of the weights (Keras's
+    # use_ema, every step) and decays them (Keras's decoupled weight_decay),
+    # the per-step work our loop does on top of RMSProp.
+    optimizer = (optimizers.TF1RMSprop(
+        learning_rate=0.01, rho=0.9, momentum=0.9, epsilon=1e-3, use_ema=True,
+        ema_momentum=0.9999, weight_decay=1e-5) if same_work
+                 else optimizers.build_optimizer(0.01))
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.CategoricalCrossentropy(
+                      from_logits=True, label_smoothing=0.1))
+    self.model, self.dataset = model, dataset
+
+  def warm_up(self) -> None:
+    self.model.fit(self.dataset, steps_per_epoch=FLAGS.warmup_steps, epochs=1,
+                   verbose=0)
+
+  def window(self) -> float:
+    first, last = 2, 2 + FLAGS.steps
+    marks = {}
+
+    class StepClock(keras.callbacks.Callback):
+
+      def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 in (first, last):
+          marks[batch + 1] = time.perf_counter()
+
+    self.model.fit(self.dataset, steps_per_epoch=last, epochs=1, verbose=0,
+                   callbacks=[StepClock()])
+    return FLAGS.steps * FLAGS.batch_size / (marks[last] - marks[first])
+
+
+def time_training(root, data_dir, size, contenders: Sequence[str]
+                  ) -> dict[str, float]:
+  """Best-of---repeats images/s of each contender, windows interleaved.
+
+  Contenders: 'ours' (our loop), 'xla' / 'float16' / 'bfloat16' (our loop
+  with that option), 'fit' (model.fit on our network and input),
+  'fit_same_work' (the same with EMA and weight decay in the Keras
+  optimizer), 'apps'
+  (keras.applications.EfficientNetB0 with model.fit). Interleaving the
+  windows (ours, fit, ours, fit, ...) keeps a slow spell of a shared machine
+  from landing on one side of a ratio only.
+  """
   keras.backend.clear_session()
-  warm, steps, repeats = FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats
-  total = warm + 1 + repeats * steps
-  cfg = _experiment(root, data_dir, size, total, jit=jit, precision=precision)
-  cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-      cfg.train, iterations_per_loop=steps))
-  trainer = trainer_lib.Trainer(cfg, tf.distribute.get_strategy())
-  trainer.train(until_step=warm)  # traces the loop for `warm` steps...
-  trainer.train(until_step=warm + 1)  # ...and retrace-free afterwards
-  # The rate of the training loop itself (one tf.function call of `steps`
-  # steps, input included), as the trainer logs it: like the model.fit rows,
-  # it leaves out checkpoint writing, which a real run amortises over
-  # --save_checkpoints_steps steps.
-  loops = trainer.train(until_step=total)
-  return max(loop.metrics['train/examples_per_sec'] for loop in loops)
-
-
-def _fit_images_per_second(model, dataset) -> float:
-  """Images/s of model.fit: the best of --repeats windows of --steps steps."""
-  model.compile(optimizer=optimizers.build_optimizer(0.01),
-                loss=keras.losses.CategoricalCrossentropy(
-                    from_logits=True, label_smoothing=0.1))
-  warm, steps, repeats = FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats
-  bounds = [warm + r * steps for r in range(repeats + 1)]
-  marks = {}
-
-  class StepClock(keras.callbacks.Callback):
-    """Marks the end of steps warm, warm + steps, ... of one fit call (as in
-    our loop's rows: tracing, iterator creation and the input's first fill
-    are left out)."""
-
-    def on_train_batch_end(self, batch, logs=None):
-      if batch + 1 in bounds:
-        marks[batch + 1] = time.perf_counter()
-
-  model.fit(dataset, steps_per_epoch=bounds[-1], epochs=1, verbose=0,
-            callbacks=[StepClock()])
-  return max(steps * FLAGS.batch_size / (marks[b] - marks[a])
-             for a, b in zip(bounds, bounds[1:]))
-
-
-def time_fit(root, data_dir, size) -> float:
-  keras.backend.clear_session()
-  cfg = _experiment(root, data_dir, size, 1)
-  return _fit_images_per_second(cfg.model.build(), _fit_dataset(cfg))
-
-
-def time_keras_applications_fit(root, data_dir, size) -> float:
-  keras.backend.clear_session()
-  cfg = _experiment(root, data_dir, size, 1)
-  model = keras.applications.EfficientNetB0(
-      weights=None, input_shape=(size, size, 3), classes=10,
-      classifier_activation=None)
-  return _fit_images_per_second(model, _fit_dataset(cfg))
+  runners = {}
+  for name in contenders:
+    if name == 'ours' or name in _VARIANTS:
+      runners[name] = _OurLoop(root, data_dir, size, jit=name == 'xla',
+                               precision=name if 'float' in name
+                               else 'float32')
+      continue
+    cfg = _experiment(root, data_dir, size, 1)
+    model = (keras.applications.EfficientNetB0(
+        weights=None, input_shape=(size, size, 3), classes=10,
+        classifier_activation=None) if name == 'apps' else cfg.model.build())
+    runners[name] = _Fit(model, _fit_dataset(cfg),
+                         same_work=name == 'fit_same_work')
+  for runner in runners.values():
+    runner.warm_up()
+  best = dict.fromkeys(runners, 0.0)
+  for _ in range(FLAGS.repeats):
+    for name, runner in runners.items():
+      gc.collect()
+      best[name] = max(best[name], runner.window())
+  return best
 
 
 def time_predict(data_dir, size) -> tuple[float, float]:
@@ -308,45 +370,91 @@ def filter_rows() -> list[Row]:
   return rows
 
 
+def measure(kind: str, size: int, data_root: str) -> dict:
+  """One measurement (run in a child process by run())."""
+  data_dir = _data_dir(data_root, size)
+  if kind == 'train':
+    return time_training(
+        data_root, data_dir, size,
+        ['ours', 'fit', 'fit_same_work'] + (['apps'] if size != 32 else []))
+  if kind in _VARIANTS:
+    return time_training(data_root, data_dir, size, ['ours', kind])
+  if kind == 'predict':
+    ours, keras_predict = time_predict(data_dir, size)
+    return {'ours': ours, 'model.predict': keras_predict}
+  if kind == 'input':
+    return {str(m): time_input(data_dir, size, m) for m in (5, 27)}
+  if kind == 'flops':
+    return {'flops': forward_flops(_model(size).build())}
+  raise app.UsageError(f'--measure={kind!r} is not a measurement')
+
+
+def _in_child(kind: str, size: int, data_root: str) -> dict:
+  """measure() in a fresh process: no threads, caches or memory of earlier
+  rows can slow a later one down."""
+  result = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.benchmark', *sys.argv[1:],
+       f'--measure={kind}', f'--measure_size={size}',
+       f'--data_root={data_root}'],
+      stdout=subprocess.PIPE, text=True, check=False)
+  if result.returncode:
+    raise RuntimeError(f'benchmark child {kind} {size} failed '
+                       f'(exit {result.returncode}); see its log above')
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def run() -> list[Row]:
   rows = []
   root = tempfile.mkdtemp(prefix='ns_benchmark_')
   peak = matmul_peak()
   rows.append(Row('float32 matmul peak (2048x2048)', f'{peak / 1e9:.1f} GFLOP/s'))
+  variants = FLAGS.variants
+  if variants == ['auto']:
+    variants = (['xla', 'float16'] if tf.config.list_physical_devices('GPU')
+                else [])
+  unknown = set(variants) - set(_VARIANTS)
+  if unknown:
+    raise app.UsageError(f'--variants: unknown {sorted(unknown)}; '
+                         f'choose from {list(_VARIANTS)} or auto')
   for size in (int(s) for s in FLAGS.sizes):
-    data_dir = _data_dir(root, size)
+    _data_dir(root, size)  # written once, read by every child
     label = f'{size}x{size}' + (' small-image' if size == 32 else '')
-    ours = time_our_loop(root, data_dir, size)
-    fit = time_fit(root, data_dir, size)
+    train = _in_child('train', size, root)
+    ours = train['ours']
     rows.append(Row(f'train B0 {label}: our loop', f'{ours:.1f} img/s',
                     f'batch {FLAGS.batch_size}'))
     rows.append(Row(f'train B0 {label}: model.fit (same network)',
-                    f'{fit:.1f} img/s', f'ours / fit = {ours / fit:.2f}'))
-    if size != 32:
-      apps = time_keras_applications_fit(root, data_dir, size)
+                    f'{train["fit"]:.1f} img/s',
+                    f'ours / fit = {ours / train["fit"]:.2f}'))
+    rows.append(Row(f'train B0 {label}: model.fit + EMA + weight decay '
+                    '(Keras optimizer options)',
+                    f'{train["fit_same_work"]:.1f} img/s',
+                    f'ours / this = {ours / train["fit_same_work"]:.2f}'))
+    if 'apps' in train:
       rows.append(Row(f'train B0 {label}: keras.applications B0 model.fit',
-                      f'{apps:.1f} img/s', f'ours / fit = {ours / apps:.2f}'))
-    for variant in FLAGS.variants:
+                      f'{train["apps"]:.1f} img/s',
+                      f'ours / fit = {ours / train["apps"]:.2f}'))
+    for variant in variants:
       try:
-        value = time_our_loop(root, data_dir, size, jit=variant == 'xla',
-                              precision='bfloat16' if variant == 'bfloat16'
-                              else 'float32')
+        pair = _in_child(variant, size, root)
         rows.append(Row(f'train B0 {label}: our loop + {variant}',
-                        f'{value:.1f} img/s', f'x{value / ours:.2f} vs float32'))
-      except Exception as err:  # pylint: disable=broad-except
+                        f'{pair[variant]:.1f} img/s',
+                        f'x{pair[variant] / pair["ours"]:.2f} vs float32 '
+                        'in the same process'))
+      except RuntimeError as err:
         rows.append(Row(f'train B0 {label}: our loop + {variant}', 'failed',
-                        f'{type(err).__name__}'))
-    flops = forward_flops(_model(size).build())
+                        str(err)))
+    flops = _in_child('flops', size, root)['flops']
     rows.append(Row(f'B0 {label}: forward FLOPs / image',
                     f'{flops / 1e6:.1f} MFLOP',
                     f'training ~{3 * flops * ours / 1e9:.1f} GFLOP/s achieved '
                     f'= {100 * 3 * flops * ours / peak:.0f}% of matmul peak'))
-    ours_p, keras_p = time_predict(data_dir, size)
+    predict = _in_child('predict', size, root)
     rows.append(Row(f'predict B0 {label}: our predict path',
-                    f'{ours_p:.1f} img/s',
-                    f'model.predict {keras_p:.1f} img/s, ratio {ours_p / keras_p:.2f}'))
-    for magnitude in (5, 27):
-      value = time_input(data_dir, size, magnitude)
+                    f'{predict["ours"]:.1f} img/s',
+                    f'model.predict {predict["model.predict"]:.1f} img/s, '
+                    f'ratio {predict["ours"] / predict["model.predict"]:.2f}'))
+    for magnitude, value in _in_child('input', size, root).items():
       rows.append(Row(f'input {label}: decode + RandAugment M={magnitude}',
                       f'{value:.0f} img/s',
                       f'{value / ours:.1f}x what our loop consumes'))
@@ -365,6 +473,10 @@ def markdown(rows: Sequence[Row]) -> str:
 
 def main(argv):
   del argv
+  if FLAGS.measure:
+    print(json.dumps(measure(FLAGS.measure, FLAGS.measure_size,
+                             FLAGS.data_root)))
+    return
   rows = run()
   table = markdown(rows)
   print(table)
@@ -375,4 +487,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
