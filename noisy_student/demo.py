@@ -35,6 +35,8 @@ flags.DEFINE_integer('teacher_steps', 800, 'Teacher training steps (batch 32).')
 flags.DEFINE_integer('student_steps', 700, 'Student training steps (batch 32 + 96).')
 flags.DEFINE_float('width_coefficient', 0.5, 'Width of the EfficientNet-B0 used.')
 flags.DEFINE_float('depth_coefficient', 0.5, 'Depth of the EfficientNet-B0 used.')
+flags.DEFINE_float('min_threshold', 0.3,
+                   'Keep pseudo-labels whose top-1 probability is >= this.')
 flags.DEFINE_integer('corrupted_images', 200,
                      'Test images in digits-C (0 skips the robustness step).')
 
@@ -60,7 +62,8 @@ def plan(work_dir: str, data_dir: str):
       teacher_model_name='efficientnet-b0',
       student_model_names=('efficientnet-b0',), teacher=teacher,
       student=student, width_coefficient=FLAGS.width_coefficient,
-      depth_coefficient=FLAGS.depth_coefficient, min_threshold=0.3,
+      depth_coefficient=FLAGS.depth_coefficient,
+      min_threshold=FLAGS.min_threshold,
       seed=FLAGS.seed)
 
 

@@ -235,7 +235,28 @@ def _filter(plan: Plan, round_dir: str, num_shards: int, num_images: int,
   result = subprocess.run(cmd, capture_output=True, text=True)
   if result.returncode:
     raise RuntimeError(f'filter_unlabel failed:\n{result.stderr[-4000:]}')
-  return {'num_image_per_class': per_class}
+  if only_stats:
+    return {'num_image_per_class': per_class}
+  return {'num_image_per_class': per_class,
+          'num_written': check_filter_output(filter_dir, plan.min_threshold)}
+
+
+def check_filter_output(filter_dir: str, min_threshold: float) -> int:
+  """The number of pseudo-labeled images the selection wrote (from
+  `<filter_dir>/stats/final_stats.json`); raises ValueError when it is 0, since
+  a student cannot train on an empty unlabeled set."""
+  path = os.path.join(filter_dir, 'stats', 'final_stats.json')
+  with tf.io.gfile.GFile(path) as f:
+    stats = json.load(f)
+  written = int(stats['num_written'])
+  if written == 0:
+    raise ValueError(
+        f'{path}: the filter kept no pseudo-labels: none of the '
+        f'{stats.get("num_prediction_records", "?")} teacher predictions has '
+        f'a top-1 probability >= --min_threshold={min_threshold}. Lower '
+        '--min_threshold or train the teacher longer, then rerun (finished '
+        'stages are kept).')
+  return written
 
 
 def run(plan: Plan, strategy: Optional[tf.distribute.Strategy] = None) -> list[dict]:

@@ -79,3 +79,18 @@ def test_killed_driver_resumes_without_redoing_finished_stages(tmp_path):
     final = json.load(f)
   assert final['histogram_spread'] == 0
   assert '| round | role | model |' in second.stdout
+
+
+def test_empty_filter_output_stops_before_the_student(tmp_path):
+  from noisy_student import pipeline  # pylint: disable=g-import-not-at-top
+  stats_dir = tmp_path / 'filter' / 'stats'
+  stats_dir.mkdir(parents=True)
+  final = stats_dir / 'final_stats.json'
+  final.write_text(json.dumps({'num_written': 0, 'num_prediction_records': 897}))
+  with pytest.raises(ValueError) as error:
+    pipeline.check_filter_output(str(tmp_path / 'filter'), 0.3)
+  message = str(error.value)
+  assert str(final) in message and '897' in message
+  assert '--min_threshold=0.3' in message
+  final.write_text(json.dumps({'num_written': 120, 'num_prediction_records': 897}))
+  assert pipeline.check_filter_output(str(tmp_path / 'filter'), 0.3) == 120
