@@ -226,8 +226,8 @@ def time_training(root, data_dir, size, contenders: Sequence[str]
   Contenders: 'ours' (our loop), 'xla' / 'float16' / 'bfloat16' (our loop
   with that option), 'fit' (model.fit on our network and input),
   'fit_same_work' (the same with EMA and weight decay in the Keras
-  optimizer), 'apps'
-  (keras.applications.EfficientNetB0 with model.fit). Interleaving the
+  optimizer), 'apps' (keras.applications.EfficientNetB0 with model.fit).
+  Interleaving the
   windows (ours, fit, ours, fit, ...) keeps a slow spell of a shared machine
   from landing on one side of a ratio only.
   """

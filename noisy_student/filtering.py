@@ -146,7 +146,12 @@ def unit_stats_path(c: FilterConfig, shard: int, task: int) -> str:
 
 
 def final_stats_path(c: FilterConfig) -> str:
-  return os.path.join(c.output_dir, 'stats', 'final_stats.json')
+  return final_stats_file(c.output_dir)
+
+
+def final_stats_file(output_dir: str) -> str:
+  """final_stats.json of a filter run writing to `output_dir`."""
+  return os.path.join(output_dir, 'stats', 'final_stats.json')
 
 
 def sample_dir(c: FilterConfig) -> str:

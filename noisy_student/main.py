@@ -223,7 +223,7 @@ def main(argv):
           config.model_dir, 'saved_model'), keras_path=FLAGS.export_keras_path
                     or None, checkpoint_path=FLAGS.predict_ckpt_path or None)
     elif FLAGS.mode == 'predict':
-      from noisy_student import predict as predict_lib  # pylint: disable=g-import-not-at-top
+      from noisy_student import prediction_files  # pylint: disable=g-import-not-at-top
       if not FLAGS.output_dir or (not FLAGS.info_dir and not FLAGS.reassign_label):
         raise app.UsageError('--mode=predict needs --output_dir and --info_dir')
       ckpt = FLAGS.predict_ckpt_path or config.model_dir
@@ -233,8 +233,8 @@ def main(argv):
           predict_ckpt_path=ckpt, data_dir=config.data.label_data_dir,
           output_dir=FLAGS.output_dir, info_dir=FLAGS.info_dir,
           file_prefix=FLAGS.file_prefix, num_shards=FLAGS.num_shards,
-          shard_ids=tuple(predict_lib.parse_shard_ids(FLAGS.shard_id,
-                                                      FLAGS.num_shards)),
+          shard_ids=tuple(prediction_files.parse_shard_ids(FLAGS.shard_id,
+                                                           FLAGS.num_shards)),
           total_replicas=FLAGS.total_replicas, worker_id=FLAGS.worker_id,
           reassign_label=FLAGS.reassign_label,
           batch_size=FLAGS.predict_batch_size,

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from data import writers
 from noisy_student import config as config_lib
+from noisy_student import filtering
 from noisy_student import tasks
 
 STATE_FILE = 'state.json'
@@ -245,7 +246,7 @@ def check_filter_output(filter_dir: str, min_threshold: float) -> int:
   """The number of pseudo-labeled images the selection wrote (from
   `<filter_dir>/stats/final_stats.json`); raises ValueError when it is 0, since
   a student cannot train on an empty unlabeled set."""
-  path = os.path.join(filter_dir, 'stats', 'final_stats.json')
+  path = filtering.final_stats_file(filter_dir)
   with tf.io.gfile.GFile(path) as f:
     stats = json.load(f)
   written = int(stats['num_written'])

@@ -35,9 +35,10 @@ import tensorflow as tf
 from data import records
 from data import writers
 from noisy_student import input_pipeline
-from noisy_student.prediction_files import (  # noqa: F401  (re-exported)
-    info_path, input_shard_path, parse_shard_ids, prediction_path,
-    reassign_input_path)
+from noisy_student.prediction_files import info_path
+from noisy_student.prediction_files import input_shard_path
+from noisy_student.prediction_files import prediction_path
+from noisy_student.prediction_files import reassign_input_path
 
 
 def read_info(path: str) -> Optional[int]:

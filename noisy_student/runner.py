@@ -18,6 +18,7 @@ from noisy_student import evaluation
 from noisy_student import export as export_lib
 from noisy_student import input_pipeline
 from noisy_student import predict as predict_lib
+from noisy_student import prediction_files
 from noisy_student import trainer as trainer_lib
 
 EVAL_RESULTS_FILE = 'eval_results.json'
@@ -156,7 +157,7 @@ def predict(config: config_lib.ExperimentConfig, pcfg: PredictConfig,
                   small_image=config.model.small_image,
                   batch_size=pcfg.batch_size)
     if pcfg.reassign_label:
-      source = predict_lib.reassign_input_path(
+      source = prediction_files.reassign_input_path(
           pcfg.data_dir, pcfg.file_prefix, pcfg.worker_id, shard_id,
           pcfg.num_shards)
       if not tf.io.gfile.exists(source) and len(pcfg.shard_ids) > 1:
