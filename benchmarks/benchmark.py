@@ -4,7 +4,7 @@ r"""Throughput benchmarks: our loop vs model.fit, predict, input, FLOPs.
   python -m benchmarks.benchmark --sizes=32 --steps=30 --skip_filter
 
 Prints one markdown table (and writes it, plus JSON, to --output_dir):
-* training images/s of EfficientNet-B0 in our loop (noisy_student.trainer,
+* training images/s of EfficientNet-B0 in our loop (noisy_student.train.trainer,
   RMSProp + EMA + weight decay, `iterations_per_loop` steps per tf.function)
   vs the plain Keras way, `model.fit` on the same network, data pipeline,
   batch, optimizer and device; at 224 also keras.applications.EfficientNetB0;
@@ -50,12 +50,14 @@ from data import image_codec  # noqa: E402
 from data import prepare_digits  # noqa: E402
 from data import records  # noqa: E402
 from data import writers  # noqa: E402
-from noisy_student import config as config_lib  # noqa: E402
-from noisy_student import input_pipeline  # noqa: E402
-from noisy_student import optimizers  # noqa: E402
-from noisy_student import predict as predict_lib  # noqa: E402
-from noisy_student import tasks  # noqa: E402
-from noisy_student import trainer as trainer_lib  # noqa: E402
+from noisy_student.core import config as config_lib  # noqa: E402
+from noisy_student.core import datasets  # noqa: E402
+from noisy_student.models import backbones  # noqa: E402
+from noisy_student.pseudo import predict as predict_lib  # noqa: E402
+from noisy_student.train import input_pipeline  # noqa: E402
+from noisy_student.train import optimizers  # noqa: E402
+from noisy_student.train import trainer as trainer_lib  # noqa: E402
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -105,8 +107,8 @@ def _data_dir(root: str, size: int) -> str:
     out = os.path.join(root, 'digits')
     prepare_digits.prepare_digits(out)
     return out
-  import skimage.data  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  import skimage.data  # pylint: disable=g-import-not-at-top
   out = os.path.join(root, 'photos')
   if os.path.exists(os.path.join(out, 'test-00000-of-00001')):
     return out  # written by an earlier call (shards are written atomically)
@@ -128,7 +130,7 @@ def _data_dir(root: str, size: int) -> str:
 
 
 def _model(size: int) -> config_lib.ModelConfig:
-  task = tasks.get_task('digits' if size == 32 else 'imagenet')
+  task = datasets.get_builtin('digits' if size == 32 else 'imagenet')
   return config_lib.ModelConfig(
       model_name='efficientnet-b0', num_classes=10, image_size=size,
       small_image=size == 32, mean_rgb=tuple(task.mean_rgb),
@@ -242,7 +244,7 @@ def time_training(root, data_dir, size, contenders: Sequence[str]
     cfg = _experiment(root, data_dir, size, 1)
     model = (keras.applications.EfficientNetB0(
         weights=None, input_shape=(size, size, 3), classes=10,
-        classifier_activation=None) if name == 'apps' else cfg.model.build())
+        classifier_activation=None) if name == 'apps' else backbones.build_model(cfg.model))
     runners[name] = _Fit(model, _fit_dataset(cfg),
                          same_work=name == 'fit_same_work')
   for runner in runners.values():
@@ -258,7 +260,7 @@ def time_training(root, data_dir, size, contenders: Sequence[str]
 def time_predict(data_dir, size) -> tuple[float, float]:
   """(our predict path, model.predict) images/s on the same TFRecord files."""
   keras.backend.clear_session()
-  model = _model(size).build()
+  model = backbones.build_model(_model(size))
   # One shard of FLAGS.predict_images records (the training images repeated),
   # as a predict job sees it: enough batches that per-call set-up (pipeline,
   # iterator) weighs on both paths as little as it does on a real shard.
@@ -385,7 +387,7 @@ def measure(kind: str, size: int, data_root: str) -> dict:
   if kind == 'input':
     return {str(m): time_input(data_dir, size, m) for m in (5, 27)}
   if kind == 'flops':
-    return {'flops': forward_flops(_model(size).build())}
+    return {'flops': forward_flops(backbones.build_model(_model(size)))}
   raise app.UsageError(f'--measure={kind!r} is not a measurement')
 
 

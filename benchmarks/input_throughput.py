@@ -28,7 +28,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # noqa: E402
 
-from noisy_student import preprocessing  # noqa: E402
+from noisy_student.augment import preprocessing  # noqa: E402
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _PATHS = flags.DEFINE_list(

@@ -24,6 +24,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import errors
 from data import image_codec
 from data import progress as progress_lib
 from data import records
@@ -35,7 +36,7 @@ LABEL_CONVENTION = ('image/class/label holds class + 1 (1-based) in the files; '
 _SHARD_RE = re.compile(r'^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})$')
 
 
-class DatasetInfoError(ValueError):
+class DatasetInfoError(errors.NoisyStudentError):
   """Existing outputs do not match this run; names the file and the values."""
 
 
@@ -292,3 +293,11 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
   writers.write_json(info_path, info)
   log_fn(f'{output_dir}: {written} shards written, {kept} kept')
   return dict(info, shards_written=written, shards_kept=kept)
+
+
+def summary_line(output_dir: str, info: Mapping) -> str:
+  """The one JSON line a converter prints: images per split, shards written/kept."""
+  counts = {name: s['num_examples'] for name, s in info['splits'].items()}
+  return json.dumps({'output_dir': output_dir, 'counts': counts,
+                     'shards_written': info['shards_written'],
+                     'shards_kept': info['shards_kept']}, sort_keys=True)

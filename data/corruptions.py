@@ -9,20 +9,22 @@ images at least 32x32.
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Sequence
+import warnings
 
 import numpy as np
 from PIL import Image
 
-# The 15 ImageNet-C corruptions + the 4 extra, in the published order
-# (the same as imagecorruptions' `get_corruption_names('all')`).
-CORRUPTION_NAMES = (
+# The 15 ImageNet-C benchmark corruptions in the published order (also the
+# order of imagecorruptions' `get_corruption_names('common')`), then the 4
+# extra ("validation") ones, reported separately.
+BENCHMARK_CORRUPTIONS = (
     'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur',
     'glass_blur', 'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog',
     'brightness', 'contrast', 'elastic_transform', 'pixelate',
-    'jpeg_compression', 'speckle_noise', 'gaussian_blur', 'spatter',
-    'saturate')
+    'jpeg_compression')
+EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
+CORRUPTION_NAMES = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 SEVERITIES = (1, 2, 3, 4, 5)
 MIN_SIZE = 32
 # Corruptions whose randomness comes from their own `seed` argument rather

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from PIL import UnidentifiedImageError
 
+from data import errors
+
 FORMATS = ('png', 'jpeg')
 # Formats whose bytes are stored unchanged when they hold an RGB image.
 PASSTHROUGH_FORMATS = ('jpeg', 'png')
@@ -31,7 +33,7 @@ _MAGIC = (
 )
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(errors.NoisyStudentError):
   """Bytes that are not a complete, decodable image; names the source."""
 
 

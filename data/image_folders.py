@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from data import errors
 from data import label_maps
 
 IMAGE_EXTENSIONS = frozenset({
@@ -19,7 +20,7 @@ IMAGE_EXTENSIONS = frozenset({
     '.ppm', '.pgm'})
 
 
-class ImageTreeError(ValueError):
+class ImageTreeError(errors.NoisyStudentError):
   """An input folder or label map cannot be used; names the path at fault."""
 
 

@@ -24,6 +24,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import errors
 from data import image_codec
 from data import image_folders
 from data import progress as progress_lib
@@ -34,7 +35,7 @@ LABELS_FILENAME = 'labels.txt'
 _SHARD_RE = re.compile(r'^(?P<split>.+)-\d{5}-of-(?P<total>\d{5})$')
 
 
-class ConversionError(ValueError):
+class ConversionError(errors.NoisyStudentError):
   """The run cannot go ahead as configured; names the flag or file at fault."""
 
 

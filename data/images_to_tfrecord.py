@@ -22,72 +22,52 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from absl import app
 from absl import flags
 
+from data import entry
 from data import image_codec
-from data import image_folders
 from data import image_shards
 
 
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string('input_dir', None, 'Folder of class folders (labeled) '
-                      'or of images (unlabeled, any depth).')
-  flags.DEFINE_string('output_dir', None, 'Where the shards and reports go.')
+                      'or of images (unlabeled, any depth).', flag_values=fv)
+  flags.DEFINE_string('output_dir', None, 'Where the shards and reports go.', flag_values=fv)
   flags.DEFINE_string('split', 'train', 'File prefix of the shards, e.g. '
-                      'train, validation, extra.')
-  flags.DEFINE_integer('num_shards', 128, 'Number of shard files.')
+                      'train, validation, extra.', flag_values=fv)
+  flags.DEFINE_integer('num_shards', 128, 'Number of shard files.', flag_values=fv)
   flags.DEFINE_bool('unlabeled', False, 'Write unlabeled records from any '
-                    'tree (a flat folder is always unlabeled).')
+                    'tree (a flat folder is always unlabeled).', flag_values=fv)
   flags.DEFINE_string('label_map', None,
                       'Folder name -> class: "imagenet" (the 1000 wnids in '
                       'class order), "numeric" (folder name = class), a .txt '
                       'file (one folder name per line) or a .json file '
                       '(imagenet_class_index.json: {"0": ["n01440764", '
                       '"tench"], ...}, or {"folder": class}). Unset: sorted '
-                      'folder names, saved to <output_dir>/labels.txt.')
+                      'folder names, saved to <output_dir>/labels.txt.', flag_values=fv)
   flags.DEFINE_integer('num_workers', min(os.cpu_count() or 1, 8),
-                       'Processes writing shards (each writes whole shards).')
-  flags.DEFINE_integer('seed', 0, 'Seed of the file-order shuffle.')
+                       'Processes writing shards (each writes whole shards).', flag_values=fv)
+  flags.DEFINE_integer('seed', 0, 'Seed of the file-order shuffle.', flag_values=fv)
   flags.DEFINE_bool('shuffle', True, 'Shuffle the file order (else sorted by '
-                    'path).')
+                    'path).', flag_values=fv)
   flags.DEFINE_bool('reencode', False, 'Re-encode JPEG/PNG files too (others '
-                    'are always re-encoded).')
+                    'are always re-encoded).', flag_values=fv)
   flags.DEFINE_enum('image_format', 'jpeg', list(image_codec.FORMATS),
-                    'Format of re-encoded images.')
+                    'Format of re-encoded images.', flag_values=fv)
   flags.DEFINE_integer('jpeg_quality', image_codec.DEFAULT_JPEG_QUALITY,
-                       'JPEG quality in [1, 100] of re-encoded images.')
+                       'JPEG quality in [1, 100] of re-encoded images.', flag_values=fv)
   flags.DEFINE_bool('overwrite', False, 'Rewrite existing shards (else the '
-                    'complete shards of the same inputs are kept).')
+                    'complete shards of the same inputs are kept).', flag_values=fv)
 
 
-def config_from_flags(flag_values: flags.FlagValues
-                      ) -> image_shards.ConvertConfig:
-  return image_shards.ConvertConfig(
-      input_dir=flag_values.input_dir,
-      output_dir=flag_values.output_dir,
-      split=flag_values.split,
-      num_shards=flag_values.num_shards,
-      unlabeled=flag_values.unlabeled,
-      label_map=flag_values.label_map,
-      num_workers=flag_values.num_workers,
-      seed=flag_values.seed,
-      shuffle=flag_values.shuffle,
-      reencode=flag_values.reencode,
-      image_format=flag_values.image_format,
-      jpeg_quality=flag_values.jpeg_quality,
-      overwrite=flag_values.overwrite)
+def config_from_flags(fv: flags.FlagValues) -> image_shards.ConvertConfig:
+  return entry.dataclass_from_flags(image_shards.ConvertConfig, fv)
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    summary = image_shards.convert(config_from_flags(flags.FLAGS))
-  except (image_shards.ConversionError, image_folders.ImageTreeError) as err:
-    sys.exit(f'images_to_tfrecord: error: {err}')
+  del argv
+  summary = image_shards.convert(config_from_flags(flags.FLAGS))
   keys = ('num_files', 'num_written', 'num_skipped', 'num_reencoded',
           'num_ignored_files', 'shards_written', 'shards_kept')
   report = {key: summary[key] for key in keys}
@@ -96,6 +76,9 @@ def main(argv: list[str]) -> None:
   print(json.dumps(report, sort_keys=True))
 
 
+def run():
+  entry.run('images_to_tfrecord', main, define_flags)
+
+
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

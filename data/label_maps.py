@@ -22,6 +22,8 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from data import errors
+
 WNIDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'imagenet_wnids.txt')
 
@@ -110,7 +112,7 @@ def load_label_map(spec: str | None = None) -> LabelMap:
   if spec == 'numeric':
     return LabelMap(spec, None)
   if not tf.io.gfile.exists(spec):
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f'label map {spec!r}: no such file (expected "imagenet", "numeric", '
         'or a .txt / .json file)')
   with tf.io.gfile.GFile(spec) as f:

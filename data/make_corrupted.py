@@ -30,12 +30,13 @@ import multiprocessing
 import os
 from typing import Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
 from data import corruptions as corruptions_lib
+from data import entry
+from data import errors
 from data import label_maps
 from data import progress as progress_lib
 from data import records
@@ -60,7 +61,7 @@ def read_source(file_pattern: str, max_images: int | None = None
   """
   files = sorted(tf.io.gfile.glob(file_pattern))
   if not files:
-    raise FileNotFoundError(f'--input_pattern {file_pattern!r}: no files '
+    raise errors.MissingFileError(f'--input_pattern {file_pattern!r}: no files '
                             'match')
   images, labels, sources = [], [], []
   for path in files:
@@ -225,43 +226,42 @@ def make_corrupted(file_pattern: str, output_dir: str, *, split: str = 'test',
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the binary's flags (called only when run as a binary)."""
   flags.DEFINE_string('input_pattern', None, 'Glob of the clean labeled '
-                      'TFRecords, e.g. "/data/svhn/test-*".', required=True)
+                      'TFRecords, e.g. "/data/svhn/test-*".', required=True, flag_values=fv)
   flags.DEFINE_string('output_dir', None, 'Root of the corrupted copy.',
-                      required=True)
+                      required=True, flag_values=fv)
   flags.DEFINE_string('split', 'test',
-                      'File-name prefix of the written shards / images.')
+                      'File-name prefix of the written shards / images.', flag_values=fv)
   flags.DEFINE_list('corruptions', list(corruptions_lib.CORRUPTION_NAMES),
                     'Corruptions to write (default: the 15 ImageNet-C ones '
-                    '+ the 4 extra).')
+                    '+ the 4 extra).', flag_values=fv)
   flags.DEFINE_list('severities', ['1', '2', '3', '4', '5'],
-                    'Severities (1-5) to write.')
+                    'Severities (1-5) to write.', flag_values=fv)
   flags.DEFINE_enum('output_format', 'tfrecord', OUTPUT_FORMATS,
                     'tfrecord (labeled schema) or folder (ImageNet-C layout '
-                    'of image files).')
+                    'of image files).', flag_values=fv)
   flags.DEFINE_integer('num_shards', 1,
-                       'TFRecord shards per corruption and severity.')
+                       'TFRecord shards per corruption and severity.', flag_values=fv)
   flags.DEFINE_integer('max_images', None,
-                       'Use only the first N images (bounds demo time).')
-  flags.DEFINE_integer('seed', 0, 'Seed of the corruption randomness.')
-  flags.DEFINE_integer('num_workers', 1, 'Processes corrupting in parallel.')
+                       'Use only the first N images (bounds demo time).', flag_values=fv)
+  flags.DEFINE_integer('seed', 0, 'Seed of the corruption randomness.', flag_values=fv)
+  flags.DEFINE_integer('num_workers', 1, 'Processes corrupting in parallel.', flag_values=fv)
   flags.DEFINE_enum('image_format', 'png', list(IMAGE_FORMATS),
-                    'Encoding of the corrupted images.')
+                    'Encoding of the corrupted images.', flag_values=fv)
   flags.DEFINE_string('label_map', 'numeric', 'Class folder names for '
                       '--output_format=folder: "numeric" (the label), '
-                      '"imagenet" (wnids) or a .txt / .json file.')
-  flags.DEFINE_bool('overwrite', False, 'Recompute outputs that exist.')
+                      '"imagenet" (wnids) or a .txt / .json file.', flag_values=fv)
+  flags.DEFINE_bool('overwrite', False, 'Recompute outputs that exist.', flag_values=fv)
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv
   try:
     severities = [int(s) for s in FLAGS.severities]
   except ValueError as err:
-    raise app.UsageError(f'--severities must be integers 1-5, received: '
+    raise errors.ConfigError(f'--severities must be integers 1-5, received: '
                          f'{FLAGS.severities}') from err
   info = make_corrupted(
       FLAGS.input_pattern, FLAGS.output_dir, split=FLAGS.split,
@@ -275,6 +275,9 @@ def main(argv: Sequence[str]) -> None:
                os.path.join(FLAGS.output_dir, INFO_FILE))
 
 
+def run():
+  entry.run('make_corrupted', main, define_flags)
+
+
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

@@ -24,13 +24,14 @@ import io
 import os
 from typing import Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from data import corruptions as corruptions_lib
+from data import entry
+from data import errors
 from data import label_maps
 from data import make_corrupted
 from data import perturbations as perturbations_lib
@@ -163,35 +164,34 @@ def make_perturbed(file_pattern: str, output_dir: str, *, split: str = 'test',
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the binary's flags (called only when run as a binary)."""
   flags.DEFINE_string('input_pattern', None, 'Glob of the clean labeled '
-                      'TFRecords, e.g. "/data/digits/test-*".', required=True)
+                      'TFRecords, e.g. "/data/digits/test-*".', required=True, flag_values=fv)
   flags.DEFINE_string('output_dir', None, 'Root of the ImageNet-P-style tree.',
-                      required=True)
-  flags.DEFINE_string('split', 'test', 'File-name prefix of the videos.')
+                      required=True, flag_values=fv)
+  flags.DEFINE_string('split', 'test', 'File-name prefix of the videos.', flag_values=fv)
   flags.DEFINE_list('perturbations',
                     list(perturbations_lib.PERTURBATION_NAMES),
-                    'Perturbations to write.')
+                    'Perturbations to write.', flag_values=fv)
   flags.DEFINE_list('difficulties', ['1'], 'Noise difficulties (1-3) to '
-                    'write; non-noise perturbations have one sequence.')
+                    'write; non-noise perturbations have one sequence.', flag_values=fv)
   flags.DEFINE_integer('max_images', None,
-                       'Use only the first N images (bounds demo time).')
-  flags.DEFINE_integer('seed', 0, 'Seed of the noise perturbations.')
+                       'Use only the first N images (bounds demo time).', flag_values=fv)
+  flags.DEFINE_integer('seed', 0, 'Seed of the noise perturbations.', flag_values=fv)
   flags.DEFINE_string('label_map', 'numeric', 'Class folder names: "numeric" '
-                      '(the label), "imagenet" (wnids) or a .txt/.json file.')
+                      '(the label), "imagenet" (wnids) or a .txt/.json file.', flag_values=fv)
   flags.DEFINE_enum('codec', 'libx264rgb', sorted(CODECS),
-                    'libx264rgb (lossless RGB H.264) or libx264 (yuv420p).')
-  flags.DEFINE_bool('overwrite', False, 'Rewrite videos that exist.')
+                    'libx264rgb (lossless RGB H.264) or libx264 (yuv420p).', flag_values=fv)
+  flags.DEFINE_bool('overwrite', False, 'Rewrite videos that exist.', flag_values=fv)
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv
   try:
     difficulties = [int(d) for d in FLAGS.difficulties]
   except ValueError as err:
-    raise app.UsageError(f'--difficulties must be integers 1-3, received: '
+    raise errors.ConfigError(f'--difficulties must be integers 1-3, received: '
                          f'{FLAGS.difficulties}') from err
   info = make_perturbed(
       FLAGS.input_pattern, FLAGS.output_dir, split=FLAGS.split,
@@ -202,6 +202,9 @@ def main(argv: Sequence[str]) -> None:
                FLAGS.output_dir)
 
 
+def run():
+  entry.run('make_perturbed', main, define_flags)
+
+
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

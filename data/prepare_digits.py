@@ -16,21 +16,19 @@ order, into
     unlabeled  897  <out>/unlabeled/extra-0000i-of-00008 (true label kept)
 
 written as PNG (lossless) with `dataset_info.json`; the sizes match
-`noisy_student.tasks.TASKS['digits']`.
+`noisy_student.core.datasets.TASKS['digits']`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 from PIL import Image
 
 from data import array_writer
+from data import entry
 
 NUM_IMAGES = 1797
 NUM_CLASSES = 10
@@ -122,26 +120,22 @@ def prepare_digits(output_dir: str, seed: int = 0,
       extra_info=extra_info, overwrite=overwrite, log_fn=logging.debug)
 
 
-def define_flags() -> None:
-  flags.DEFINE_string('output_dir', 'data/digits', 'Where the shards go.')
-  flags.DEFINE_integer('seed', 0, 'Seed of the shuffle that assigns splits.')
-  flags.DEFINE_bool('overwrite', False, 'Rewrite existing shards.')
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+  flags.DEFINE_string('output_dir', 'data/digits', 'Where the shards go.', flag_values=fv)
+  flags.DEFINE_integer('seed', 0, 'Seed of the shuffle that assigns splits.', flag_values=fv)
+  flags.DEFINE_bool('overwrite', False, 'Rewrite existing shards.', flag_values=fv)
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    info = prepare_digits(flags.FLAGS.output_dir, flags.FLAGS.seed,
-                          flags.FLAGS.overwrite)
-  except array_writer.DatasetInfoError as err:
-    sys.exit(f'prepare_digits: error: {err}')
-  counts = {name: s['num_examples'] for name, s in info['splits'].items()}
-  print(json.dumps({'output_dir': flags.FLAGS.output_dir, 'counts': counts,
-                    'shards_written': info['shards_written'],
-                    'shards_kept': info['shards_kept']}, sort_keys=True))
+  del argv
+  info = prepare_digits(flags.FLAGS.output_dir, flags.FLAGS.seed,
+                        flags.FLAGS.overwrite)
+  print(array_writer.summary_line(flags.FLAGS.output_dir, info))
+
+
+def run():
+  entry.run('prepare_digits', main, define_flags)
 
 
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

@@ -25,17 +25,16 @@ at `--jpeg_quality` (the original: 100).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 from typing import Callable
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
 from data import array_writer
+from data import entry
+from data import errors
 from data import image_codec
 
 MAT_FILENAMES = {'train': 'train_32x32.mat', 'test': 'test_32x32.mat',
@@ -47,7 +46,7 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 
 
-class SvhnDataError(ValueError):
+class SvhnDataError(errors.NoisyStudentError):
   """A source file or the sources as a whole are not usable; names the file."""
 
 
@@ -335,61 +334,45 @@ def prepare_svhn(config: SvhnConfig,
 # --------------------------------------------------------------------------
 # Binary.
 # --------------------------------------------------------------------------
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string(
       'raw_data_dir', None,
       'Folder with train_32x32.mat, test_32x32.mat, extra_32x32.mat (SVHN '
-      'format 2). Unset: read TensorFlow Datasets svhn_cropped instead.')
+      'format 2). Unset: read TensorFlow Datasets svhn_cropped instead.', flag_values=fv)
   flags.DEFINE_string('tfds_data_dir', None,
                       'data_dir of TensorFlow Datasets (only without '
-                      '--raw_data_dir).')
-  flags.DEFINE_string('output_dir', None, 'Where the TFRecord shards go.')
+                      '--raw_data_dir).', flag_values=fv)
+  flags.DEFINE_string('output_dir', None, 'Where the TFRecord shards go.', flag_values=fv)
   flags.DEFINE_integer('seed', 0, 'Seed of the train/extra shuffle (the '
-                       'original used 0).')
+                       'original used 0).', flag_values=fv)
   flags.DEFINE_integer('dev_size', 4000, 'Shuffled train images held out as '
-                       'the dev split (0: no dev split).')
+                       'the dev split (0: no dev split).', flag_values=fv)
   flags.DEFINE_enum('image_format', 'png', list(image_codec.FORMATS),
-                    'Image encoding: png (lossless) or jpeg (the original).')
+                    'Image encoding: png (lossless) or jpeg (the original).', flag_values=fv)
   flags.DEFINE_integer('jpeg_quality', image_codec.DEFAULT_JPEG_QUALITY,
-                       'JPEG quality in [1, 100] with --image_format=jpeg.')
-  flags.DEFINE_integer('train_shards', 128, 'Shards of the train split.')
-  flags.DEFINE_integer('eval_shards', 64, 'Shards of the dev and test splits.')
-  flags.DEFINE_integer('extra_shards', 128, 'Shards of unlabeled/extra.')
+                       'JPEG quality in [1, 100] with --image_format=jpeg.', flag_values=fv)
+  flags.DEFINE_integer('train_shards', 128, 'Shards of the train split.', flag_values=fv)
+  flags.DEFINE_integer('eval_shards', 64, 'Shards of the dev and test splits.', flag_values=fv)
+  flags.DEFINE_integer('extra_shards', 128, 'Shards of unlabeled/extra.', flag_values=fv)
   flags.DEFINE_bool('include_extra', True, 'Also convert extra_32x32.mat to '
-                    'the unlabeled set.')
+                    'the unlabeled set.', flag_values=fv)
   flags.DEFINE_bool('overwrite', False, 'Rewrite existing shards (else '
-                    'complete shards of the same configuration are kept).')
+                    'complete shards of the same configuration are kept).', flag_values=fv)
 
 
-def config_from_flags(flag_values: flags.FlagValues) -> SvhnConfig:
-  return SvhnConfig(
-      output_dir=flag_values.output_dir,
-      raw_data_dir=flag_values.raw_data_dir,
-      tfds_data_dir=flag_values.tfds_data_dir,
-      seed=flag_values.seed,
-      dev_size=flag_values.dev_size,
-      image_format=flag_values.image_format,
-      jpeg_quality=flag_values.jpeg_quality,
-      train_shards=flag_values.train_shards,
-      eval_shards=flag_values.eval_shards,
-      extra_shards=flag_values.extra_shards,
-      include_extra=flag_values.include_extra,
-      overwrite=flag_values.overwrite)
+def config_from_flags(fv: flags.FlagValues) -> SvhnConfig:
+  return entry.dataclass_from_flags(SvhnConfig, fv)
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    info = prepare_svhn(config_from_flags(flags.FLAGS))
-  except (SvhnDataError, array_writer.DatasetInfoError) as err:
-    sys.exit(f'proc_svhn: error: {err}')
-  counts = {name: s['num_examples'] for name, s in info['splits'].items()}
-  print(json.dumps({'output_dir': flags.FLAGS.output_dir, 'counts': counts,
-                    'shards_written': info['shards_written'],
-                    'shards_kept': info['shards_kept']}, sort_keys=True))
+  del argv
+  info = prepare_svhn(config_from_flags(flags.FLAGS))
+  print(array_writer.summary_line(flags.FLAGS.output_dir, info))
+
+
+def run():
+  entry.run('proc_svhn', main, define_flags)
 
 
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

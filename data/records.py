@@ -29,6 +29,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from data import errors
+
 IMAGE_KEY = 'image/encoded'
 LABEL_KEY = 'image/class/label'          # 1-based in files
 PROBABILITIES_KEY = 'probabilities'
@@ -37,7 +39,7 @@ PSEUDO_PROB_KEY = 'prob'
 CLASSES_KEY = 'classes'                  # 0-based, prediction shards
 
 
-class RecordError(ValueError):
+class RecordError(errors.NoisyStudentError):
   """A record or record file does not follow the schema; names the file."""
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from typing import Iterable, Iterator, Sequence
+import uuid
 
 import tensorflow as tf
 
@@ -29,9 +29,57 @@ def shard_paths(output_dir: str, split: str, num_shards: int) -> list[str]:
           for i in range(num_shards)]
 
 
-def _temp_path(path: str) -> str:
+TEMP_MARKER = '.tmp-'
+
+
+def temp_path(path: str, suffix: str = '') -> str:
+  """A hidden temporary name next to `path`: `.<name>.tmp-<8 hex><suffix>`.
+
+  Every temporary file or folder of the project is named this way: readers
+  skip names that start with '.', and `is_temp_name` recognises them.
+  `suffix` keeps an extension a writer needs (e.g. '.keras').
+  """
   directory, base = os.path.split(path)
-  return os.path.join(directory, f'.{base}.tmp-{uuid.uuid4().hex[:8]}')
+  return os.path.join(directory,
+                      f'.{base}{TEMP_MARKER}{uuid.uuid4().hex[:8]}{suffix}')
+
+
+def is_temp_name(name: str) -> bool:
+  """True for names made by `temp_path` (a killed writer's leftovers)."""
+  base = os.path.basename(name)
+  return base.startswith('.') and TEMP_MARKER in base
+
+
+def _remove(path: str) -> None:
+  if tf.io.gfile.isdir(path):
+    tf.io.gfile.rmtree(path)
+  elif tf.io.gfile.exists(path):
+    tf.io.gfile.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
+  """Yields a temporary path next to `path` for a writer to fill.
+
+  On a clean exit the temporary file or folder is renamed to `path`; an
+  existing folder at `path` is replaced only once the new one is whole. On an
+  exception the temporary is removed and `path` is left as it was.
+  """
+  directory = os.path.dirname(path)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  tmp = temp_path(path, suffix)
+  try:
+    yield tmp
+    if tf.io.gfile.isdir(tmp) and tf.io.gfile.exists(path):
+      old = temp_path(path)
+      tf.io.gfile.rename(path, old)
+      tf.io.gfile.rename(tmp, path)
+      _remove(old)
+    else:
+      tf.io.gfile.rename(tmp, path, overwrite=True)
+  finally:
+    _remove(tmp)
 
 
 @contextlib.contextmanager
@@ -40,37 +88,20 @@ def atomic_output(path: str, mode: str = 'wb') -> Iterator:
 
   On an exception the temp file is removed and `path` is left as it was.
   """
-  directory = os.path.dirname(path)
-  if directory:
-    tf.io.gfile.makedirs(directory)
-  tmp = _temp_path(path)
-  try:
+  with atomic_path(path) as tmp:
     with tf.io.gfile.GFile(tmp, mode) as f:
       yield f
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-  except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
-    raise
 
 
 @contextlib.contextmanager
 def atomic_tfrecord_writer(path: str) -> Iterator[tf.io.TFRecordWriter]:
   """A TFRecordWriter whose file appears at `path` only once closed cleanly."""
-  directory = os.path.dirname(path)
-  if directory:
-    tf.io.gfile.makedirs(directory)
-  tmp = _temp_path(path)
-  writer = tf.io.TFRecordWriter(tmp)
-  try:
-    yield writer
-    writer.close()
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-  except BaseException:
-    writer.close()
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
-    raise
+  with atomic_path(path) as tmp:
+    writer = tf.io.TFRecordWriter(tmp)
+    try:
+      yield writer
+    finally:
+      writer.close()
 
 
 def write_records(path: str, records: Iterable[bytes]) -> int:

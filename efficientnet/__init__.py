@@ -14,21 +14,26 @@ from efficientnet.layers import drop_path
 from efficientnet.layers import StochasticDepth
 from efficientnet.model import build_model
 from efficientnet.model import DEFAULT_STOCHASTIC_DEPTH_RATE
-from efficientnet.model import IMAGENET_MEAN_RGB
-from efficientnet.model import IMAGENET_STDDEV_RGB
 from efficientnet.params import default_image_size
 from efficientnet.params import get_spec
+from efficientnet.params import IMAGENET_MEAN_RGB
+from efficientnet.params import IMAGENET_STDDEV_RGB
 from efficientnet.params import list_models
 from efficientnet.params import ModelSpec
+from efficientnet.tf1_checkpoint import CheckpointMismatchError
+from efficientnet.tf1_checkpoint import CheckpointNotFoundError
 from efficientnet.tf1_checkpoint import load_tf1_checkpoint
+from efficientnet.tf1_checkpoint import resolve_checkpoint
 from efficientnet.tf1_checkpoint import save_tf1_checkpoint
 from efficientnet.tf1_checkpoint import tf1_variable_map
 
 __all__ = [
-    'BATCH_NORM_EPSILON', 'BATCH_NORM_MOMENTUM',
+    'BATCH_NORM_EPSILON', 'BATCH_NORM_MOMENTUM', 'CheckpointMismatchError',
+    'CheckpointNotFoundError',
     'DEFAULT_STOCHASTIC_DEPTH_RATE',
     'IMAGENET_MEAN_RGB', 'IMAGENET_STDDEV_RGB', 'ModelSpec', 'StochasticDepth',
     'build_model', 'default_image_size', 'drop_path', 'get_spec',
-    'list_models', 'load_tf1_checkpoint', 'save_tf1_checkpoint',
+    'list_models', 'load_tf1_checkpoint', 'resolve_checkpoint',
+    'save_tf1_checkpoint',
     'tf1_variable_map',
 ]

@@ -13,20 +13,20 @@ none). Load it with `import efficientnet; keras.models.load_model(path)`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-import uuid
 from typing import Optional
 
-from absl import app
 from absl import flags
 
+from data import entry
+from data import errors
+from data import writers
 from efficientnet import model as model_lib
 from efficientnet import params
 from efficientnet import tf1_checkpoint
 
-_IMAGENET_MEAN = ','.join(f'{v:g}' for v in model_lib.IMAGENET_MEAN_RGB)
-_IMAGENET_STDDEV = ','.join(f'{v:g}' for v in model_lib.IMAGENET_STDDEV_RGB)
+_IMAGENET_MEAN = ','.join(f'{v:g}' for v in params.IMAGENET_MEAN_RGB)
+_IMAGENET_STDDEV = ','.join(f'{v:g}' for v in params.IMAGENET_STDDEV_RGB)
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -80,9 +80,9 @@ class ConvertConfig:
   small_image: bool = False
   use_ema: bool = True
   scope: Optional[str] = None
-  mean_rgb: Optional[tuple[float, float, float]] = model_lib.IMAGENET_MEAN_RGB
+  mean_rgb: Optional[tuple[float, float, float]] = params.IMAGENET_MEAN_RGB
   stddev_rgb: Optional[tuple[float, float, float]] = (
-      model_lib.IMAGENET_STDDEV_RGB)
+      params.IMAGENET_STDDEV_RGB)
   width_coefficient: Optional[float] = None
   depth_coefficient: Optional[float] = None
 
@@ -96,7 +96,7 @@ def parse_rgb(value: str, flag: str) -> Optional[tuple[float, float, float]]:
   except ValueError:
     values = ()
   if len(values) != 3:
-    raise app.UsageError(f'--{flag} must be three comma-separated numbers or '
+    raise errors.ConfigError(f'--{flag} must be three comma-separated numbers or '
                          f'"none", received: {value!r}')
   return values
 
@@ -105,18 +105,18 @@ def config_from_flags(values: flags.FlagValues) -> ConvertConfig:
   """Validates the flags; errors name the flag and the value received."""
   for name in ('model_name', 'checkpoint', 'output'):
     if not values[name].value:
-      raise app.UsageError(f'--{name} is required')
+      raise errors.ConfigError(f'--{name} is required')
   try:
     params.get_spec(values.model_name)
   except ValueError as e:
-    raise app.UsageError(f'--model_name: {e}') from None
+    raise errors.ConfigError(f'--model_name: {e}') from None
   if not values.output.endswith('.keras'):
-    raise app.UsageError(f'--output must end in .keras, received: '
+    raise errors.ConfigError(f'--output must end in .keras, received: '
                          f'{values.output!r}')
   mean = parse_rgb(values.mean_rgb, 'mean_rgb')
   stddev = parse_rgb(values.stddev_rgb, 'stddev_rgb')
   if (mean is None) != (stddev is None):
-    raise app.UsageError('--mean_rgb and --stddev_rgb must both be numbers '
+    raise errors.ConfigError('--mean_rgb and --stddev_rgb must both be numbers '
                          f'or both "none", received: {values.mean_rgb!r}, '
                          f'{values.stddev_rgb!r}')
   return ConvertConfig(
@@ -148,17 +148,8 @@ def convert(config: ConvertConfig) -> tf1_checkpoint.LoadReport:
       model, config.checkpoint, use_ema=config.use_ema, scope=config.scope)
   print(report, flush=True)
 
-  directory, base = os.path.split(config.output)
-  if directory:
-    tf.io.gfile.makedirs(directory)
-  tmp = os.path.join(directory, f'.{base[:-len(".keras")]}.tmp-'
-                     f'{uuid.uuid4().hex[:8]}.keras')
-  try:
+  with writers.atomic_path(config.output, suffix='.keras') as tmp:
     model.save(tmp)
-    tf.io.gfile.rename(tmp, config.output, overwrite=True)
-  finally:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
   size_mb = tf.io.gfile.stat(config.output).length / 2**20
   print(f'wrote {config.output} ({size_mb:.1f} MiB) in '
         f'{time.time() - start:.1f}s total', flush=True)
@@ -166,11 +157,13 @@ def convert(config: ConvertConfig) -> tf1_checkpoint.LoadReport:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv
   convert(config_from_flags(flags.FLAGS))
 
 
+def run():
+  entry.run('convert_checkpoint', main, define_flags)
+
+
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

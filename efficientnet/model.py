@@ -25,10 +25,6 @@ import keras
 from efficientnet import layers
 from efficientnet import params
 
-# ImageNet RGB statistics on 0-255 pixels (tensorflow/tpu efficientnet
-# MEAN_RGB / STDDEV_RGB, applied inside the graph by eval_ckpt_main.py).
-IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 # noisystudent main.py --stochastic_depth_rate default (the drop rate of the
 # last block; block i of n gets rate * i / n).
 DEFAULT_STOCHASTIC_DEPTH_RATE = 0.2
@@ -59,8 +55,8 @@ def build_model(
     image_size: int | None = None,
     *,
     small_image: bool = False,
-    mean_rgb: Sequence[float] | None = IMAGENET_MEAN_RGB,
-    stddev_rgb: Sequence[float] | None = IMAGENET_STDDEV_RGB,
+    mean_rgb: Sequence[float] | None = params.IMAGENET_MEAN_RGB,
+    stddev_rgb: Sequence[float] | None = params.IMAGENET_STDDEV_RGB,
     dropout_rate: float | None = None,
     stochastic_depth_rate: float | None = None,
     width_coefficient: float | None = None,

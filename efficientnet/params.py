@@ -23,6 +23,12 @@ import math
 import re
 from typing import Sequence
 
+# ImageNet RGB statistics on 0-255 pixels (tensorflow/tpu efficientnet
+# MEAN_RGB / STDDEV_RGB, applied inside the graph by eval_ckpt_main.py): the
+# normalisation every published EfficientNet checkpoint expects.
+IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
 # Channel counts are rounded to multiples of this (original `depth_divisor`).
 DEPTH_DIVISOR = 8
 # Stem and head widths of B0, scaled with `round_filters`.

@@ -31,13 +31,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import uuid
 from typing import Iterable, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from data import errors
+from data import writers
 from efficientnet import params
 
 EMA_SUFFIX = '/ExponentialMovingAverage'
@@ -74,7 +75,7 @@ _BLOCK_WITHOUT_EXPANSION = (
 _MAX_LISTED = 12  # names per category in a mismatch error
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(errors.NoisyStudentError):
   """The checkpoint's variables do not fit the model (names or shapes)."""
 
 
@@ -290,17 +291,30 @@ def _mismatch_message(path: str, scope: str, model: keras.Model,
 # --------------------------------------------------------------------------
 # Loading and saving.
 # --------------------------------------------------------------------------
-def _resolve_checkpoint(ckpt_path: str) -> str:
-  if tf.io.gfile.isdir(ckpt_path):
-    prefix = tf.train.latest_checkpoint(ckpt_path)
+class CheckpointNotFoundError(errors.NoisyStudentError, FileNotFoundError):
+  """No checkpoint at the given path; the message names it."""
+
+
+def resolve_checkpoint(path: str) -> str:
+  """The checkpoint prefix of `path`: a prefix, or a directory's latest.
+
+  Works for any TF checkpoint (TF1 name-based or TF2 object-based).
+
+  Raises:
+    CheckpointNotFoundError naming `path` when there is none.
+  """
+  if tf.io.gfile.isdir(path):
+    prefix = tf.train.latest_checkpoint(path)
     if prefix is None:
-      raise FileNotFoundError(f'{ckpt_path}: directory has no `checkpoint` '
-                              'state file; pass the prefix (.../model.ckpt)')
+      raise CheckpointNotFoundError(
+          f'{path}: no checkpoint in this directory (no `checkpoint` state '
+          'file naming one); pass a prefix such as .../model.ckpt')
     return prefix
-  if not tf.io.gfile.exists(ckpt_path + '.index'):
-    raise FileNotFoundError(f'{ckpt_path}: no TF checkpoint here '
-                            f'({ckpt_path}.index does not exist)')
-  return ckpt_path
+  if not tf.io.gfile.exists(path + '.index'):
+    raise CheckpointNotFoundError(
+        f'{path}: neither a checkpoint directory nor a checkpoint prefix '
+        f'({path}.index does not exist)')
+  return path
 
 
 def _choose_scope(path: str, shapes, expected_for, scope, use_ema) -> str:
@@ -352,12 +366,12 @@ def load_tf1_checkpoint(model: keras.Model, ckpt_path: str, *,
     A LoadReport.
 
   Raises:
-    FileNotFoundError: no checkpoint at `ckpt_path`.
+    CheckpointNotFoundError: no checkpoint at `ckpt_path`.
     CheckpointMismatchError (a ValueError): one message listing missing,
       unexpected and wrongly-shaped variables, with a guess of the model
       size the checkpoint holds.
   """
-  path = _resolve_checkpoint(ckpt_path)
+  path = resolve_checkpoint(ckpt_path)
   reader = tf.train.load_checkpoint(path)
   shapes = reader.get_variable_to_shape_map()
 
@@ -410,10 +424,10 @@ def save_tf1_checkpoint(model: keras.Model, prefix: str,
     if include_ema:
       names.append(name + EMA_SUFFIX)
       tensors.append(value)
-  directory, base = os.path.split(prefix)
+  directory = os.path.dirname(prefix)
   if directory:
     tf.io.gfile.makedirs(directory)
-  tmp = os.path.join(directory, f'.{base}.tmp-{uuid.uuid4().hex[:8]}')
+  tmp = writers.temp_path(prefix)
   tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names,
                     shape_and_slices=[''] * len(names), tensors=tensors)
   data_suffix = '.data-00000-of-00001'

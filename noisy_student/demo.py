@@ -20,81 +20,101 @@ Everything lands in --work_dir; rerunning resumes / skips finished stages.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
+import keras
+import tensorflow as tf
+
+from data import make_corrupted
+from data import prepare_digits
+from data import records
+from data import writers
+from data import entry
+from noisy_student.core import config as config_lib
+from noisy_student.core import datasets
+from noisy_student.core import defaults
+from noisy_student.drivers import rounds as rounds_lib
+from noisy_student.models import export
+from noisy_student.models import loading
+from noisy_student.robust import benchmarks
+from noisy_student.robust import report as report_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('work_dir', 'demo_output', 'Where every artifact goes.')
-flags.DEFINE_integer('seed', 0, 'Seed of initialisation, data order and noise.')
-flags.DEFINE_integer('teacher_steps', 800, 'Teacher training steps (batch 32).')
-flags.DEFINE_integer('student_steps', 700, 'Student training steps (batch 32 + 96).')
-flags.DEFINE_float('width_coefficient', 0.5, 'Width of the EfficientNet-B0 used.')
-flags.DEFINE_float('depth_coefficient', 0.5, 'Depth of the EfficientNet-B0 used.')
-flags.DEFINE_float('min_threshold', 0.3,
-                   'Keep pseudo-labels whose top-1 probability is >= this.')
-flags.DEFINE_integer('corrupted_images', 200,
-                     'Test images in digits-C (0 skips the robustness step).')
+_TEACHER = defaults.DEMO_TEACHER
+_STUDENT = defaults.DEMO_STUDENT
 
 
-def plan(work_dir: str, data_dir: str):
-  """The digits Noisy Student plan (one round, equal-size student)."""
-  from noisy_student import pipeline  # pylint: disable=g-import-not-at-top
-  # final_base_lr decays the learning rate 64x over each stage (the
-  # original's rule), so both models end converged rather than mid-noise.
-  common = dict(train_batch_size=32, base_learning_rate=0.128,
-                final_base_lr=0.002, weight_decay=1e-4, moving_average_decay=0.0,
-                randaug_magnitude=5, iterations_per_loop=100)
-  teacher = pipeline.StageSettings(
-      train_steps=FLAGS.teacher_steps, augment_name='v1',
-      dropout_rate=0.2, stochastic_depth_rate=0.2, **common)
-  student = pipeline.StageSettings(
-      train_steps=FLAGS.student_steps, augment_name='v1',
-      dropout_rate=0.2, stochastic_depth_rate=0.2, unlabel_ratio=3,
-      teacher_softmax_temp=1.0, **common)
-  return pipeline.Plan(
-      work_dir=work_dir, task_name='digits', label_data_dir=data_dir,
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+  """Defines the demo's flags on `fv` (defaults: core/defaults.py DEMO_*)."""
+  flags.DEFINE_string('work_dir', 'demo_output', 'Where every artifact goes.',
+                      flag_values=fv)
+  flags.DEFINE_integer('seed', 0, 'Seed of initialisation, data order and noise.',
+                       flag_values=fv)
+  flags.DEFINE_integer('teacher_steps', _TEACHER.train.train_steps,
+                       'Teacher training steps (batch 32).', flag_values=fv)
+  flags.DEFINE_integer('student_steps', _STUDENT.train.train_steps,
+                       'Student training steps (batch 32 + 96).', flag_values=fv)
+  flags.DEFINE_float('width_coefficient', defaults.DEMO_WIDTH_COEFFICIENT,
+                     'Width of the EfficientNet-B0 used.', flag_values=fv)
+  flags.DEFINE_float('depth_coefficient', defaults.DEMO_DEPTH_COEFFICIENT,
+                     'Depth of the EfficientNet-B0 used.', flag_values=fv)
+  flags.DEFINE_float('min_threshold', defaults.ITERATE_MIN_THRESHOLD,
+                     'Keep pseudo-labels whose top-1 probability is >= this.',
+                     flag_values=fv)
+  flags.DEFINE_integer('corrupted_images', 200,
+                       'Test images in digits-C (0 skips the robustness step).',
+                       flag_values=fv)
+
+
+def _with_steps(recipe: config_lib.Recipe, steps: int) -> config_lib.Recipe:
+  return dataclasses.replace(recipe, train=dataclasses.replace(
+      recipe.train, train_steps=steps, train_last_step_num=steps))
+
+
+def rounds_config(fv: flags.FlagValues, work_dir: str,
+                  data_dir: str) -> rounds_lib.RoundsConfig:
+  """The digits Noisy Student job (one round, equal-size student)."""
+  return rounds_lib.RoundsConfig(
+      work_dir=work_dir, dataset=datasets.get_builtin('digits'),
+      label_data_dir=data_dir,
       unlabel_data_dir=os.path.join(data_dir, 'unlabeled'),
       teacher_model_name='efficientnet-b0',
-      student_model_names=('efficientnet-b0',), teacher=teacher,
-      student=student, width_coefficient=FLAGS.width_coefficient,
-      depth_coefficient=FLAGS.depth_coefficient,
-      min_threshold=FLAGS.min_threshold,
-      seed=FLAGS.seed)
+      student_model_names=('efficientnet-b0',),
+      teacher=_with_steps(_TEACHER, fv.teacher_steps),
+      student=_with_steps(_STUDENT, fv.student_steps),
+      width_coefficient=fv.width_coefficient,
+      depth_coefficient=fv.depth_coefficient,
+      min_threshold=fv.min_threshold, seed=fv.seed)
 
 
-def robustness(rows, data_dir: str, work_dir: str) -> dict:
+def robustness(rows, data_dir: str, work_dir: str, num_images: int) -> dict:
   """digits-C errors of every row's model; students normalised by the teacher."""
-  from data import make_corrupted  # pylint: disable=g-import-not-at-top
-  from noisy_student import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
-  from noisy_student import robustness_eval, robustness_report  # pylint: disable=g-import-not-at-top,g-multiple-import
   corrupted_dir = os.path.join(work_dir, 'digits_c')
   make_corrupted.make_corrupted(
       os.path.join(data_dir, 'test-*'), corrupted_dir, split='test',
-      max_images=FLAGS.corrupted_images, seed=0)
+      max_images=num_images, seed=0)
   results, teacher_result = [], None
   for row in rows:
-    classifier = classifier_lib.load_classifier(row['model_dir'])
+    classifier = loading.load_classifier(row['model_dir'])
     classifier.name = f'{row["role"]} (round {row["round"]})'
-    result = robustness_eval.evaluate_corrupted(
+    result = benchmarks.evaluate_corrupted(
         classifier, corrupted_dir, 'test', batch_size=256,
         baseline=teacher_result)
     if teacher_result is None:
       teacher_result = result
     results.append(result)
-  robustness_report.write_report(results, os.path.join(work_dir, 'robustness'),
-                                 name='digits_c')
+  report_lib.write_report(results, os.path.join(work_dir, 'robustness'),
+                          name='digits_c')
   return {r['model']: r for r in results}
 
 
 def classify_one(saved_model_dir: str, data_dir: str, work_dir: str) -> dict:
   """Runs the exported SavedModel's `serving_bytes` on the first test image."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from data import records  # pylint: disable=g-import-not-at-top
   path = sorted(glob.glob(os.path.join(data_dir, 'test-*')))[0]
   fields = records.read_example(next(iter(tf.data.TFRecordDataset(path))).numpy())
   image_bytes = fields[records.IMAGE_KEY]
@@ -126,12 +146,8 @@ def summary_table(rows, robust: dict) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  del argv
   start = time.time()
-  import keras  # pylint: disable=g-import-not-at-top
-  from data import prepare_digits, writers  # pylint: disable=g-import-not-at-top,g-multiple-import
-  from noisy_student import export, pipeline  # pylint: disable=g-import-not-at-top,g-multiple-import
   work_dir = os.path.abspath(FLAGS.work_dir)
   data_dir = os.path.join(work_dir, 'data')
   print(f'[demo] writing the bundled digits to {data_dir}', flush=True)
@@ -140,12 +156,12 @@ def main(argv):
   run_dir = os.path.join(work_dir, f'seed_{FLAGS.seed}')
   print('[demo] teacher -> pseudo-labels -> filter/balance -> noised student '
         f'(logs: {run_dir})', flush=True)
-  rows = pipeline.run(plan(run_dir, data_dir))
+  rows = rounds_lib.run(rounds_config(FLAGS, run_dir, data_dir))
   robust = {}
   if FLAGS.corrupted_images:
     print('[demo] digits-C: corrupting the test split and scoring both models',
           flush=True)
-    robust = robustness(rows, data_dir, run_dir)
+    robust = robustness(rows, data_dir, run_dir, FLAGS.corrupted_images)
   print('[demo] exporting the student as a SavedModel', flush=True)
   saved_model = os.path.join(run_dir, 'student_saved_model')
   export.export(rows[-1]['model_dir'], saved_model)
@@ -166,6 +182,9 @@ def main(argv):
   print('\n' + report, flush=True)
 
 
+def run():
+  entry.run('demo', main, define_flags, verbosity=logging.WARNING)
+
+
 if __name__ == '__main__':
-  logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  run()

@@ -21,9 +21,14 @@ import dataclasses
 import os
 from typing import Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from data import entry
+from noisy_student.core import errors
+from noisy_student.models import loading
+from noisy_student.robust import benchmarks
+from noisy_student.robust import report
 
 BENCHMARKS = ('imagenet_a', 'imagenet_c', 'imagenet_p', 'fgsm', 'corrupted')
 FLAGS = flags.FLAGS
@@ -73,107 +78,102 @@ class RobustnessConfig:
   model_label: str | None = None
 
 
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the binary's flags (called only when run as a binary)."""
   flags.DEFINE_enum('benchmark', None, list(BENCHMARKS),
-                    'What to evaluate (not needed with --compare).')
+                    'What to evaluate (not needed with --compare).', flag_values=fv)
   flags.DEFINE_string('model_path', None, '.keras file, SavedModel or '
-                      'checkpoint (noisy_student.classifier.load_classifier).')
+                      'checkpoint (noisy_student.models.loading.load_classifier).', flag_values=fv)
   flags.DEFINE_string('model_label', None, 'Name of the model in reports, '
-                      'e.g. "teacher" (default: the file or folder name).')
+                      'e.g. "teacher" (default: the file or folder name).', flag_values=fv)
   flags.DEFINE_string('model_name', None, 'For checkpoints without a config: '
-                      'architecture name, e.g. efficientnet-b0.')
-  flags.DEFINE_integer('num_classes', None, 'For checkpoints: classes.')
-  flags.DEFINE_integer('image_size', None, 'For checkpoints: input size.')
-  flags.DEFINE_bool('small_image', None, 'For checkpoints: 32x32 model.')
+                      'architecture name, e.g. efficientnet-b0.', flag_values=fv)
+  flags.DEFINE_integer('num_classes', None, 'For checkpoints: classes.', flag_values=fv)
+  flags.DEFINE_integer('image_size', None, 'For checkpoints: input size.', flag_values=fv)
+  flags.DEFINE_bool('small_image', None, 'For checkpoints: 32x32 model.', flag_values=fv)
   flags.DEFINE_string('data_dir', None, 'imagenet_a: <dir>/<wnid>/*.jpg; '
                       'imagenet_c: <dir>/<corruption>/<severity>/<wnid>/*; '
                       'imagenet_p: <dir>/<perturbation>[_<d>]/<wnid>/*.mp4; '
                       'corrupted: <dir>/<corruption>/<severity>/<split>-*; '
-                      'fgsm: <dir>/<split>-* labeled TFRecords.')
+                      'fgsm: <dir>/<split>-* labeled TFRecords.', flag_values=fv)
   flags.DEFINE_string('output_dir', None, 'Where results are written.',
-                      required=True)
-  flags.DEFINE_string('split', 'test', 'TFRecord prefix (corrupted, fgsm).')
+                      required=True, flag_values=fv)
+  flags.DEFINE_string('split', 'test', 'TFRecord prefix (corrupted, fgsm).', flag_values=fv)
   flags.DEFINE_string('baseline_results', None, 'Normalise CE / FR by this '
                       'results JSON of another run (e.g. the teacher), or '
                       '"alexnet" (ImageNet-C constants; the imagenet_c '
                       'default), or "none". imagenet_p and corrupted '
-                      'default to none.')
+                      'default to none.', flag_values=fv)
   flags.DEFINE_float('clean_error', None, 'Clean top-1 error (fraction) of '
-                     'the model, for the relative mCE of imagenet_c.')
+                     'the model, for the relative mCE of imagenet_c.', flag_values=fv)
   flags.DEFINE_string('clean_pattern', None, 'corrupted: clean TFRecords '
-                      '(default: the source recorded by make_corrupted).')
+                      '(default: the source recorded by make_corrupted).', flag_values=fv)
   flags.DEFINE_list('corruptions', None, 'Corruption subset (default: all '
-                    'present).')
+                    'present).', flag_values=fv)
   flags.DEFINE_list('severities', ['1', '2', '3', '4', '5'], 'ImageNet-C '
-                    'severities (corrupted: default all present).')
+                    'severities (corrupted: default all present).', flag_values=fv)
   flags.DEFINE_list('perturbations', None, 'ImageNet-P subset (default: all '
-                    'present).')
-  flags.DEFINE_list('difficulties', ['1'], 'ImageNet-P difficulties 1-3.')
+                    'present).', flag_values=fv)
+  flags.DEFINE_list('difficulties', ['1'], 'ImageNet-P difficulties 1-3.', flag_values=fv)
   flags.DEFINE_list('fgsm_epsilons', ['0', '1', '2', '4', '8', '16'],
-                    'FGSM strengths in 0-255 pixel units.')
-  flags.DEFINE_integer('batch_size', 64, 'Images per forward pass.')
+                    'FGSM strengths in 0-255 pixel units.', flag_values=fv)
+  flags.DEFINE_integer('batch_size', 64, 'Images per forward pass.', flag_values=fv)
   flags.DEFINE_integer('max_images', None, 'Evaluate only the first N images '
-                       'of each set (videos for imagenet_p).')
+                       'of each set (videos for imagenet_p).', flag_values=fv)
   flags.DEFINE_string('label_map', None, 'Class folder names: "imagenet" '
-                      '(default), "numeric" or a .txt / .json file.')
+                      '(default), "numeric" or a .txt / .json file.', flag_values=fv)
   flags.DEFINE_list('compare', [], 'Results JSON files to combine into one '
-                    'report (report mode: no model is loaded).')
+                    'report (report mode: no model is loaded).', flag_values=fv)
 
 
 def _numbers(name: str, values: Sequence[str], kind=int) -> tuple:
   try:
     return tuple(kind(v) for v in values)
-  except ValueError as err:
-    raise app.UsageError(f'--{name} must be a list of numbers, received: '
-                         f'{values}') from err
+  except ValueError:
+    raise errors.ConfigError(f'--{name} must be a list of numbers, received: '
+                             f'{values}') from None
 
 
-def config_from_flags() -> RobustnessConfig:
+def config_from_flags(fv: flags.FlagValues = FLAGS) -> RobustnessConfig:
   """Validates the flags; errors name the flag."""
-  compare = tuple(FLAGS.compare or ())
+  compare = tuple(fv.compare or ())
   if not compare:
     for name in ('benchmark', 'model_path', 'data_dir'):
-      if not FLAGS[name].value:
-        raise app.UsageError(f'--{name} is required (or use --compare)')
-  kwargs = {k: FLAGS[k].value for k in ('model_name', 'num_classes',
+      if not fv[name].value:
+        raise errors.ConfigError(f'--{name} is required (or use --compare)')
+  kwargs = {k: fv[k].value for k in ('model_name', 'num_classes',
                                          'image_size', 'small_image')
-            if FLAGS[k].value is not None}
-  severities_given = FLAGS['severities'].present
-  baseline = FLAGS.baseline_results
-  if baseline is None and FLAGS.benchmark == 'imagenet_c':
+            if fv[k].value is not None}
+  severities_given = fv['severities'].present
+  baseline = fv.baseline_results
+  if baseline is None and fv.benchmark == 'imagenet_c':
     baseline = 'alexnet'
   if baseline == 'none':
     baseline = None
   return RobustnessConfig(
-      benchmark=FLAGS.benchmark, model_path=FLAGS.model_path,
-      model_kwargs=kwargs, data_dir=FLAGS.data_dir,
-      output_dir=FLAGS.output_dir, split=FLAGS.split, baseline=baseline,
-      clean_error=FLAGS.clean_error, clean_file_pattern=FLAGS.clean_pattern,
-      corruptions=tuple(FLAGS.corruptions) if FLAGS.corruptions else None,
-      severities=(_numbers('severities', FLAGS.severities)
+      benchmark=fv.benchmark, model_path=fv.model_path,
+      model_kwargs=kwargs, data_dir=fv.data_dir,
+      output_dir=fv.output_dir, split=fv.split, baseline=baseline,
+      clean_error=fv.clean_error, clean_file_pattern=fv.clean_pattern,
+      corruptions=tuple(fv.corruptions) if fv.corruptions else None,
+      severities=(_numbers('severities', fv.severities)
                   if severities_given else ()),
-      perturbations=(tuple(FLAGS.perturbations) if FLAGS.perturbations
+      perturbations=(tuple(fv.perturbations) if fv.perturbations
                      else None),
-      difficulties=_numbers('difficulties', FLAGS.difficulties),
-      fgsm_epsilons=_numbers('fgsm_epsilons', FLAGS.fgsm_epsilons, float),
-      batch_size=FLAGS.batch_size, max_images=FLAGS.max_images,
-      label_map=FLAGS.label_map, compare=compare,
-      model_label=FLAGS.model_label)
+      difficulties=_numbers('difficulties', fv.difficulties),
+      fgsm_epsilons=_numbers('fgsm_epsilons', fv.fgsm_epsilons, float),
+      batch_size=fv.batch_size, max_images=fv.max_images,
+      label_map=fv.label_map, compare=compare,
+      model_label=fv.model_label)
 
 
-def run(config: RobustnessConfig) -> dict[str, str]:
+def evaluate(config: RobustnessConfig) -> dict[str, str]:
   """Evaluates (or, with `compare`, only reports); returns the written paths."""
-  # pylint: disable=g-import-not-at-top
-  from noisy_student import classifier as classifier_lib
-  from noisy_student import robustness_eval
-  from noisy_student import robustness_report
-  # pylint: enable=g-import-not-at-top
   if config.compare:
-    return robustness_report.write_report(
-        robustness_report.load_results(config.compare), config.output_dir)
-  classifier = classifier_lib.load_classifier(config.model_path,
-                                              **config.model_kwargs)
+    return report.write_report(
+        report.load_results(config.compare), config.output_dir)
+  classifier = loading.load_classifier(config.model_path,
+                                       **config.model_kwargs)
   if config.model_label:
     classifier.name = config.model_label
   logging.info('%s: %dx%d input, %d classes', classifier.name,
@@ -181,42 +181,44 @@ def run(config: RobustnessConfig) -> dict[str, str]:
                classifier.num_classes)
   common = dict(batch_size=config.batch_size)
   if config.benchmark == 'imagenet_a':
-    results = robustness_eval.evaluate_imagenet_a(
+    results = benchmarks.evaluate_imagenet_a(
         classifier, config.data_dir, max_images=config.max_images,
         label_map=config.label_map, **common)
   elif config.benchmark == 'imagenet_c':
-    results = robustness_eval.evaluate_imagenet_c(
+    results = benchmarks.evaluate_imagenet_c(
         classifier, config.data_dir, corruptions=config.corruptions,
         severities=config.severities or (1, 2, 3, 4, 5),
         max_images=config.max_images, label_map=config.label_map,
         baseline=config.baseline, clean_error=config.clean_error, **common)
   elif config.benchmark == 'imagenet_p':
-    results = robustness_eval.evaluate_imagenet_p(
+    results = benchmarks.evaluate_imagenet_p(
         classifier, config.data_dir, perturbations=config.perturbations,
         difficulties=config.difficulties, max_videos=config.max_images,
         label_map=config.label_map, baseline=config.baseline, **common)
   elif config.benchmark == 'corrupted':
-    results = robustness_eval.evaluate_corrupted(
+    results = benchmarks.evaluate_corrupted(
         classifier, config.data_dir, config.split,
         corruptions=config.corruptions, severities=config.severities or None,
         max_images=config.max_images, baseline=config.baseline,
         clean_file_pattern=config.clean_file_pattern, **common)
   else:
-    results = robustness_eval.evaluate_fgsm(
+    results = benchmarks.evaluate_fgsm(
         classifier, os.path.join(config.data_dir, f'{config.split}-*'),
         epsilons=config.fgsm_epsilons, max_images=config.max_images, **common)
-  return robustness_report.write_report([results], config.output_dir,
+  return report.write_report([results], config.output_dir,
                                         name=config.benchmark)
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  paths = run(config_from_flags())
+  del argv
+  paths = evaluate(config_from_flags(FLAGS))
   for path in paths.values():
     logging.info('wrote %s', path)
 
 
+def run():
+  entry.run('eval_robustness', main, define_flags)
+
+
 if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+  run()

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
-from noisy_student import config as config_lib
-from noisy_student import tasks
+from noisy_student.core import config as config_lib
+from noisy_student.core import datasets
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIGITS = tasks.get_task('digits')
+DIGITS = datasets.get_builtin('digits')
 
 # A real EfficientNet-B0 small-image network scaled down (7 blocks, 8-16
 # channels) so that a training step takes milliseconds on a CPU.

@@ -6,15 +6,15 @@ import io
 import os
 from typing import Sequence
 
-import av
 import keras
 import numpy as np
 from PIL import Image
 import skimage.data
 
+from data import make_perturbed
 from data import records
 from data import writers
-from noisy_student import classifier as classifier_lib
+from noisy_student.models import classifier as classifier_lib
 
 
 def photo(name: str = 'chelsea', size: tuple[int, int] | None = None
@@ -43,21 +43,12 @@ def encode_png(image: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
-def write_video(path, frames, codec='libx264', pix_fmt='yuv420p',
-                options=None):
-  """An .mp4 written with PyAV, like the published ImageNet-P files."""
+def write_video(path, frames, codec='libx264'):
+  """An .mp4 written with PyAV (data.make_perturbed's encoder), like the
+  published ImageNet-P files (lossy yuv420p by default)."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with av.open(str(path), 'w') as container:
-    stream = container.add_stream(codec, rate=30)
-    stream.width, stream.height = frames.shape[2], frames.shape[1]
-    stream.pix_fmt = pix_fmt
-    stream.options = options or {}
-    for frame in frames:
-      for packet in stream.encode(av.VideoFrame.from_ndarray(frame,
-                                                             format='rgb24')):
-        container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
+  with open(path, 'wb') as f:
+    f.write(make_perturbed.encode_mp4(np.asarray(frames, np.uint8), codec))
   return str(path)
 
 

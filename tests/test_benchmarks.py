@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-import efficientnet
 from benchmarks import benchmark
+import efficientnet
 from tests import helpers
 
 

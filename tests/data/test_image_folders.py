@@ -15,30 +15,31 @@ def _touch(path, data=b'x'):
     f.write(data)
 
 
+def _labels(root, label_map: str) -> tuple[list[int], list[str]]:
+  listing = image_folders.list_labeled(str(root),
+                                       image_folders.load_label_map(label_map))
+  return [label for _, label in listing.items], listing.class_names
+
+
 def test_label_maps_of_every_kind(tmp_path):
   root = tmp_path / 'in'
   _touch(root / 'n02510455' / 'a.jpg')
   _touch(root / 'n01443537' / 'b.jpg')
+  labels, names = _labels(root, 'imagenet')
+  assert labels == [1, 388] and len(names) == 1000
   listing = image_folders.list_labeled(
       str(root), image_folders.load_label_map('imagenet'))
-  assert [label for _, label in listing.items] == [1, 388]
-  assert len(listing.class_names) == 1000 and len(listing.empty_classes) == 998
+  assert len(listing.empty_classes) == 998
   text = tmp_path / 'classes.txt'
   text.write_text('n02510455\nn01443537\n')
-  listing = image_folders.list_labeled(
-      str(root), image_folders.load_label_map(str(text)))
-  assert [label for _, label in listing.items] == [1, 0]
+  assert _labels(root, str(text))[0] == [1, 0]
   numeric = tmp_path / 'numeric'
   _touch(numeric / '7' / 'x.png')
   _touch(numeric / '2' / 'y.png')
-  listing = image_folders.list_labeled(
-      str(numeric), image_folders.load_label_map('numeric'))
-  assert [label for _, label in listing.items] == [2, 7]
-  assert listing.class_names == [str(i) for i in range(8)]
+  assert _labels(numeric, 'numeric') == ([2, 7], [str(i) for i in range(8)])
   with pytest.raises(image_folders.ImageTreeError,
                      match="not in the label map 'numeric': n01443537"):
-    image_folders.list_labeled(str(root),
-                               image_folders.load_label_map('numeric'))
+    _labels(root, 'numeric')
 
 
 def test_imagenet_class_index_json_file(tmp_path):

@@ -40,6 +40,6 @@ def test_binary_converts_a_tree_and_reports_the_broken_files(tmp_path):
 def test_binary_error_names_the_flag(tmp_path):
   run = _run(f'--input_dir={tmp_path / "absent"}',
              f'--output_dir={tmp_path / "out"}')
-  assert run.returncode == 1
+  assert run.returncode == 2  # a user error (docs/errors.md)
   assert 'images_to_tfrecord: error: --input_dir=' in run.stderr
   assert 'absent: not a folder' in run.stderr

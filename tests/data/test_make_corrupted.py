@@ -10,7 +10,7 @@ import tensorflow as tf
 from data import corruptions as cr
 from data import make_corrupted
 from data import records
-from noisy_student import robustness_data
+from noisy_student.robust import readers
 from tests import robustness_fixtures as fx
 
 LABELS = [3, 1, 4, 1]
@@ -113,9 +113,9 @@ def test_folder_output_reads_as_imagenet_c(source, tmp_path):
                                 max_images=3)
   assert sorted(os.listdir(os.path.join(out, 'pixelate', '4'))) == [
       '1', '3', '4']
-  assert robustness_data.corruption_dirs(out) == ['pixelate']
-  samples = robustness_data.imagenet_c_samples(
-      out, 'pixelate', 4, robustness_data.label_maps.load_label_map('numeric'))
+  assert readers.corruption_dirs(out) == ['pixelate']
+  samples = readers.imagenet_c_samples(
+      out, 'pixelate', 4, readers.label_maps.load_label_map('numeric'))
   assert sorted(l for _, l in samples) == [1, 3, 4]
   assert os.path.basename(samples[0][0]) == 'test_000001.png'
 

@@ -12,7 +12,7 @@ from sklearn import datasets
 
 from data import array_writer
 from data import prepare_digits
-from noisy_student import tasks
+from noisy_student.core import datasets as ns_datasets
 from tests import conftest
 from tests.data import readback
 
@@ -56,13 +56,13 @@ def test_conversion_is_exactly_the_documented_one():
 
 def test_pixel_statistics_match_the_task_table():
   images, _ = prepare_digits.digit_images()
-  assert abs(images.mean() - tasks.DIGITS_MEAN_RGB[0]) < 0.5
-  assert abs(images.std() - tasks.DIGITS_STDDEV_RGB[0]) < 0.5
+  assert abs(images.mean() - ns_datasets.DIGITS_MEAN_RGB[0]) < 0.5
+  assert abs(images.std() - ns_datasets.DIGITS_STDDEV_RGB[0]) < 0.5
 
 
 def test_split_counts_shards_and_task_table(written):
   out, info, _ = written
-  digits = tasks.get_task('digits')
+  digits = ns_datasets.get_builtin('digits')
   counts = {name: s['num_examples'] for name, s in info['splits'].items()}
   assert counts == {'test': 400, 'dev': 200, 'train': 300, 'extra': 897}
   assert counts['train'] == digits.num_train_images

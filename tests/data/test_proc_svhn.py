@@ -250,6 +250,6 @@ def test_binary_writes_shards_and_reports_errors(raw, tmp_path):
                                       '--dev_size=999'],
                        capture_output=True, text=True, cwd=conftest.REPO_ROOT,
                        check=False)
-  assert run.returncode == 1
+  assert run.returncode == 2
   assert 'proc_svhn: error: --dev_size=999 leaves no training images' in (
       run.stderr)

@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 
+from absl import flags
 import keras
 import numpy as np
 import pytest
-from absl import app
-from absl import flags
 
+from data import errors
 import efficientnet
 from efficientnet import convert_checkpoint
 from tests.conftest import REPO_ROOT
@@ -97,5 +97,5 @@ def test_config_from_flags_defaults_and_none_normalisation():
       '--mean_rgb=none'), 'both'),
 ])
 def test_config_from_flags_errors_name_the_flag(args, message):
-  with pytest.raises(app.UsageError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     _config(*args)

@@ -36,11 +36,7 @@ _BIG = ('efficientnet-l0', 'efficientnet-l1', 'efficientnet-l2')
 TINY = dict(width_coefficient=0.25, depth_coefficient=0.25)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fresh_session():
-  yield
-  keras.backend.clear_session()
-  gc.collect()
+pytestmark = pytest.mark.usefixtures('fresh_keras_session')
 
 
 def _count(weights):

@@ -5,7 +5,6 @@ after anchors.md §1.3 (the original's scopes and tf.layers auto-naming), not
 from the loader's own table.
 """
 
-import gc
 
 import keras
 import numpy as np
@@ -25,11 +24,7 @@ BN_LEAVES = ('gamma', 'beta', 'moving_mean', 'moving_variance')
 TINY = dict(width_coefficient=0.25, depth_coefficient=0.25)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _fresh_session():
-  yield
-  keras.backend.clear_session()
-  gc.collect()
+pytestmark = pytest.mark.usefixtures('fresh_keras_session')
 
 
 def b0_tf1_shapes(scope, num_classes=1000):
@@ -114,34 +109,30 @@ def original_b0(tmp_path_factory):
   return prefix, raw, ema, len(arrays)
 
 
-# (model layer[.sublayer], weight attribute, TF1 name) spot checks.
-PLACEMENT = [
-    ('stem_conv', 'kernel', 'stem/conv2d/kernel'),
-    ('stem_bn', 'moving_variance',
-     'stem/tpu_batch_normalization/moving_variance'),
-    ('blocks_0_dwconv', 'kernel', 'blocks_0/depthwise_conv2d/depthwise_kernel'),
-    ('blocks_0_dw_bn', 'moving_mean',
-     'blocks_0/tpu_batch_normalization/moving_mean'),
-    ('blocks_0_se.reduce', 'bias', 'blocks_0/se/conv2d/bias'),
-    ('blocks_0_project_conv', 'kernel', 'blocks_0/conv2d/kernel'),
-    ('blocks_0_project_bn', 'gamma',
-     'blocks_0/tpu_batch_normalization_1/gamma'),
-    ('blocks_1_expand_conv', 'kernel', 'blocks_1/conv2d/kernel'),
-    ('blocks_1_expand_bn', 'beta', 'blocks_1/tpu_batch_normalization/beta'),
-    ('blocks_1_dwconv', 'kernel', 'blocks_1/depthwise_conv2d/depthwise_kernel'),
-    ('blocks_1_dw_bn', 'gamma', 'blocks_1/tpu_batch_normalization_1/gamma'),
-    ('blocks_1_se.reduce', 'kernel', 'blocks_1/se/conv2d/kernel'),
-    ('blocks_1_se.expand', 'kernel', 'blocks_1/se/conv2d_1/kernel'),
-    ('blocks_1_se.expand', 'bias', 'blocks_1/se/conv2d_1/bias'),
-    ('blocks_1_project_conv', 'kernel', 'blocks_1/conv2d_1/kernel'),
-    ('blocks_1_project_bn', 'moving_variance',
-     'blocks_1/tpu_batch_normalization_2/moving_variance'),
-    ('blocks_15_project_conv', 'kernel', 'blocks_15/conv2d_1/kernel'),
-    ('head_conv', 'kernel', 'head/conv2d/kernel'),
-    ('head_bn', 'moving_mean', 'head/tpu_batch_normalization/moving_mean'),
-    ('head_dense', 'kernel', 'head/dense/kernel'),
-    ('head_dense', 'bias', 'head/dense/bias'),
-]
+# Spot checks, "<model layer>[.<sublayer>] <weight attribute> <TF1 name>".
+PLACEMENT = [tuple(row.split()) for row in """
+stem_conv kernel stem/conv2d/kernel
+stem_bn moving_variance stem/tpu_batch_normalization/moving_variance
+blocks_0_dwconv kernel blocks_0/depthwise_conv2d/depthwise_kernel
+blocks_0_dw_bn moving_mean blocks_0/tpu_batch_normalization/moving_mean
+blocks_0_se.reduce bias blocks_0/se/conv2d/bias
+blocks_0_project_conv kernel blocks_0/conv2d/kernel
+blocks_0_project_bn gamma blocks_0/tpu_batch_normalization_1/gamma
+blocks_1_expand_conv kernel blocks_1/conv2d/kernel
+blocks_1_expand_bn beta blocks_1/tpu_batch_normalization/beta
+blocks_1_dwconv kernel blocks_1/depthwise_conv2d/depthwise_kernel
+blocks_1_dw_bn gamma blocks_1/tpu_batch_normalization_1/gamma
+blocks_1_se.reduce kernel blocks_1/se/conv2d/kernel
+blocks_1_se.expand kernel blocks_1/se/conv2d_1/kernel
+blocks_1_se.expand bias blocks_1/se/conv2d_1/bias
+blocks_1_project_conv kernel blocks_1/conv2d_1/kernel
+blocks_1_project_bn moving_variance blocks_1/tpu_batch_normalization_2/moving_variance
+blocks_15_project_conv kernel blocks_15/conv2d_1/kernel
+head_conv kernel head/conv2d/kernel
+head_bn moving_mean head/tpu_batch_normalization/moving_mean
+head_dense kernel head/dense/kernel
+head_dense bias head/dense/bias
+""".strip().splitlines()]
 
 
 def _weight(model, layer_path, attribute):

@@ -65,7 +65,7 @@ def test_run_corrupted_with_teacher_baseline_then_compare(workspace):
   root = workspace['root']
   out = {}
   for model in ('teacher', 'student'):
-    paths = eval_robustness.run(_config(
+    paths = eval_robustness.evaluate(_config(
         benchmark='corrupted', model_path=workspace[model],
         data_dir=str(root / 'digits-c'), output_dir=str(root / model),
         baseline=(str(root / 'teacher' / 'corrupted.json')
@@ -81,7 +81,7 @@ def test_run_corrupted_with_teacher_baseline_then_compare(workspace):
     expected = 100 * sum(student['errors'][c].values()) / sum(
         teacher['errors'][c].values())
     assert ce == pytest.approx(expected)
-  paths = eval_robustness.run(_config(
+  paths = eval_robustness.evaluate(_config(
       output_dir=str(root / 'compare'),
       compare=(str(root / 'teacher' / 'corrupted.json'),
                str(root / 'student' / 'corrupted.json'))))
@@ -93,14 +93,14 @@ def test_run_corrupted_with_teacher_baseline_then_compare(workspace):
 
 def test_run_imagenet_p_and_fgsm(workspace):
   root = workspace['root']
-  results = _check_outputs(eval_robustness.run(_config(
+  results = _check_outputs(eval_robustness.evaluate(_config(
       benchmark='imagenet_p', model_path=workspace['student'],
       data_dir=str(root / 'digits-p'), output_dir=str(root / 'p'),
       label_map='numeric')), 'imagenet_p')
   assert set(results['flip_probability']) == {'gaussian_noise', 'scale'}
   assert results['num_videos']['scale'] == {'1': 4}
   assert 0 <= results['mean_flip_probability'] <= 1
-  results = _check_outputs(eval_robustness.run(_config(
+  results = _check_outputs(eval_robustness.evaluate(_config(
       benchmark='fgsm', model_path=workspace['student'],
       data_dir=str(root / 'digits'), output_dir=str(root / 'f'),
       fgsm_epsilons=(0.0, 2.0), max_images=16)), 'fgsm')

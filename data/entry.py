@@ -1,0 +1,78 @@
+"""How every binary starts and ends (see docs/errors.md).
+
+Each binary module defines `define_flags(fv)`, `main(argv)` and
+
+  def run():
+    entry.run('iterate', main, define_flags)
+
+which is what `python -m noisy_student.iterate` and the console script call.
+`run` defines the flags once, parses them, and turns every error a user can
+cause into one line on stderr and exit status 2:
+
+* a bad flag value absl rejects (type, enum, required): `<binary>: error:
+  flag --x=...: <reason>`;
+* a `NoisyStudentError` from the library (bad value, file, record,
+  checkpoint): `<binary>: error: <message naming the culprit>`.
+Anything else is a bug: it keeps its traceback and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Callable, Sequence, TypeVar
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from data import errors
+
+USAGE_ERROR_STATUS = 2
+ConfigT = TypeVar('ConfigT')
+
+
+def fail(name: str, message: object) -> None:
+  """Prints `<name>: error: <message>` (first line only) and exits with 2."""
+  line = str(message).strip().splitlines()[0] if str(message).strip() else '?'
+  print(f'{name}: error: {line}', file=sys.stderr, flush=True)
+  sys.exit(USAGE_ERROR_STATUS)
+
+
+def _flags_parser(name: str) -> Callable[[Sequence[str]], list[str]]:
+  def parse(argv: Sequence[str]) -> list[str]:
+    try:
+      return flags.FLAGS(list(argv))
+    except flags.Error as err:
+      fail(name, err)
+  return parse
+
+
+def run(name: str, main: Callable[[Sequence[str]], object],
+        define_flags: Callable[[], None], *,
+        verbosity: int = logging.INFO) -> None:
+  """Defines the flags, parses them and runs `main` under the error contract."""
+  define_flags()
+
+  def guarded(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+      fail(name, f'unexpected arguments {list(argv[1:])} (flags start with --)')
+    try:
+      main(argv)
+    except errors.NoisyStudentError as err:
+      fail(name, err)
+
+  logging.set_verbosity(verbosity)
+  app.run(guarded, flags_parser=_flags_parser(name))
+
+
+def dataclass_from_flags(config_class: type[ConfigT], fv: flags.FlagValues,
+                         **values) -> ConfigT:
+  """`config_class(...)` with each field from the flag of the same name.
+
+  `values` give the fields whose flags have other names (or no flag); a
+  field with neither keeps its default.
+  """
+  fields = {f.name: fv[f.name].value for f in dataclasses.fields(config_class)
+            if f.name not in values and f.name in fv}
+  return config_class(**fields, **values)

@@ -1,0 +1,1 @@
+"""Image preprocessing and RandAugment: pure, graph-safe TF functions (the data noise)."""

@@ -1,0 +1,1 @@
+"""Flag definitions and the entry-point helper shared by the binaries."""

@@ -1,0 +1,54 @@
+"""Named recipes: the settings each entry point starts from.
+
+The field defaults of `TrainConfig` and `NoiseConfig` are the original
+release's main.py flag defaults (ImageNet at batch 4096: LR 0.016 per 256
+images, weight decay 1e-5, EMA 0.9999, RandAugment magnitude 27, ...); every
+preset here is written as a change of that one table, so a value is defined in
+one place:
+
+* `ORIGINAL`: `python -m noisy_student.main` (its flags default to these);
+* `ITERATE_TEACHER` / `ITERATE_STUDENT`: `python -m noisy_student.iterate`;
+* `DEMO_TEACHER` / `DEMO_STUDENT`: the offline digits demo (`bash demo.sh`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from noisy_student.core import config as config_lib
+
+ORIGINAL = config_lib.Recipe()
+
+# iterate: a mid-sized job (SVHN-scale); logs and checkpoints every 100 steps;
+# the student is noised (RandAugment) and learns from soft pseudo-labels on
+# 3 unlabeled images per labeled one.
+_ITERATE_TRAIN = dataclasses.replace(
+    ORIGINAL.train, train_steps=10000, train_last_step_num=10000,
+    train_batch_size=128, eval_batch_size=256, iterations_per_loop=100,
+    save_checkpoints_steps=100)
+ITERATE_TEACHER = config_lib.Recipe(train=_ITERATE_TRAIN)
+ITERATE_STUDENT = config_lib.Recipe(
+    train=dataclasses.replace(_ITERATE_TRAIN, unlabel_ratio=3.0,
+                              teacher_softmax_temp=1.0),
+    noise=config_lib.NoiseConfig(augment_name='v1'))
+# Pseudo-labels below this top-1 probability are dropped (iterate, demo).
+ITERATE_MIN_THRESHOLD = 0.3
+
+# The demo: half-width/depth EfficientNet-B0 on 300 labeled digits, batch 32;
+# final_base_lr decays the rate 64x over each stage (the original's rule), so
+# both models end converged rather than mid-noise. Both are noised.
+_DEMO_TRAIN = dataclasses.replace(
+    _ITERATE_TRAIN, train_steps=800, train_last_step_num=800,
+    train_batch_size=32, base_learning_rate=0.128, final_base_lr=0.002,
+    weight_decay=1e-4, moving_average_decay=0.0)
+_DEMO_NOISE = config_lib.NoiseConfig(
+    augment_name='v1', randaug_magnitude=5, dropout_rate=0.2,
+    stochastic_depth_rate=0.2)
+DEMO_TEACHER = config_lib.Recipe(train=_DEMO_TRAIN, noise=_DEMO_NOISE)
+DEMO_STUDENT = config_lib.Recipe(
+    train=dataclasses.replace(_DEMO_TRAIN, train_steps=700,
+                              train_last_step_num=700, unlabel_ratio=3.0,
+                              teacher_softmax_temp=1.0),
+    noise=_DEMO_NOISE)
+DEMO_WIDTH_COEFFICIENT = 0.5
+DEMO_DEPTH_COEFFICIENT = 0.5

@@ -1,0 +1,1 @@
+"""Drivers: what each `main --mode` does, and the iterative teacher -> student rounds."""

@@ -1,0 +1,237 @@
+"""What each `--mode` of main.py does, given configs and a strategy (no flags).
+
+* `train`: checks and writes `model_config.json`, trains (evaluating every
+  `evaluate_every` steps if asked) and returns the loop history;
+* `evaluate`: EMA weights of the latest (or a given) checkpoint on the eval
+  splits, appended to `eval_results.json`;
+* `predict`: the teacher's soft labels for unlabeled shards (or re-labels
+  filtered shards), resumable shard by shard;
+* exporting lives in `noisy_student.models.export`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from absl import logging
+import keras
+import tensorflow as tf
+
+from data import writers
+from noisy_student.core import config as config_lib
+from noisy_student.core import errors
+from noisy_student.core import factory
+from noisy_student.models import backbones
+from noisy_student.models import checkpoints
+from noisy_student.models import loading
+from noisy_student.pseudo import predict as predict_lib
+from noisy_student.pseudo import shard_names
+from noisy_student.train import distribute
+from noisy_student.train import evaluation
+from noisy_student.train import input_pipeline
+from noisy_student.train import trainer as trainer_lib
+
+EVAL_RESULTS_FILE = 'eval_results.json'
+
+
+def check_model_dir(model_dir: str, model: config_lib.ModelConfig) -> None:
+  """Refuses to train into a model_dir whose saved architecture differs.
+
+  Called before anything is written, so the existing `model_config.json`
+  (and the checkpoints it describes) stay usable.
+
+  Raises:
+    ConfigError naming the file and every field that differs.
+  """
+  saved = checkpoints.read_model_config(model_dir)
+  if saved is None or saved == model:
+    return
+  changed = [f'{f.name}: {getattr(saved, f.name)!r} -> {getattr(model, f.name)!r}'
+             for f in dataclasses.fields(model)
+             if getattr(saved, f.name) != getattr(model, f.name)]
+  raise errors.ConfigError(
+      f'{checkpoints.model_config_path(model_dir)}: this model_dir holds a '
+      f'different model ({"; ".join(changed)}); pass the same model flags to '
+      'resume it, or a new --model_dir to start fresh')
+
+
+def _cleanup_worker_dir(path: str, model_dir: str) -> None:
+  if path != model_dir and tf.io.gfile.exists(path):
+    tf.io.gfile.rmtree(path)
+
+
+def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
+          *, evaluate_every: Optional[int] = None) -> dict:
+  """Trains to train_last_step_num; with `evaluate_every`, evaluates on the way.
+
+  Returns {'global_step', 'history' (loop stats), 'eval' (last results)}.
+  """
+  chief = distribute.is_chief(strategy)
+  ckpt_dir = distribute.checkpoint_dir(config.model_dir, strategy)
+  check_model_dir(config.model_dir, config.model)
+  if chief:
+    checkpoints.write_model_config(config.model_dir, config.model)
+  trainer = trainer_lib.Trainer(config, strategy, is_chief=chief,
+                                checkpoint_dir=ckpt_dir)
+  target = config.train.train_last_step_num
+  history, results = [], {}
+  while trainer.step < target:
+    until = target
+    if evaluate_every:
+      until = min(target, (trainer.step // evaluate_every + 1) * evaluate_every)
+    history.extend(trainer.train(until))
+    if evaluate_every:
+      results = trainer.evaluate(config.eval_splits)
+      if chief:
+        _append_eval_results(config.model_dir, results)
+  if trainer.step >= target and not history:
+    logging.info('Already trained to step %d in %s', trainer.step,
+                 config.model_dir)
+  _cleanup_worker_dir(ckpt_dir, config.model_dir)
+  return {'global_step': trainer.step,
+          'history': [dataclasses.asdict(h) for h in history],
+          'eval': results}
+
+
+def _append_eval_results(model_dir: str, results: dict) -> None:
+  path = os.path.join(model_dir, EVAL_RESULTS_FILE)
+  history = []
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      history = json.load(f).get('history', [])
+  history.append(results)
+  writers.write_json(path, {'latest': results, 'history': history})
+
+
+def evaluate(config: config_lib.ExperimentConfig,
+             strategy: tf.distribute.Strategy,
+             checkpoint_path: Optional[str] = None,
+             image_size: Optional[int] = None) -> dict:
+  """EMA evaluation of the latest (or given) checkpoint on the eval splits.
+
+  The model runs at `image_size`, else its inference size
+  (`factory.inference_image_size`).
+  """
+  path = checkpoint_path or config.model_dir
+  model, model_config = load_inference_model(path, config.model, strategy,
+                                             image_size=image_size, name='eval')
+  prefix = checkpoints.resolve_checkpoint(path)
+  step = _checkpoint_step(prefix)
+  results = {}
+  for split in config.eval_splits:
+    files = input_pipeline.list_files(config.data.label_data_dir, [split])
+    results[split] = evaluation.evaluate_files(
+        model, strategy, files, image_size=model_config.image_size,
+        small_image=model_config.small_image,
+        global_batch=config.train.eval_batch_size)
+    results[split]['global_step'] = step
+    results[split]['checkpoint'] = prefix
+  if distribute.is_chief(strategy) and tf.io.gfile.isdir(config.model_dir):
+    _append_eval_results(config.model_dir, results)
+  for split, metrics in results.items():
+    print(f'{split}: top-1 {metrics["top_1_accuracy"]:.4f}  top-5 '
+          f'{metrics["top_5_accuracy"]:.4f}  ({metrics["num_images"]} images, '
+          f'step {step})')
+  return results
+
+
+def _checkpoint_step(prefix: str) -> Optional[int]:
+  try:
+    return int(prefix.rsplit('-', 1)[1])
+  except (IndexError, ValueError):
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+  """Flags of the original predict_label.py."""
+  predict_ckpt_path: str
+  data_dir: str
+  output_dir: str
+  info_dir: str
+  file_prefix: str = 'train'
+  num_shards: int = 128
+  shard_ids: tuple[int, ...] = (0,)
+  total_replicas: int = 1
+  worker_id: int = 0
+  reassign_label: bool = False
+  batch_size: int = 64
+  num_samples: int = 0
+  image_size: Optional[int] = None
+
+
+def load_inference_model(path: str, fallback: Optional[config_lib.ModelConfig],
+                         strategy: tf.distribute.Strategy, *,
+                         image_size: Optional[int] = None, name: str
+                         ) -> tuple[keras.Model, config_lib.ModelConfig]:
+  """(model with EMA weights, its ModelConfig at the inference size).
+
+  The architecture is the checkpoint's own (model_config.json), else
+  `fallback` (original TF1 checkpoints; for a `.keras` file only its
+  small-image setting is used). `image_size` overrides the inference size
+  (`factory.inference_image_size`).
+  """
+  if path.endswith('.keras'):
+    with strategy.scope():
+      model = loading.load_keras_file(path)
+    size = int(model.input_shape[1])
+    small_image = bool(fallback and fallback.small_image)
+    return model, config_lib.ModelConfig(
+        model_name=path, num_classes=int(model.output_shape[-1]),
+        image_size=size, small_image=small_image)
+  config = checkpoints.read_model_config(path) or fallback
+  if config is None:
+    raise errors.CheckpointError(
+        f'{path}: no {checkpoints.MODEL_CONFIG_FILE} next to the checkpoint; '
+        'pass the architecture (e.g. --model_name, --num_label_classes)')
+  config = dataclasses.replace(
+      config, sync_batch_norm=False,
+      image_size=image_size or factory.inference_image_size(config))
+  with strategy.scope():
+    model = backbones.build_model(config, name=name)
+    checkpoints.restore_model_weights(model, path, use_ema=True)
+  return model, config
+
+
+def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
+            strategy: tf.distribute.Strategy) -> dict:
+  """Predicts (or re-labels) every requested shard with the EMA teacher.
+
+  `fallback` is the teacher's architecture when `pcfg.predict_ckpt_path` has
+  no model_config.json (original TF1 checkpoints).
+  """
+  model, config = load_inference_model(
+      pcfg.predict_ckpt_path, fallback, strategy, image_size=pcfg.image_size,
+      name='predict')
+  counts = {}
+  for shard_id in pcfg.shard_ids:
+    common = dict(data_dir=pcfg.data_dir, file_prefix=pcfg.file_prefix,
+                  shard_id=shard_id, num_shards=pcfg.num_shards,
+                  output_dir=pcfg.output_dir,
+                  image_size=config.image_size,
+                  small_image=config.small_image,
+                  batch_size=pcfg.batch_size)
+    if pcfg.reassign_label:
+      source = shard_names.reassign_input_path(
+          pcfg.data_dir, pcfg.file_prefix, pcfg.worker_id, shard_id,
+          pcfg.num_shards)
+      if not tf.io.gfile.exists(source) and len(pcfg.shard_ids) > 1:
+        logging.warning('%s does not exist (no image of this shard was kept '
+                        'by the filter); skipping it', source)
+        continue
+      counts[shard_id] = predict_lib.reassign_shard(
+          model, strategy, worker_id=pcfg.worker_id,
+          num_samples=pcfg.num_samples, **common)
+    else:
+      counts[shard_id] = predict_lib.predict_shard(
+          model, strategy, info_dir=pcfg.info_dir,
+          total_replicas=pcfg.total_replicas, worker_id=pcfg.worker_id,
+          **common)
+  if pcfg.reassign_label and not counts:
+    raise errors.InputError(
+        f'{pcfg.data_dir}: none of the filtered shards '
+        f'{pcfg.file_prefix}-{pcfg.worker_id}-*-of-{pcfg.num_shards:05d} exists')
+  return counts

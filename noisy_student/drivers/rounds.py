@@ -1,0 +1,363 @@
+r"""The iterative Noisy Student job, resumable stage by stage.
+
+Library behind `python -m noisy_student.iterate` (and the demo):
+
+  python -m noisy_student.iterate --work_dir=runs/digits --task_name=digits \
+      --label_data_dir=data/digits --unlabel_data_dir=data/digits/unlabeled \
+      --teacher_model_name=efficientnet-b0 \
+      --student_model_names=efficientnet-b0,efficientnet-b0 ...
+
+Round 0 trains a supervised teacher. Each round r >= 1 then
+  predict (teacher's EMA weights on every unlabeled shard)
+  -> filter: statistics pass, then selection + class balancing
+  -> train the noised student on labeled + pseudo-labeled data
+  -> evaluate; the student becomes the teacher of round r + 1.
+All artifacts live in `work_dir` (round_0/teacher, round_1/predict,
+round_1/filter, round_1/student, ...). A finished stage is recorded in
+`state.json` (written atomically) with its result and its settings, and
+skipped on rerun; a rerun whose settings for a finished stage changed stops
+with an error naming the stage and the settings (`force=True` redoes it). An
+interrupted training stage resumes from its last checkpoint and an interrupted
+predict or filter stage redoes only its unfinished shards. At the end
+`summary.json`, `summary.md` (round, model, dev and test top-1) and
+`summary.png` are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+from typing import Callable, Optional, Sequence
+
+from absl import logging
+import keras
+from matplotlib import figure as figure_lib
+import tensorflow as tf
+
+from data import writers
+from noisy_student.core import config as config_lib
+from noisy_student.core import datasets
+from noisy_student.core import defaults
+from noisy_student.core import errors
+from noisy_student.core import factory
+from noisy_student.drivers import modes
+from noisy_student.models import checkpoints
+from noisy_student.pseudo import filter_files
+from noisy_student.pseudo import filter_passes
+from noisy_student.pseudo import selection
+
+STATE_FILE = 'state.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundsConfig:
+  """The whole iterative job (built from flags by `iterate`, or by the demo).
+
+  Attributes:
+    work_dir: folder of every artifact.
+    dataset: classes, sizes and normalisation of the labeled data.
+    label_data_dir / unlabel_data_dir: labeled shards (train-, dev-, test-)
+      and unlabeled shards (`<unlabel_file_prefix>-NNNNN-of-NNNNN`).
+    teacher_model_name / student_model_names: round 0's model and one student
+      model per round.
+    teacher / student: how each is trained (optimisation and noise).
+    width_coefficient / depth_coefficient / image_size: overrides for every
+      model (None: the model's or the dataset's).
+    min_threshold / num_image_per_class / upsample: the filter's settings;
+      num_image_per_class None = unlabeled images / classes.
+    predict_batch_size: images per teacher batch.
+    seed: seed of data order, augmentation and the filter's choices.
+  """
+  work_dir: str
+  dataset: datasets.DatasetInfo
+  label_data_dir: str
+  unlabel_data_dir: str
+  teacher_model_name: str
+  student_model_names: tuple[str, ...]
+  teacher: config_lib.Recipe = defaults.ITERATE_TEACHER
+  student: config_lib.Recipe = defaults.ITERATE_STUDENT
+  unlabel_file_prefix: str = 'extra'
+  width_coefficient: Optional[float] = None
+  depth_coefficient: Optional[float] = None
+  image_size: Optional[int] = None
+  min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
+  num_image_per_class: Optional[int] = None
+  upsample: bool = True
+  predict_batch_size: int = 256
+  seed: int = 0
+
+  @property
+  def iterations(self) -> int:
+    return len(self.student_model_names)
+
+
+def _jsonable(value):
+  return json.loads(json.dumps(value, default=str))
+
+
+class StageState:
+  """state.json: {stage: {'result', 'settings'}} of finished stages (atomic rewrites)."""
+
+  def __init__(self, work_dir: str, force: bool = False):
+    self.path = os.path.join(work_dir, STATE_FILE)
+    self.force = force
+    self.done = {}
+    if tf.io.gfile.exists(self.path):
+      with tf.io.gfile.GFile(self.path) as f:
+        text = f.read()
+      try:
+        self.done = json.loads(text)
+      except json.JSONDecodeError as err:
+        raise errors.InputError(
+            f'{self.path}: not valid JSON ({err}); the file records which '
+            'stages finished: delete it to redo every stage, or restore it') from None
+
+  def run(self, name: str, fn: Callable[[], object], settings: dict):
+    """`fn()`'s result, or the recorded one when stage `name` already finished.
+
+    Raises:
+      ConfigError when the stage finished with other `settings` (unless force).
+    """
+    settings = _jsonable(settings)
+    entry = self.done.get(name)
+    if entry is not None:
+      changed = _changed_settings(entry.get('settings'), settings)
+      if not changed:
+        logging.info('[%s] finished earlier; skipping', name)
+        return entry['result']
+      if not self.force:
+        raise errors.ConfigError(
+            f'{self.path}: stage {name} finished with other settings '
+            f'({"; ".join(changed)}); use a new --work_dir, or pass --force '
+            'to redo it and every stage after it')
+      self._forget_from(name)
+    logging.info('[%s] starting', name)
+    start = time.time()
+    result = fn()
+    self.done[name] = {'result': result, 'settings': settings}
+    writers.write_json(self.path, self.done)
+    logging.info('[%s] done in %.1fs', name, time.time() - start)
+    return result
+
+  def _forget_from(self, name: str) -> None:
+    names = list(self.done)
+    for stale in names[names.index(name):]:
+      del self.done[stale]
+
+
+def _changed_settings(old: Optional[dict], new: dict) -> list[str]:
+  """'key: old -> new' for every differing setting (old None: state of an older version)."""
+  if old is None:
+    return []
+  keys = sorted(set(old) | set(new))
+  return [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys
+          if old.get(k) != new.get(k)]
+
+
+def unlabeled_shards(data_dir: str, prefix: str) -> int:
+  """Number of shards N of `<prefix>-xxxxx-of-N` files (all must be there)."""
+  names = [os.path.basename(p) for p in
+           tf.io.gfile.glob(os.path.join(data_dir, f'{prefix}-*-of-*'))]
+  totals = {int(m.group(1)) for m in
+            (re.match(rf'{re.escape(prefix)}-\d+-of-(\d+)$', n) for n in names) if m}
+  if len(totals) != 1:
+    raise errors.InputError(
+        f'{data_dir}: expected unlabeled shards {prefix}-00000-of-N (one N), '
+        f'found {sorted(names)[:5]}')
+  total = totals.pop()
+  if len(names) != total:
+    raise errors.InputError(f'{data_dir}: {len(names)} of {total} '
+                            f'{prefix} shards present')
+  return total
+
+
+def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
+                 recipe: config_lib.Recipe, unlabel_data_dir: str = ''
+                 ) -> config_lib.ExperimentConfig:
+  """ExperimentConfig of one training stage (offline pseudo-labels if any)."""
+  model = factory.model_config(
+      rounds.dataset, model_name, noise=recipe.noise,
+      image_size_override=rounds.image_size,
+      width_coefficient=rounds.width_coefficient,
+      depth_coefficient=rounds.depth_coefficient)
+  data = factory.data_config(
+      rounds.dataset, model, recipe.noise,
+      label_data_dir=rounds.label_data_dir, unlabel_data_dir=unlabel_data_dir,
+      unlabel_prefixes=('train',), pseudo_labels_stored=bool(unlabel_data_dir),
+      seed=rounds.seed)
+  train = dataclasses.replace(
+      recipe.train, train_last_step_num=recipe.train.train_steps,
+      num_train_images=rounds.dataset.num_train_images,
+      unlabel_ratio=recipe.train.unlabel_ratio if unlabel_data_dir else 0.0,
+      seed=rounds.seed)
+  return config_lib.ExperimentConfig(
+      model_dir=model_dir, model=model, data=data, train=train,
+      eval_splits=rounds.dataset.eval_splits)
+
+
+def _top1(results: dict) -> dict:
+  return {split: round(float(m['top_1_accuracy']), 4)
+          for split, m in results.items()}
+
+
+def _train_and_evaluate(config: config_lib.ExperimentConfig,
+                        strategy: tf.distribute.Strategy) -> dict:
+  keras.backend.clear_session()
+  modes.train(config, strategy)
+  return _top1(modes.evaluate(config, strategy))
+
+
+def _predict_config(rounds: RoundsConfig, teacher_dir: str, round_dir: str,
+                    num_shards: int) -> modes.PredictConfig:
+  return modes.PredictConfig(
+      predict_ckpt_path=teacher_dir, data_dir=rounds.unlabel_data_dir,
+      output_dir=os.path.join(round_dir, 'predict', 'predict_label'),
+      info_dir=os.path.join(round_dir, 'predict', 'info'),
+      file_prefix=rounds.unlabel_file_prefix, num_shards=num_shards,
+      shard_ids=tuple(range(num_shards)),
+      batch_size=rounds.predict_batch_size)
+
+
+def _predict(pcfg: modes.PredictConfig, strategy: tf.distribute.Strategy) -> dict:
+  model = checkpoints.read_model_config(pcfg.predict_ckpt_path)
+  counts = modes.predict(model, pcfg, strategy)
+  return {'images': int(sum(counts.values()))}
+
+
+def filter_config(rounds: RoundsConfig, round_dir: str, num_shards: int,
+                  num_images: int) -> filter_files.FilterConfig:
+  """The filter of one round: every predicted shard, balanced per class."""
+  num_classes = rounds.dataset.num_classes
+  per_class = rounds.num_image_per_class or max(1, num_images // num_classes)
+  filter_dir = os.path.join(round_dir, 'filter')
+  return filter_files.FilterConfig(
+      input_dir=rounds.unlabel_data_dir,
+      prediction_dir=os.path.join(round_dir, 'predict', 'predict_label'),
+      info_dir=os.path.join(round_dir, 'predict', 'info'),
+      output_dir=filter_dir,
+      prelim_stats_dir=os.path.join(filter_dir, 'prelim_stats'),
+      file_prefix=rounds.unlabel_file_prefix, num_shards=num_shards,
+      settings=selection.Settings(
+          num_label_classes=num_classes, num_image=per_class,
+          min_threshold=rounds.min_threshold, upsample=rounds.upsample,
+          seed=rounds.seed))
+
+
+def _filter(fcfg: filter_files.FilterConfig, only_stats: bool) -> dict:
+  filter_passes.run_pass(fcfg, fcfg.units, only_get_stats=only_stats)
+  result = {'num_image_per_class': fcfg.settings.num_image}
+  if not only_stats:
+    result['num_written'] = check_filter_output(
+        fcfg.output_dir, fcfg.settings.min_threshold)
+  return result
+
+
+def check_filter_output(filter_dir: str, min_threshold: float) -> int:
+  """The number of pseudo-labeled images the selection wrote (from
+  `<filter_dir>/stats/final_stats.json`); raises FilterError when it is 0,
+  since a student cannot train on an empty unlabeled set."""
+  path = filter_files.final_stats_file(filter_dir)
+  with tf.io.gfile.GFile(path) as f:
+    stats = json.load(f)
+  written = int(stats['num_written'])
+  if written == 0:
+    raise errors.FilterError(
+        f'{path}: the filter kept no pseudo-labels: none of the '
+        f'{stats.get("num_prediction_records", "?")} teacher predictions has '
+        f'a top-1 probability >= --min_threshold={min_threshold}. Lower '
+        '--min_threshold or train the teacher longer, then rerun (finished '
+        'stages are kept).')
+  return written
+
+
+def _settings(value) -> dict:
+  return dataclasses.asdict(value)
+
+
+def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
+        *, force: bool = False) -> list[dict]:
+  """Runs (or resumes) every stage; returns the summary rows.
+
+  Raises:
+    ConfigError when a finished stage's settings changed (unless `force`).
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  tf.io.gfile.makedirs(rounds.work_dir)
+  state = StageState(rounds.work_dir, force=force)
+  num_shards = unlabeled_shards(rounds.unlabel_data_dir,
+                                rounds.unlabel_file_prefix)
+  rows = []
+
+  teacher_dir = os.path.join(rounds.work_dir, 'round_0', 'teacher')
+  teacher_cfg = stage_config(rounds, teacher_dir, rounds.teacher_model_name,
+                             rounds.teacher)
+  result = state.run('round_0/teacher',
+                     lambda: _train_and_evaluate(teacher_cfg, strategy),
+                     _settings(teacher_cfg))
+  rows.append({'round': 0, 'role': 'teacher',
+               'model': rounds.teacher_model_name, 'model_dir': teacher_dir,
+               **result})
+
+  for r, student_name in enumerate(rounds.student_model_names, start=1):
+    round_dir = os.path.join(rounds.work_dir, f'round_{r}')
+    pcfg = _predict_config(rounds, teacher_dir, round_dir, num_shards)
+    predicted = state.run(f'round_{r}/predict',
+                          lambda: _predict(pcfg, strategy), _settings(pcfg))
+    fcfg = filter_config(rounds, round_dir, num_shards, predicted['images'])
+    state.run(f'round_{r}/filter_stats', lambda: _filter(fcfg, True),
+              _settings(fcfg))
+    state.run(f'round_{r}/filter', lambda: _filter(fcfg, False),
+              _settings(fcfg))
+    student_dir = os.path.join(round_dir, 'student')
+    student_cfg = stage_config(
+        rounds, student_dir, student_name, rounds.student,
+        unlabel_data_dir=os.path.join(fcfg.output_dir, 'data'))
+    result = state.run(f'round_{r}/student',
+                       lambda: _train_and_evaluate(student_cfg, strategy),
+                       _settings(student_cfg))
+    rows.append({'round': r, 'role': 'student', 'model': student_name,
+                 'model_dir': student_dir, **result})
+    teacher_dir = student_dir
+  write_summary(rounds.work_dir, rows)
+  return rows
+
+
+def _splits(rows: Sequence[dict]) -> list[str]:
+  return [k for k in rows[0] if k not in ('round', 'role', 'model', 'model_dir')]
+
+
+def summary_markdown(rows: Sequence[dict]) -> str:
+  splits = _splits(rows)
+  header = '| round | role | model | ' + ' | '.join(f'{s} top-1' for s in splits) + ' |'
+  lines = [header, '|' + '---|' * (3 + len(splits))]
+  for row in rows:
+    values = ' | '.join(f'{100 * row[s]:.2f}%' for s in splits)
+    lines.append(f'| {row["round"]} | {row["role"]} | {row["model"]} | {values} |')
+  return '\n'.join(lines) + '\n'
+
+
+def write_summary(work_dir: str, rows: Sequence[dict]) -> None:
+  """summary.json, summary.md and summary.png (top-1 per round)."""
+  writers.write_json(os.path.join(work_dir, 'summary.json'), list(rows))
+  writers.write_text(os.path.join(work_dir, 'summary.md'), summary_markdown(rows))
+  splits = _splits(rows)
+  fig = figure_lib.Figure(figsize=(5, 3.5))
+  ax = fig.subplots()
+  rounds = [row['round'] for row in rows]
+  for split in splits:
+    ax.plot(rounds, [100 * row[split] for row in rows], marker='o', label=split)
+  ax.set_xticks(rounds)
+  ax.set_xticklabels([f'{r}\n{row["model"].replace("efficientnet-", "")}'
+                      for r, row in zip(rounds, rows)])
+  ax.set_xlabel('round (0 = supervised teacher)')
+  ax.set_ylabel('top-1 accuracy (%)')
+  ax.set_title('Noisy Student rounds')
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  path = os.path.join(work_dir, 'summary.png')
+  with writers.atomic_output(path) as f:
+    fig.savefig(f, format='png', dpi=120)

@@ -1,0 +1,1 @@
+"""Models in every format: building, checkpoints, loading, classifiers, export."""

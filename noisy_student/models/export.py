@@ -1,0 +1,110 @@
+"""SavedModel (and .keras) export of a trained model's EMA weights.
+
+The SavedModel has two signatures:
+* `serving_default`: `images` float32 [N, S, S, 3], pixels 0-255, already
+  cropped/resized to S (the model's image size) -> `probabilities` float32
+  [N, C], `classes` int64 [N], `logits` float32 [N, C];
+* `serving_bytes`: `image_bytes` string [N] of encoded JPEG/PNG/GIF/BMP files
+  -> the same outputs, after the evaluation preprocessing (decode, centre crop
+  with 32-pixel padding + bicubic resize; unchanged for 32x32 models).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from data import writers
+from noisy_student.augment import preprocessing
+from noisy_student.core import errors
+from noisy_student.core import factory
+from noisy_student.models import backbones
+from noisy_student.models import checkpoints
+
+
+def _serving_functions(model: keras.Model, small_image: bool):
+  """(serve, serve_bytes): the two endpoints as plain Python functions."""
+  size = int(model.input_shape[1])
+
+  def serve(images):
+    logits = tf.cast(model(images, training=False), tf.float32)
+    return {'probabilities': tf.nn.softmax(logits, axis=-1),
+            'classes': tf.argmax(logits, axis=-1),
+            'logits': logits}
+
+  def serve_bytes(image_bytes):
+    def one(encoded):
+      image = preprocessing.decode_image(encoded)
+      return preprocessing.preprocess_for_eval(image, size,
+                                               small_image=small_image)
+    images = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec(
+        [size, size, 3], tf.float32))
+    return serve(images)
+
+  return serve, serve_bytes
+
+
+def build_archive(model: keras.Model, small_image: bool) -> keras.export.ExportArchive:
+  """A Keras ExportArchive with `serving_default` and `serving_bytes`.
+
+  Keras' ExportArchive tracks every variable explicitly, so the SavedModel also
+  loads in TF1-style sessions (saved_model_cli run, TF Serving).
+  """
+  size = int(model.input_shape[1])
+  serve, serve_bytes = _serving_functions(model, small_image)
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.add_endpoint('serving_default', serve, input_signature=[
+      tf.TensorSpec([None, size, size, 3], tf.float32, name='images')])
+  archive.add_endpoint('serving_bytes', serve_bytes, input_signature=[
+      tf.TensorSpec([None], tf.string, name='image_bytes')])
+  return archive
+
+
+def export_saved_model(model: keras.Model, export_dir: str, *,
+                       small_image: bool) -> str:
+  """Writes the SavedModel atomically to `export_dir`; returns the path."""
+  archive = build_archive(model, small_image)
+  with writers.atomic_path(os.path.abspath(export_dir)) as tmp:
+    archive.write_out(tmp, verbose=False)
+  return export_dir
+
+
+def export_keras(model: keras.Model, path: str) -> str:
+  """Saves a `.keras` file atomically (`path` must end in .keras)."""
+  if not path.endswith('.keras'):
+    raise errors.ConfigError(
+        f'--export_keras_path must end in .keras, received: {path}')
+  with writers.atomic_path(path, suffix='.keras') as tmp:
+    model.save(tmp)
+  return path
+
+
+def export(model_dir: str, export_dir: str, *,
+           keras_path: Optional[str] = None,
+           checkpoint_path: Optional[str] = None) -> dict:
+  """Exports the EMA weights of the latest (or given) checkpoint of `model_dir`.
+
+  The exported model runs at the inference size
+  (`factory.inference_image_size`).
+  """
+  config = checkpoints.read_model_config(model_dir)
+  if config is None:
+    raise errors.CheckpointError(
+        f'{model_dir}: no {checkpoints.MODEL_CONFIG_FILE}; is this a model_dir '
+        'written by --mode=train?')
+  config = dataclasses.replace(config, sync_batch_norm=False,
+                               image_size=factory.inference_image_size(config))
+  model = backbones.build_model(config, name='exported')
+  prefix = checkpoints.restore_model_weights(model, checkpoint_path or model_dir,
+                                             use_ema=True)
+  outputs = {'checkpoint': prefix,
+             'saved_model': export_saved_model(model, export_dir,
+                                               small_image=config.small_image)}
+  if keras_path:
+    outputs['keras'] = export_keras(model, keras_path)
+  return outputs

@@ -1,0 +1,1 @@
+"""Pseudo-labels: teacher prediction on unlabeled shards, selection and balancing, filter files."""

@@ -1,0 +1,319 @@
+"""Files of the filtering step: its config, paths, input checks and readers.
+
+The decisions live in `noisy_student/pseudo/selection.py` and the two passes
+that apply them in `noisy_student/pseudo/filter_passes.py`; this module names,
+checks and streams the files they read and write. A *unit* is one prediction file, i.e. one (shard_id, task) pair, where
+`task` is the worker index when a shard was split among `total_replicas`
+prediction workers (worker w owns records i with i % total_replicas == w).
+
+Inputs (written by `main --mode=predict`, original names):
+* `<input_dir>/<file_prefix>-%05d-of-%05d`           unlabeled shard
+* `<prediction_dir>/train-info-%05d-of-%05d-%05d`   (shard, num_shards, task)
+* `<info_dir>/info-%05d-of-%05d-%05d.txt`           {"image_num": N}
+Outputs:
+* `<prelim_stats_dir>/prelim_stats_%05d_%d.json`      per-unit histograms
+* `<prelim_stats_dir>/total_counts.json`              merged histograms
+* `<output_dir>/allocation_plan.json`                 the global plan
+* `<output_dir>/data/train-%d-%05d-of-%05d`           (task, shard, num_shards)
+* `<output_dir>/stats/stats_%05d_%d.json`             per-unit output counts
+* `<output_dir>/stats/final_stats.json`               totals, once all are done
+* `<output_dir>/samples/<class>/image_<shard>_<task>_<index>_<prob>.png|jpg`
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from data import progress as progress_lib
+from data import records
+from noisy_student.core import errors
+from noisy_student.pseudo import selection
+from noisy_student.pseudo import shard_names
+
+@dataclasses.dataclass(frozen=True)
+class FilterConfig:
+  """Everything the filter needs (built from the flags by the binary).
+
+  Attributes:
+    input_dir: folder of the unlabeled shards.
+    prediction_dir: folder of the teacher's `train-info-*` prediction files.
+    info_dir: folder of the `info-*.txt` files.
+    output_dir: where data/, stats/, samples/ and the plan go.
+    settings: selection settings (classes, num_image, thresholds, balance).
+    prelim_stats_dir: statistics folder ('' = `<output_dir>/prelim_stats`).
+    file_prefix: unlabeled shard prefix (`train`, `extra`).
+    num_shards: shards of the unlabeled set.
+    total_replicas: prediction workers per shard.
+    num_samples_per_class: sample images saved per class over all units.
+    shuffle_buffer_bytes: in-memory shuffle limit per unit.
+    batch_size: records per read batch.
+  """
+  input_dir: str
+  prediction_dir: str
+  info_dir: str
+  output_dir: str
+  settings: selection.Settings
+  prelim_stats_dir: str = ''
+  file_prefix: str = 'train'
+  num_shards: int = 128
+  total_replicas: int = 1
+  num_samples_per_class: int = 10
+  shuffle_buffer_bytes: int = 512 << 20
+  batch_size: int = 1024
+
+  def __post_init__(self):
+    if self.num_shards < 1:
+      raise ValueError(f'--num_shards must be >= 1, received: {self.num_shards}')
+    if self.total_replicas < 1:
+      raise ValueError('--total_replicas must be >= 1, received: '
+                       f'{self.total_replicas}')
+    if self.num_samples_per_class < 0:
+      raise ValueError('--num_samples_per_class must be >= 0, received: '
+                       f'{self.num_samples_per_class}')
+    if not self.prelim_stats_dir:
+      object.__setattr__(self, 'prelim_stats_dir',
+                         os.path.join(self.output_dir, 'prelim_stats'))
+
+  @property
+  def units(self) -> list[tuple[int, int]]:
+    """All (shard_id, task) pairs, shard-major: the plan's fixed unit order."""
+    return [(s, t) for s in range(self.num_shards)
+            for t in range(self.total_replicas)]
+
+  @property
+  def num_classes(self) -> int:
+    return self.settings.num_label_classes
+
+
+# --------------------------------------------------------------------------
+# Paths (the original's names).
+# --------------------------------------------------------------------------
+def input_shard_path(c: FilterConfig, shard: int) -> str:
+  return shard_names.input_shard_path(c.input_dir, c.file_prefix, shard,
+                                           c.num_shards)
+
+
+def prediction_path(c: FilterConfig, shard: int, task: int) -> str:
+  return shard_names.prediction_path(c.prediction_dir, shard,
+                                          c.num_shards, task)
+
+
+def info_path(c: FilterConfig, shard: int, task: int) -> str:
+  return shard_names.info_path(c.info_dir, shard, c.num_shards, task)
+
+
+def prelim_stats_path(c: FilterConfig, shard: int, task: int) -> str:
+  return os.path.join(c.prelim_stats_dir, f'prelim_stats_{shard:05d}_{task}.json')
+
+
+def total_counts_path(c: FilterConfig) -> str:
+  return os.path.join(c.prelim_stats_dir, 'total_counts.json')
+
+
+def plan_path(c: FilterConfig) -> str:
+  return os.path.join(c.output_dir, 'allocation_plan.json')
+
+
+def output_shard_path(c: FilterConfig, shard: int, task: int) -> str:
+  return os.path.join(c.output_dir, 'data',
+                      f'train-{task}-{shard:05d}-of-{c.num_shards:05d}')
+
+
+def unit_stats_path(c: FilterConfig, shard: int, task: int) -> str:
+  return os.path.join(c.output_dir, 'stats', f'stats_{shard:05d}_{task}.json')
+
+
+def final_stats_path(c: FilterConfig) -> str:
+  return final_stats_file(c.output_dir)
+
+
+def final_stats_file(output_dir: str) -> str:
+  """final_stats.json of a filter run writing to `output_dir`."""
+  return os.path.join(output_dir, 'stats', 'final_stats.json')
+
+
+def sample_dir(c: FilterConfig) -> str:
+  return os.path.join(c.output_dir, 'samples')
+
+
+def load_json(path: str):
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as err:
+    raise errors.FilterError(f'{path}: not valid JSON ({err})') from err
+
+
+# --------------------------------------------------------------------------
+# Input validation and streaming.
+# --------------------------------------------------------------------------
+def check_unit_inputs(c: FilterConfig, shard: int, task: int) -> tuple[int, int]:
+  """Checks a unit's files exist and agree on counts.
+
+  Returns:
+    (number of predictions, number of records in the whole unlabeled shard).
+
+  Raises:
+    FileNotFoundError / errors.FilterError naming the file at fault.
+  """
+  info = info_path(c, shard, task)
+  pred = prediction_path(c, shard, task)
+  unlabeled = input_shard_path(c, shard)
+  for path, what in ((info, 'info file'), (pred, 'prediction shard'),
+                     (unlabeled, 'unlabeled shard')):
+    if not tf.io.gfile.exists(path):
+      raise errors.MissingFileError(
+          f'{path}: {what} of shard {shard} (task {task}) not found; run the '
+          'teacher (--mode=predict) on it or check --input_dir/--prediction_dir'
+          '/--info_dir/--file_prefix/--num_shards')
+  extra_worker = prediction_path(c, shard, c.total_replicas)
+  if tf.io.gfile.exists(extra_worker):
+    raise errors.FilterError(
+        f'{extra_worker} exists, so shard {shard} was predicted by more than '
+        f'--total_replicas={c.total_replicas} workers')
+  try:
+    image_num = int(load_json(info)['image_num'])
+  except (KeyError, TypeError, ValueError) as err:
+    raise errors.FilterError(f'{info}: expected {{"image_num": N}} ({err})') from err
+  num_unlabeled = records.count_records(unlabeled)
+  expected = len(range(task, num_unlabeled, c.total_replicas))
+  if expected != image_num:
+    raise errors.FilterError(
+        f'{unlabeled} holds {num_unlabeled} records, so worker {task} of '
+        f'{c.total_replicas} owns {expected}, but {info} says image_num='
+        f'{image_num} for {pred}')
+  return image_num, num_unlabeled
+
+
+def _count_error(pred: str, info: str, seen: int, image_num: int) -> errors.FilterError:
+  """`pred` holds `seen` records (or more, when seen > image_num)."""
+  more = '+' if seen > image_num else ''
+  return errors.FilterError(f'{pred} holds {seen}{more} prediction records but {info} '
+                     f'says image_num={image_num}')
+
+
+def prediction_batches(path: str, num_classes: int, batch_size: int
+                       ) -> Iterator[np.ndarray]:
+  """Streams a prediction file: float32 [b, num_classes] per batch, in order.
+
+  Raises:
+    records.RecordError naming `path` and the record for a wrong
+    `probabilities` length, a non-finite or negative top-1 probability, or an
+    unreadable (truncated, corrupt) file.
+  """
+  def parse(serialized):
+    sparse = tf.io.parse_example(serialized, {
+        records.PROBABILITIES_KEY: tf.io.VarLenFeature(tf.float32)
+    })[records.PROBABILITIES_KEY]
+    size = tf.shape(serialized)[0]
+    lengths = tf.math.bincount(tf.cast(sparse.indices[:, 0], tf.int32),
+                               minlength=size, maxlength=size)
+    return sparse.values, lengths
+
+  dataset = (tf.data.TFRecordDataset(path, buffer_size=8 << 20)
+             .batch(batch_size)
+             .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+             .prefetch(2))
+  start = 0
+  iterator = dataset.as_numpy_iterator()
+  while True:
+    try:
+      values, lengths = next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.OpError as err:
+      raise records.RecordError(
+          f'{path}: unreadable prediction record after record {start}: '
+          f'{err.message}') from err
+    bad = np.nonzero(lengths != num_classes)[0]
+    if len(bad):
+      raise records.RecordError(
+          f'{path}: record {start + bad[0]} has {lengths[bad[0]]} '
+          f'`probabilities`, expected --num_label_classes={num_classes}')
+    probs = values.reshape(len(lengths), num_classes)
+    top = probs.max(axis=1)
+    bad = np.nonzero(~np.isfinite(top) | (top < 0))[0]
+    if len(bad):
+      raise records.RecordError(
+          f'{path}: record {start + bad[0]} has a top-1 probability of '
+          f'{top[bad[0]]}, expected a finite value >= 0')
+    yield probs
+    start += len(lengths)
+
+
+def image_batches(path: str, total_replicas: int, task: int, batch_size: int
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Streams this worker's unlabeled records: (image bytes [b], label [b]).
+
+  The label is the optional true label, 0-based, -1 when absent.
+  """
+  def parse(serialized):
+    parsed = tf.io.parse_example(serialized, {
+        records.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, ''),
+        records.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, 0),
+    })
+    return parsed[records.IMAGE_KEY], parsed[records.LABEL_KEY] - 1
+
+  dataset = (tf.data.TFRecordDataset(path, buffer_size=8 << 20)
+             .shard(total_replicas, task)
+             .batch(batch_size)
+             .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+             .prefetch(2))
+  iterator = dataset.as_numpy_iterator()
+  while True:
+    try:
+      yield next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.OpError as err:
+      raise records.RecordError(
+          f'{path}: unreadable unlabeled record: {err.message}') from err
+
+
+def scan_predictions(c: FilterConfig, shard: int, task: int,
+                     keep_records: bool = False) -> dict:
+  """Reads one unit's predictions, validates them, and histograms them.
+
+  Returns:
+    {'num_records', 'counts' [C, NUM_BINS] (all), 'eligible' [C, NUM_BINS]}
+    plus, with `keep_records`, 'labels' int32 [n] and 'probs' float32 [n].
+  """
+  image_num, _ = check_unit_inputs(c, shard, task)
+  pred, s = prediction_path(c, shard, task), c.settings
+  counts = np.zeros((c.num_classes, selection.NUM_BINS), np.int64)
+  eligible = np.zeros_like(counts)
+  labels_parts, probs_parts = [], []
+  seen = 0
+  progress = progress_lib.Progress(f'stats {os.path.basename(pred)}', image_num,
+                                  unit='records')
+  for probs in prediction_batches(pred, c.num_classes, c.batch_size):
+    labels, top = selection.top1(probs)
+    bins = selection.bin_index(top)
+    counts += selection.class_bin_counts(labels, bins, c.num_classes)
+    eligible += selection.class_bin_counts(
+        labels, bins, c.num_classes,
+        selection.eligible_mask(top, s.min_threshold, s.max_prob))
+    if keep_records:
+      labels_parts.append(labels)
+      probs_parts.append(top)
+    seen += len(labels)
+    if seen > image_num:
+      raise _count_error(pred, info_path(c, shard, task), seen, image_num)
+    progress.update(len(labels))
+  if seen != image_num:
+    raise _count_error(pred, info_path(c, shard, task), seen, image_num)
+  out = {'num_records': seen, 'counts': counts, 'eligible': eligible}
+  if keep_records:
+    out['labels'] = np.concatenate(labels_parts or [np.zeros(0, np.int32)])
+    out['probs'] = np.concatenate(probs_parts or [np.zeros(0, np.float32)])
+  return out
+
+
+# --------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Robustness evaluation: ImageNet-A/-C/-P metrics, readers, benchmarks, reports, FGSM."""

@@ -1,0 +1,1 @@
+"""Supervised and Noisy Student training: input pipeline, losses, schedule, EMA, loop."""

@@ -1,0 +1,78 @@
+"""Flags -> config: original names/defaults, task defaults, errors naming flags."""
+
+from absl import flags
+import pytest
+
+from noisy_student import main
+from noisy_student.core import errors
+
+
+def _flags(*argv) -> flags.FlagValues:
+  fv = flags.FlagValues()
+  main.define_flags(fv)
+  fv(['main', *argv])
+  return fv
+
+
+def _config(*argv):
+  return main.config_from_flags(_flags(*argv))
+
+
+def test_original_defaults_are_kept():
+  fv = _flags()
+  assert fv.mode == 'train_and_eval'
+  assert fv.train_batch_size == 4096 and fv.train_steps == 109474
+  assert fv.base_learning_rate == 0.016
+  assert fv.moving_average_decay == 0.9999
+  assert fv.randaug_mag == 27 and fv.randaug_layer == 2
+  assert fv.teacher_softmax_temp == -1 and fv.use_tpu
+  assert fv.use_bfloat16 and fv.label_smoothing == 0.1
+
+
+def test_svhn_task_defaults_and_train_ratio():
+  cfg = _config('--task_name=svhn', '--use_tpu=false', '--use_bfloat16=false',
+                '--label_data_dir=/d', '--model_dir=/m', '--train_steps=100',
+                '--train_ratio=2', '--unlabel_ratio=5',
+                '--unlabel_data_dir=/u', '--teacher_softmax_temp=1')
+  assert cfg.model.image_size == 32 and cfg.model.small_image
+  assert cfg.model.num_classes == 10 and cfg.data.flip is False
+  assert cfg.train.num_train_images == 69257
+  assert cfg.train.train_steps == 200 and cfg.train.train_last_step_num == 200
+  assert cfg.strategy == 'default' and cfg.train.mixed_precision == 'float32'
+  assert cfg.eval_splits == ('dev', 'test')
+  assert cfg.data.pseudo_labels_stored  # no teacher: offline pseudo-labels
+  assert cfg.train.per_replica_batches(1) == (4096, 20480)
+
+
+def test_explicit_flag_beats_task_default():
+  cfg = _config('--task_name=svhn', '--use_tpu=false', '--label_data_dir=/d',
+                '--model_dir=/m', '--num_label_classes=11',
+                '--input_image_size=40')
+  assert cfg.model.num_classes == 11 and cfg.model.image_size == 40
+  assert cfg.train.mixed_precision == 'bfloat16'  # --use_bfloat16 default
+
+
+def test_strategy_resolution():
+  base = ('--label_data_dir=/d', '--model_dir=/m')
+  assert _config(*base).strategy == 'tpu'  # --use_tpu defaults to True
+  assert _config(*base, '--strategy=mirrored').strategy == 'mirrored'
+  with pytest.raises(errors.ConfigError, match='use_tpu'):
+    _config(*base, '--use_tpu=true', '--strategy=mirrored')
+
+
+@pytest.mark.parametrize('argv, flag', [
+    (('--model_dir=/m',), 'label_data_dir'),
+    (('--label_data_dir=/d',), 'model_dir'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--unlabel_ratio=2'),
+     'unlabel_data_dir'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--teacher_softmax_temp=0'),
+     'teacher_softmax_temp'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--teacher_model_name=efficientnet-b0'),
+     'teacher_model_path'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--augment_name=v2'),
+     'augment_name'),
+    (('--task_name=mnist',), 'task_name'),
+])
+def test_bad_flags_name_the_flag(argv, flag):
+  with pytest.raises(errors.ConfigError, match=flag):
+    _config('--use_tpu=false', *argv)

@@ -1,0 +1,37 @@
+"""The modes' guards: a model_dir holding another model is refused before any write."""
+
+import dataclasses
+import os
+
+import pytest
+
+from noisy_student.core import errors
+from noisy_student.drivers import modes
+from noisy_student.models import checkpoints
+from tests import helpers
+
+
+def test_check_model_dir_names_every_changed_field(tmp_path):
+  config = helpers.tiny_model()
+  modes.check_model_dir(str(tmp_path), config)  # empty: nothing to compare
+  checkpoints.write_model_config(str(tmp_path), config)
+  modes.check_model_dir(str(tmp_path), config)  # same model: resume
+  before = (tmp_path / checkpoints.MODEL_CONFIG_FILE).read_bytes()
+  changed = dataclasses.replace(config, width_coefficient=0.2, num_classes=7)
+  with pytest.raises(errors.ConfigError) as error:
+    modes.check_model_dir(str(tmp_path), changed)
+  message = str(error.value)
+  assert 'width_coefficient: 0.1 -> 0.2' in message
+  assert 'num_classes: 10 -> 7' in message and 'model_dir' in message
+  assert (tmp_path / checkpoints.MODEL_CONFIG_FILE).read_bytes() == before
+
+
+def test_train_refuses_another_model_before_writing(digits_dir, tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=2)
+  checkpoints.write_model_config(cfg.model_dir, cfg.model)
+  other = dataclasses.replace(cfg, model=dataclasses.replace(
+      cfg.model, depth_coefficient=0.2))
+  with pytest.raises(errors.ConfigError, match='depth_coefficient'):
+    modes.train(other, tf.distribute.get_strategy())
+  assert sorted(os.listdir(cfg.model_dir)) == [checkpoints.MODEL_CONFIG_FILE]

@@ -1,0 +1,96 @@
+"""The iterative driver: all stages on digits, killed mid-run and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import helpers
+
+
+def _command(data_dir: str, work_dir: str) -> list[str]:
+  return [
+      sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work_dir}',
+      '--task_name=digits', f'--label_data_dir={data_dir}',
+      f'--unlabel_data_dir={data_dir}/unlabeled', '--width_coefficient=0.1',
+      '--depth_coefficient=0.1', '--teacher_train_steps=20',
+      '--student_train_steps=20', '--train_batch_size=16',
+      '--iterations_per_loop=10', '--moving_average_decay=0',
+      '--min_threshold=0', '--num_image_per_class=20', '--unlabel_ratio=2',
+      '--randaug_mag=5', '--student_model_names=efficientnet-b0,efficientnet-b0']
+
+
+def _state(work_dir: str) -> dict:
+  path = os.path.join(work_dir, 'state.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_redoing_finished_stages(tmp_path):
+  data_dir = helpers.digits_data(str(tmp_path / 'data'))
+  work_dir = str(tmp_path / 'work')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  first = subprocess.Popen(_command(data_dir, work_dir), cwd=helpers.REPO_ROOT,
+                           env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+  deadline = time.time() + 600
+  while 'round_1/filter' not in _state(work_dir):
+    assert first.poll() is None, 'the driver ended before it was killed'
+    assert time.time() < deadline
+    time.sleep(0.2)
+  first.send_signal(signal.SIGKILL)
+  first.wait()
+  finished = _state(work_dir)
+  assert 'round_2/student' not in finished
+  teacher_index = os.path.join(work_dir, 'round_0', 'teacher', 'checkpoint')
+  predictions = os.path.join(work_dir, 'round_1', 'predict', 'predict_label')
+  kept = {p: os.path.getmtime(p) for p in
+          [teacher_index] + [os.path.join(predictions, n)
+                             for n in os.listdir(predictions)]}
+
+  second = subprocess.run(_command(data_dir, work_dir), cwd=helpers.REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+  assert second.returncode == 0, second.stderr[-4000:]
+  for stage in finished:
+    assert f'[{stage}] finished earlier; skipping' in second.stderr
+  assert '[round_2/student] starting' in second.stderr
+  assert {p: os.path.getmtime(p) for p in kept} == kept
+  state = _state(work_dir)
+  assert sorted(s for s in state if s.startswith('round_2')) == [
+      'round_2/filter', 'round_2/filter_stats', 'round_2/predict',
+      'round_2/student']
+  with open(os.path.join(work_dir, 'summary.json')) as f:
+    rows = json.load(f)
+  assert [(r['round'], r['role']) for r in rows] == [
+      (0, 'teacher'), (1, 'student'), (2, 'student')]
+  assert all(0 <= r['test'] <= 1 and 0 <= r['dev'] <= 1 for r in rows)
+  assert os.path.getsize(os.path.join(work_dir, 'summary.png')) > 1000
+  with open(os.path.join(work_dir, 'round_2', 'filter', 'stats',
+                         'final_stats.json')) as f:
+    final = json.load(f)
+  assert final['histogram_spread'] == 0
+  assert '| round | role | model |' in second.stdout
+
+
+def test_empty_filter_output_stops_before_the_student(tmp_path):
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  stats_dir = tmp_path / 'filter' / 'stats'
+  stats_dir.mkdir(parents=True)
+  final = stats_dir / 'final_stats.json'
+  final.write_text(json.dumps({'num_written': 0, 'num_prediction_records': 897}))
+  with pytest.raises(ValueError) as error:
+    rounds.check_filter_output(str(tmp_path / 'filter'), 0.3)
+  message = str(error.value)
+  assert str(final) in message and '897' in message
+  assert '--min_threshold=0.3' in message
+  final.write_text(json.dumps({'num_written': 120, 'num_prediction_records': 897}))
+  assert rounds.check_filter_output(str(tmp_path / 'filter'), 0.3) == 120

@@ -1,0 +1,62 @@
+"""One loader for every format: .keras, SavedModel, our checkpoints, TF1 checkpoints."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import efficientnet
+from noisy_student.core import errors
+from noisy_student.models import backbones
+from noisy_student.models import checkpoints
+from noisy_student.models import export
+from noisy_student.models import loading
+from tests import helpers
+
+pytestmark = pytest.mark.usefixtures('fresh_keras_session')
+
+
+@pytest.fixture(scope='module')
+def formats(tmp_path_factory):
+  """The same weights as .keras, SavedModel, our checkpoint and TF1 checkpoint."""
+  root = tmp_path_factory.mktemp('formats')
+  config = helpers.tiny_model()
+  model = backbones.build_model(config)
+  checkpoints.write_model_config(str(root / 'ours'), config)
+  tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(root / 'ours'),
+                             1).save(checkpoint_number=5)
+  return model, {
+      'keras': export.export_keras(model, str(root / 'm.keras')),
+      'saved_model': export.export_saved_model(model, str(root / 'sm'),
+                                               small_image=True),
+      'ours': str(root / 'ours'),
+      'tf1': efficientnet.save_tf1_checkpoint(model, str(root / 'tf1' / 'm.ckpt')),
+  }
+
+
+@pytest.mark.parametrize('kind', ['keras', 'saved_model', 'ours'])
+def test_every_format_gives_the_same_classifier(formats, kind):
+  model, paths = formats
+  classifier = loading.load_classifier(paths[kind])
+  assert (classifier.image_size, classifier.num_classes) == (32, 10)
+  images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3))
+  np.testing.assert_allclose(classifier.predict_logits(images),
+                             model(images.astype(np.float32), training=False),
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_tf1_checkpoint_loads_with_the_fallback_architecture(formats):
+  model, paths = formats  # TF1 files hold weights only: the caller's architecture
+  loaded = loading.load_model(paths['tf1'], helpers.tiny_model(), use_ema=False)
+  for a, b in zip(loaded.weights, model.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_unloadable_paths_are_named(tmp_path, formats):
+  with pytest.raises(errors.CheckpointError, match='missing.keras'):
+    loading.load_model(str(tmp_path / 'missing.keras'))
+  (tmp_path / 'broken.keras').write_bytes(b'not a zip')
+  with pytest.raises(errors.CheckpointError, match='broken.keras'):
+    loading.load_model(str(tmp_path / 'broken.keras'))
+  _, paths = formats
+  with pytest.raises(errors.CheckpointError, match='model_config.json'):
+    loading.load_model(paths['tf1'])  # TF1 without an architecture
