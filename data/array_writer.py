@@ -24,20 +24,15 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from data import errors
+from data import dataset_info
 from data import image_codec
 from data import progress as progress_lib
 from data import records
 from data import writers
 
-INFO_FILENAME = 'dataset_info.json'
 LABEL_CONVENTION = ('image/class/label holds class + 1 (1-based) in the files; '
                     'classes are 0-based in memory')
 _SHARD_RE = re.compile(r'^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})$')
-
-
-class DatasetInfoError(errors.NoisyStudentError):
-  """Existing outputs do not match this run; names the file and the values."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,18 +113,6 @@ def _json_default(value):
   raise TypeError(f'not JSON serializable: {value!r}')
 
 
-def read_info(output_dir: str) -> dict | None:
-  """The parsed `dataset_info.json` of `output_dir`, or None if absent."""
-  path = os.path.join(output_dir, INFO_FILENAME)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path, 'r') as f:
-    try:
-      return json.load(f)
-    except json.JSONDecodeError as err:
-      raise DatasetInfoError(f'{path}: not valid JSON ({err})') from err
-
-
 def _config_differences(old: Mapping, new: Mapping) -> list[str]:
   keys = sorted(set(old) | set(new))
   return [f'{k}: existing {old.get(k)!r}, this run {new.get(k)!r}'
@@ -143,9 +126,9 @@ def complete_info(output_dir: str, config: Mapping) -> dict | None:
   and every shard it lists exists with the right record count (a cheap header
   walk). Lets binaries skip loading the sources on an idempotent rerun.
   """
-  info = read_info(output_dir)
-  if not info or not info.get('complete'):
-    return None
+  info = dataset_info.read(output_dir)
+  if not info or not info.get('complete') or 'format' not in info:
+    return None  # absent, unfinished, or written before it described itself
   if info.get('config') != _normalized(dict(config)):
     return None
   for name, split in info.get('splits', {}).items():
@@ -196,6 +179,19 @@ def _split_summary(split: ArraySplit, num_classes: int | None) -> dict:
   return summary
 
 
+def _describe(splits: Sequence[ArraySplit], **fields) -> dict:
+  """dataset_info's description: sizes of every split, pixel stats of 'train'."""
+  stats = dataset_info.PixelStats()
+  for split in splits:
+    if split.name == 'train':
+      rows = (np.arange(split.num_examples) if split.indices is None
+              else np.asarray(split.indices))
+      for start in range(0, len(rows), 4096):
+        stats.add(split.images[rows[start:start + 4096]])
+  size = dataset_info.common_size(s.images.shape[1:3] for s in splits)
+  return dataset_info.description(image_size=size, pixel_stats=stats, **fields)
+
+
 def _serialized(split: ArraySplit, start: int, end: int, image_format: str,
                 jpeg_quality: int, progress: progress_lib.Progress
                 ) -> Iterator[bytes]:
@@ -214,6 +210,9 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
                        config: Mapping, *, image_format: str = 'png',
                        jpeg_quality: int = image_codec.DEFAULT_JPEG_QUALITY,
                        num_classes: int | None = None,
+                       name: str = '',
+                       class_names: Sequence[str] | None = None,
+                       flip: bool = True,
                        extra_info: Mapping | None = None,
                        overwrite: bool = False,
                        log_fn: Callable[[str], None] = logging.info) -> dict:
@@ -226,7 +225,9 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
       image format, sources); stored in the info file and compared on reruns.
     image_format: 'png' (lossless) or 'jpeg'.
     jpeg_quality: JPEG quality in [1, 100].
-    num_classes: length of the per-split `label_counts` lists.
+    num_classes: classes (also the length of the `label_counts` lists).
+    name / class_names / flip: the dataset's description (data/dataset_info.py);
+      its image size and the train split's mean/std RGB are measured here.
     extra_info: more top-level fields for `dataset_info.json`.
     overwrite: rewrite every shard, and delete shards of these splits that
       have another shard count.
@@ -236,19 +237,19 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
     The info dict as written, plus 'shards_written' and 'shards_kept'.
 
   Raises:
-    DatasetInfoError: `output_dir` holds shards from another configuration
+    dataset_info.DatasetInfoError: `output_dir` holds shards from another configuration
       (or shards without a `dataset_info.json`) and `overwrite` is False.
   """
   image_format = image_codec.check_format(image_format)
   for split in splits:
     _check_split(split)
   config = _normalized(dict(config))
-  info_path = os.path.join(output_dir, INFO_FILENAME)
-  old = read_info(output_dir)
+  info_path = dataset_info.path(output_dir)
+  old = dataset_info.read(output_dir)
   if not overwrite:
     if old is not None and old.get('config') != config:
       differences = _config_differences(old.get('config') or {}, config)
-      raise DatasetInfoError(
+      raise dataset_info.DatasetInfoError(
           f'{info_path} describes a different dataset ('
           + '; '.join(differences)
           + '). Pass --overwrite (overwrite=True) or another output dir.')
@@ -256,12 +257,14 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
       stray = [path for s in splits for path, _ in
                _existing_shards(os.path.join(output_dir, s.subdir), s.name)]
       if stray:
-        raise DatasetInfoError(
+        raise dataset_info.DatasetInfoError(
             f'{output_dir} already holds shards (e.g. {stray[0]}) but no '
-            f'{INFO_FILENAME}, so they cannot be checked. Pass --overwrite '
+            f'{dataset_info.FILENAME}, so they cannot be checked. Pass --overwrite '
             '(overwrite=True) or another output dir.')
 
   info = dict(extra_info or {})
+  info.update(_describe(splits, name=name, num_classes=num_classes,
+                        class_names=class_names, flip=flip))
   info.update(
       config=config,
       label_convention=LABEL_CONVENTION,

@@ -145,10 +145,23 @@ def storable_bytes(data: bytes, *, reencode: bool = False,
   Raises:
     ImageDecodeError: naming `source` when the bytes cannot be decoded.
   """
+  stored, reencoded, _ = storable_image(data, reencode=reencode,
+                                       image_format=image_format,
+                                       quality=quality, source=source)
+  return stored, reencoded
+
+
+def storable_image(data: bytes, *, reencode: bool = False,
+                   image_format: str = 'jpeg',
+                   quality: int = DEFAULT_JPEG_QUALITY,
+                   source: str | None = None
+                   ) -> tuple[bytes, bool, np.ndarray]:
+  """`storable_bytes` plus the decoded uint8 [height, width, 3] RGB image."""
   image_format = check_format(image_format)
   pil_image = open_image(data, source)
+  rgb = to_rgb_array(pil_image)
   keep = (not reencode and pil_image.mode == 'RGB'
           and detect_format(data) in PASSTHROUGH_FORMATS)
   if keep:
-    return data, False
-  return encode(to_rgb_array(pil_image), image_format, quality), True
+    return data, False, rgb
+  return encode(rgb, image_format, quality), True, rgb

@@ -7,6 +7,10 @@ of workers. Files that cannot be decoded are skipped and reported by path:
 in the log, in `<output_dir>/<split>-skipped.txt` (path TAB reason) and in
 `<output_dir>/<split>-summary.json`, which also records the configuration
 and the finished shards so that a rerun keeps them (a killed run resumes).
+Readers never take these reports for shards (they match shard names only).
+The split is then recorded in `<output_dir>/dataset_info.json`
+(data/dataset_info.py): classes, image count, the common image size and, for
+`train`, the mean/std RGB measured over every written image.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import dataset_info
 from data import errors
 from data import image_codec
 from data import image_folders
@@ -57,6 +62,9 @@ class ConvertConfig:
     image_format: format of re-encoded images, 'jpeg' or 'png'.
     jpeg_quality: JPEG quality in [1, 100] of re-encoded images.
     overwrite: rewrite every shard.
+    name: the dataset's name in dataset_info.json (default: the output
+      folder's name).
+    flip: horizontal flips keep the label (recorded in dataset_info.json).
   """
   input_dir: str
   output_dir: str
@@ -71,6 +79,8 @@ class ConvertConfig:
   image_format: str = 'jpeg'
   jpeg_quality: int = image_codec.DEFAULT_JPEG_QUALITY
   overwrite: bool = False
+  name: str | None = None
+  flip: bool = True
 
   def validate(self) -> None:
     if not self.input_dir or not self.output_dir:
@@ -101,21 +111,25 @@ class ShardTask:
   reencode: bool
   image_format: str
   jpeg_quality: int
+  measure_pixels: bool = False
 
 
 def write_image_shard(task: ShardTask) -> dict:
-  """Writes one shard; returns {'records', 'reencoded', 'skipped'}.
+  """Writes one shard; returns {'records', 'reencoded', 'skipped', 'sizes'}.
 
-  A file that cannot be read or decoded is skipped, never fatal.
+  'sizes' holds up to two distinct (height, width) of the images (two mean
+  "several"); with `measure_pixels`, 'pixel_stats' sums the RGB pixels. A file
+  that cannot be read or decoded is skipped, never fatal.
   """
-  result = {'records': 0, 'reencoded': 0, 'skipped': []}
+  result = {'records': 0, 'reencoded': 0, 'skipped': [], 'sizes': []}
+  stats = dataset_info.PixelStats()
 
   def serialized():
     for path, label in task.items:
       try:
         with open(path, 'rb') as f:
           data = f.read()
-        data, reencoded = image_codec.storable_bytes(
+        data, reencoded, rgb = image_codec.storable_image(
             data, reencode=task.reencode, image_format=task.image_format,
             quality=task.jpeg_quality, source=path)
       except (OSError, image_codec.ImageDecodeError) as err:
@@ -126,12 +140,19 @@ def write_image_shard(task: ShardTask) -> dict:
         continue
       result['reencoded'] += int(reencoded)
       result['records'] += 1
+      size = list(rgb.shape[:2])
+      if size not in result['sizes'] and len(result['sizes']) < 2:
+        result['sizes'].append(size)
+      if task.measure_pixels:
+        stats.add(rgb)
       if task.labeled:
         yield records.serialize_labeled(data, label)
       else:
         yield records.serialize_unlabeled(data)
 
   writers.write_records(task.path, serialized())
+  if task.measure_pixels:
+    result['pixel_stats'] = stats.to_json()
   return result
 
 
@@ -147,8 +168,12 @@ def _listing(config: ConvertConfig) -> tuple[image_folders.Listing, bool]:
       raise ConversionError('--label_map has no use with unlabeled input '
                             f'(--input_dir={config.input_dir})')
     return image_folders.list_unlabeled(config.input_dir), False
-  label_map = (image_folders.load_label_map(config.label_map)
-               if config.label_map else None)
+  label_map_path = config.label_map
+  labels_file = os.path.join(config.output_dir, LABELS_FILENAME)
+  if not label_map_path and tf.io.gfile.exists(labels_file):
+    label_map_path = labels_file  # the classes of the folder's first split
+  label_map = (image_folders.load_label_map(label_map_path)
+               if label_map_path else None)
   return image_folders.list_labeled(config.input_dir, label_map), True
 
 
@@ -278,7 +303,8 @@ def convert(config: ConvertConfig,
   if not labeled and not config.unlabeled:
     log_fn(f'{config.input_dir} has no class folders: writing unlabeled '
            'records')
-  if labeled and not config.label_map:
+  if labeled and not config.label_map and not tf.io.gfile.exists(
+      os.path.join(config.output_dir, LABELS_FILENAME)):
     path = _write_labels_file(config.output_dir, listing.class_names)
     log_fn(f'classes (sorted folder names) written to {path}')
 
@@ -302,7 +328,8 @@ def convert(config: ConvertConfig,
     shards = _kept_shards(paths, summary_path, fingerprint)
 
   todo = [ShardTask(path, items[start:end], labeled, config.reencode,
-                    config.image_format, config.jpeg_quality)
+                    config.image_format, config.jpeg_quality,
+                    measure_pixels=config.split == 'train')
           for path, (start, end) in zip(paths, bounds)
           if os.path.basename(path) not in shards]
   kept = config.num_shards - len(todo)
@@ -331,11 +358,39 @@ def convert(config: ConvertConfig,
       os.path.join(config.output_dir, f'{config.split}-skipped.txt'),
       ''.join(f'{path}\t{reason}\n' for path, reason in summary['skipped']))
   writers.write_json(summary_path, summary)
+  _record_split(config, listing, labeled, summary)
   log_fn(f'{config.split}: {summary["num_written"]:,} images written, '
          f'{summary["num_skipped"]} skipped (listed in '
          f'{config.split}-skipped.txt), {summary["num_reencoded"]:,} '
          're-encoded')
   return dict(summary, shards_written=len(todo), shards_kept=kept)
+
+
+def _record_split(config: ConvertConfig, listing: image_folders.Listing,
+                  labeled: bool, summary: dict) -> dict:
+  """Adds this split to `<output_dir>/dataset_info.json`; returns the info."""
+  shards = summary['shards'].values()
+  stats = dataset_info.PixelStats()
+  for shard in shards:
+    if 'pixel_stats' in shard:
+      stats.merge(dataset_info.PixelStats.from_json(shard['pixel_stats']))
+  sizes = [tuple(size) for shard in shards for size in shard.get('sizes', [])]
+  class_names = listing.class_names if labeled else None
+  entry = dataset_info.split_entry(
+      num_examples=summary['num_written'], num_shards=config.num_shards,
+      labeled=labeled)
+  if labeled:
+    entry['label_counts'] = summary['classes']['class_counts']
+  return dataset_info.update(
+      config.output_dir,
+      dataset_info.description(
+          name=config.name or os.path.basename(
+              os.path.normpath(config.output_dir)),
+          num_classes=len(class_names) if class_names else None,
+          class_names=class_names, image_size=dataset_info.common_size(sizes),
+          pixel_stats=stats if config.split == 'train' else None,
+          flip=config.flip),
+      {config.split: entry})
 
 
 def _kept_shards(paths: Sequence[str], summary_path: str,

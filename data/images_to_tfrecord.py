@@ -13,9 +13,14 @@ Unlabeled (a flat folder, or any tree with --unlabeled):
         --output_dir=data/imagenet/proc/unlabeled --split=extra
 
 Writes `<output_dir>/<split>-00000-of-NNNNN ...`, `<split>-summary.json`,
-`<split>-skipped.txt` and, for a labeled tree without --label_map,
-`labels.txt` (the sorted folder names, usable as --label_map for the other
-splits). See data/image_shards.py for the details.
+`<split>-skipped.txt`, the folder's `dataset_info.json` (classes, image count
+per split, image size, the train split's mean/std RGB; data/dataset_info.py)
+and, for a labeled tree without --label_map, `labels.txt` (the sorted folder
+names, used as the label map of the folder's other splits). Convert train,
+dev/validation and test into one --output_dir, the unlabeled images into
+its `unlabeled/` subfolder; then `python -m noisy_student.iterate
+--label_data_dir=<output_dir> --unlabel_data_dir=<output_dir>/unlabeled ...`
+needs no --task_name. See data/image_shards.py for the details.
 """
 
 from __future__ import annotations
@@ -59,6 +64,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        'JPEG quality in [1, 100] of re-encoded images.', flag_values=fv)
   flags.DEFINE_bool('overwrite', False, 'Rewrite existing shards (else the '
                     'complete shards of the same inputs are kept).', flag_values=fv)
+  flags.DEFINE_string('name', None, 'Dataset name in dataset_info.json '
+                      '(default: the --output_dir folder name).', flag_values=fv)
+  flags.DEFINE_bool('flip', True, 'Horizontal flips keep the label (false for '
+                    'digits, text); training reads it from dataset_info.json.',
+                    flag_values=fv)
 
 
 def config_from_flags(fv: flags.FlagValues) -> image_shards.ConvertConfig:

@@ -35,6 +35,7 @@ from absl import logging
 import tensorflow as tf
 
 from data import corruptions as corruptions_lib
+from data import dataset_info
 from data import entry
 from data import errors
 from data import label_maps
@@ -59,7 +60,7 @@ def read_source(file_pattern: str, max_images: int | None = None
     FileNotFoundError naming the pattern when nothing matches; ValueError
     naming the file and record of a record without a label.
   """
-  files = sorted(tf.io.gfile.glob(file_pattern))
+  files = writers.glob_records(file_pattern)
   if not files:
     raise errors.MissingFileError(f'--input_pattern {file_pattern!r}: no files '
                             'match')
@@ -211,13 +212,34 @@ def make_corrupted(file_pattern: str, output_dir: str, *, split: str = 'test',
       'corruptions': [c for c in corruptions_lib.CORRUPTION_NAMES
                       if c in done],
       'severities': sorted(done_severities),
-      'source_files': sorted(tf.io.gfile.glob(file_pattern)),
+      'source_files': writers.glob_records(file_pattern),
       'imagecorruptions_version': metadata.version('imagecorruptions-imaug'),
       'computed': [f'{c}/{s}' for c, s, _, _ in todo],
       'seconds': round(seconds, 2),
   })
   writers.write_json(info_path, info)
+  if output_format == 'tfrecord':
+    _describe(output_dir, file_pattern, split, num_shards, len(images),
+              info['corruptions'], info['severities'])
   return info
+
+
+def _describe(output_dir: str, file_pattern: str, split: str, num_shards: int,
+              num_images: int, corruptions: Sequence[str],
+              severities: Sequence[int]) -> dict:
+  """dataset_info.json of the copy: the source's classes, one split per pair."""
+  source = dataset_info.find(os.path.dirname(file_pattern), with_classes=True)
+  described = source[1] if source else {}
+  description = dataset_info.description(
+      name=f'{described.get("name") or "dataset"}-c',
+      num_classes=described.get('num_classes'),
+      class_names=described.get('class_names'),
+      image_size=described.get('image_size'), flip=described.get('flip', True))
+  splits = {f'{c}/{s}/{split}': dataset_info.split_entry(
+      num_examples=num_images, num_shards=num_shards, labeled=True,
+      directory=f'{c}/{s}', split=split)
+            for c in corruptions for s in severities}
+  return dataset_info.update(output_dir, description, splits)
 
 
 # ---------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def prepare_digits(output_dir: str, seed: int = 0,
   }
   return array_writer.write_array_splits(
       output_dir, splits, config, image_format='png', num_classes=NUM_CLASSES,
-      extra_info=extra_info, overwrite=overwrite, log_fn=logging.debug)
+      name='digits', class_names=[str(c) for c in range(NUM_CLASSES)],
+      flip=False, extra_info=extra_info, overwrite=overwrite, log_fn=logging.debug)
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

@@ -133,9 +133,11 @@ def load_tfds(split: str, data_dir: str | None = None
         '`pip install tensorflow-datasets` (it downloads svhn_cropped, '
         'about 1.3 GB, so it needs network access)') from err
   try:
-    images, labels = tfds.as_numpy(tfds.load(
-        'svhn_cropped', split=split, batch_size=-1, as_supervised=True,
-        data_dir=data_dir))
+    examples = list(tfds.load('svhn_cropped', split=split, as_supervised=True,
+                              data_dir=data_dir).as_numpy_iterator())
+    images = np.stack([image for image, _ in examples]) if examples else (
+        np.zeros((0,) + IMAGE_SHAPE, np.uint8))
+    labels = np.asarray([label for _, label in examples], np.int64)
   except Exception as err:
     raise SvhnDataError(
         f'TensorFlow Datasets could not load svhn_cropped/{split} '
@@ -327,7 +329,9 @@ def prepare_svhn(config: SvhnConfig,
   return array_writer.write_array_splits(
       config.output_dir, build_splits(config, data), expected,
       image_format=config.image_format, jpeg_quality=config.jpeg_quality,
-      num_classes=NUM_CLASSES, extra_info=extra_info,
+      num_classes=NUM_CLASSES, name='svhn',
+      class_names=[str(c) for c in range(NUM_CLASSES)], flip=False,
+      extra_info=extra_info,
       overwrite=config.overwrite, log_fn=log_fn)
 
 

@@ -14,10 +14,10 @@ class Progress:
   always logs, with the elapsed time).
   """
 
-  def __init__(self, label: str, total: int, unit: str = 'images',
+  def __init__(self, label: str, total: int | None, unit: str = 'images',
                every_s: float = 10.0):
     self.label = label
-    self.total = int(total)
+    self.total = None if total is None else int(total)
     self.unit = unit
     self.every_s = every_s
     self.done = 0
@@ -30,6 +30,8 @@ class Progress:
 
   def _line(self) -> str:
     rate = self.done / max(self.elapsed, 1e-9)
+    if self.total is None:  # a stream of unknown length
+      return f'{self.label}: {self.done} {self.unit}, {rate:.1f} {self.unit}/s'
     eta = (self.total - self.done) / rate if rate > 0 else float('inf')
     return (f'{self.label}: {self.done}/{self.total} {self.unit}, '
             f'{rate:.1f} {self.unit}/s, ETA {_clock(eta)}')

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from typing import Iterable, Iterator, Sequence
 import uuid
 
@@ -22,6 +23,30 @@ def shard_name(split: str, index: int, num_shards: int) -> str:
   if not 0 <= index < num_shards:
     raise ValueError(f'shard index {index} is outside [0, {num_shards})')
   return f'{split}-{index:05d}-of-{num_shards:05d}'
+
+
+# `<prefix>-00003-of-00128`, and the pseudo-labeled `<prefix>-<task>-00003-of-00128`
+# of the filter (the original release's names).
+_SHARD_NAME = re.compile(r'^(?P<prefix>.+?)(?:-(?P<task>\d+))?-(?P<index>\d{5,})'
+                         r'-of-(?P<total>\d{5,})$')
+
+
+def is_shard_name(name: str, prefix: str) -> bool:
+  """True when the file name `name` is a shard of `prefix` (never a report)."""
+  match = _SHARD_NAME.match(os.path.basename(name))
+  return bool(match) and match['prefix'] == prefix
+
+
+# Files a user's glob may catch beside the shards: a converter's reports.
+_NOT_RECORDS = ('.json', '.txt', '.md', '.png', '.csv')
+
+
+def glob_records(pattern: str) -> list[str]:
+  """Sorted files of a user's glob, without reports, temporaries and folders."""
+  return sorted(
+      f for f in tf.io.gfile.glob(pattern)
+      if not os.path.basename(f).startswith('.')
+      and not f.endswith(_NOT_RECORDS) and not tf.io.gfile.isdir(f))
 
 
 def shard_paths(output_dir: str, split: str, num_shards: int) -> list[str]:

@@ -38,17 +38,27 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
   """Defines the binary's flags on `fv` (defaults: core/defaults.py ITERATE_*)."""
   flags.DEFINE_string('work_dir', None, 'Folder of every artifact of the job.',
                       flag_values=fv)
-  flags.DEFINE_string('task_name', 'digits', 'svhn, cifar10, imagenet or digits.',
+  flags.DEFINE_string('task_name', None,
+                      'Built-in dataset (svhn, cifar10, imagenet, digits); '
+                      'optional when --label_data_dir has a dataset_info.json.',
                       flag_values=fv)
+  flags.DEFINE_integer('num_label_classes', None,
+                       'Classes; default: the dataset\'s.', flag_values=fv)
+  flags.DEFINE_integer('num_train_images', None, 'Labeled training images '
+                       '(steps per epoch); default: the dataset\'s.',
+                       flag_values=fv)
   flags.DEFINE_string('label_data_dir', None,
                       'Labeled shards (train-, dev-, test-).', flag_values=fv)
   flags.DEFINE_string('unlabel_data_dir', None, 'Unlabeled shards.', flag_values=fv)
   flags.DEFINE_string('unlabel_file_prefix', 'extra',
                       'Prefix of the unlabeled shards.', flag_values=fv)
-  flags.DEFINE_string('teacher_model_name', 'efficientnet-b0', 'Round-0 teacher.',
-                      flag_values=fv)
+  flags.DEFINE_string('teacher_model_name', 'efficientnet-b0',
+                      'Round-0 teacher: efficientnet-b0..l2, keras:<a '
+                      'keras.applications name> (e.g. keras:ResNet50) or a '
+                      '.keras classifier file.', flag_values=fv)
   flags.DEFINE_list('student_model_names', ['efficientnet-b0'],
-                    'One student per round (equal or larger models).', flag_values=fv)
+                    'One student per round (equal or larger models; the same '
+                    'kinds as --teacher_model_name).', flag_values=fv)
   flags.DEFINE_float('width_coefficient', None, 'Width override for all models.',
                      flag_values=fv)
   flags.DEFINE_float('depth_coefficient', None, 'Depth override for all models.',
@@ -129,7 +139,10 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> rounds_lib.RoundsConfig:
                     unlabel_ratio=fv.unlabel_ratio,
                     teacher_softmax_temp=fv.teacher_softmax_temp)
   return entry.dataclass_from_flags(
-      rounds_lib.RoundsConfig, fv, dataset=datasets.get_builtin(fv.task_name),
+      rounds_lib.RoundsConfig, fv, dataset=datasets.resolve(
+          fv.task_name, fv.label_data_dir, num_classes=fv.num_label_classes,
+          num_train_images=fv.num_train_images,
+          image_size=fv.input_image_size),
       student_model_names=tuple(fv.student_model_names), teacher=teacher,
       student=student, image_size=fv.input_image_size)
 
@@ -137,6 +150,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> rounds_lib.RoundsConfig:
 def main(argv):
   del argv
   config = config_from_flags(FLAGS)
+  datasets.check_folder(config.label_data_dir)
+  datasets.check_folder(config.unlabel_data_dir)
   keras.utils.set_random_seed(FLAGS.seed)
   rows = rounds_lib.run(config, force=FLAGS.force)
   print(rounds_lib.summary_markdown(rows))

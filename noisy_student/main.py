@@ -8,8 +8,8 @@ Every flag of the original `main.py` (and of `predict_label.py` for
 `--mode=predict`) keeps its name, default and meaning; flags that only meant
 something to TPUEstimator are accepted and ignored (see `--helpfull`).
 Dataset defaults (image size, classes, image counts, normalisation) come from
-the built-in `--task_name` (`noisy_student/core/datasets.py`); an explicitly
-passed flag always wins. Every flag is checked, and an existing model_dir's
+the data folder's `dataset_info.json` and the built-in `--task_name`
+(`noisy_student/core/datasets.py`); an explicitly passed flag always wins. Every flag is checked, and an existing model_dir's
 model_config.json compared, before anything is written.
 """
 
@@ -99,6 +99,23 @@ def noise_from_flags(fv: flags.FlagValues) -> config_lib.NoiseConfig:
       randaug_magnitude=fv.randaug_mag, randaug_num_layers=fv.randaug_layer,
       use_cutout_op=fv.cutout_op, dropout_rate=fv.dropout_rate,
       stochastic_depth_rate=fv.stochastic_depth_rate)
+
+
+def dataset_from_flags(fv: flags.FlagValues) -> datasets.DatasetInfo:
+  """--task_name and the count flags over `<label_data_dir>/dataset_info.json`."""
+  try:
+    return datasets.resolve(
+        fv.task_name, fv.label_data_dir,
+        num_classes=fv.num_label_classes if _present(fv, 'num_label_classes')
+        else None,
+        num_train_images=fv.num_train_images, image_size=fv.input_image_size)
+  except errors.ConfigError:
+    if fv.mode not in ('export', 'predict'):
+      raise
+    # Export and predict rebuild our models from their model_config.json;
+    # only an original TF1 checkpoint needs the architecture, whose default
+    # dataset was ImageNet in the original.
+    return datasets.get_builtin('imagenet')
 
 
 def model_config_from_flags(fv: flags.FlagValues,
@@ -210,7 +227,7 @@ def train_config_from_flags(fv: flags.FlagValues,
 def config_from_flags(fv: flags.FlagValues = FLAGS
                       ) -> config_lib.ExperimentConfig:
   """Validates the flags and builds the frozen experiment config."""
-  dataset = datasets.get_builtin(fv.task_name)
+  dataset = dataset_from_flags(fv)
   _check_flags(fv)
   noise = noise_from_flags(fv)
   model = model_config_from_flags(fv, dataset, noise)
@@ -275,7 +292,17 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
                                                  'saved_model'),
         keras_path=fv.export_keras_path or None,
         checkpoint_path=fv.predict_ckpt_path or None)
-  elif fv.mode in ('train', 'train_and_eval'):
+  if fv.mode in ('train', 'train_and_eval', 'eval'):
+    splits = tuple(experiment.eval_splits)
+    if fv.mode != 'eval':
+      splits += (experiment.data.train_prefix,)
+    datasets.check_folder(experiment.data.label_data_dir, splits)
+  if fv.mode in ('train', 'train_and_eval'):
+    if experiment.train.num_train_images is None:
+      raise errors.ConfigError(
+          f'{fv.label_data_dir}: no train split size is known (its '
+          'dataset_info.json lists no train split); pass --num_train_images')
+    datasets.check_folder(experiment.data.unlabel_data_dir)
     flags_json = {k: v for k, v in fv.flag_values_dict().items()
                   if isinstance(v, (str, int, float, bool, type(None), list))}
   return MainJob(mode=fv.mode, experiment=experiment, predict=predict,

@@ -19,9 +19,9 @@ SHARD_ID="${SHARD_ID:-all}"
 # multi_worker (TF_CONFIG), and keep bfloat16 on A100/H100-class GPUs.
 STRATEGY="${STRATEGY:-mirrored}"
 USE_BFLOAT16="${USE_BFLOAT16:-true}"
-DEVICE_FLAGS=(--use_tpu=false --strategy="$STRATEGY" --use_bfloat16="$USE_BFLOAT16")
+DEVICE_FLAGS=(--task_name=imagenet --use_tpu=false --strategy="$STRATEGY" --use_bfloat16="$USE_BFLOAT16")
 if [[ "$STRATEGY" == tpu ]]; then
-  DEVICE_FLAGS=(--use_tpu=true --tpu="${TPU_NAME:?set TPU_NAME}" --use_bfloat16=true)
+  DEVICE_FLAGS=(--task_name=imagenet --use_tpu=true --tpu="${TPU_NAME:?set TPU_NAME}" --use_bfloat16=true)
 fi
 
 # Per-model settings of the original local_scripts/imagenet/train.sh (the

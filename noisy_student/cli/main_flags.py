@@ -18,10 +18,13 @@ _NOISE = defaults.ORIGINAL.noise
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the binary's flags on `fv`."""
   # --------------------------------------------------------------- experiment
-  flags.DEFINE_string('task_name', 'imagenet',
-                      'Dataset: imagenet, svhn, cifar10 or digits (the bundled '
-                      'demo). Sets image size, classes, image counts and mean/std '
-                      'unless the matching flag is passed.', flag_values=fv)
+  flags.DEFINE_string('task_name', None,
+                      'Built-in dataset: imagenet (the original\'s default), '
+                      'svhn, cifar10 or digits: sets image size, mean/std and '
+                      'flips. Optional when --label_data_dir has a '
+                      'dataset_info.json (written by every converter), whose '
+                      'classes and image counts are used; explicit flags win.',
+                      flag_values=fv)
   flags.DEFINE_enum('mode', 'train_and_eval', list(config_lib.MODES),
                     'train, eval (EMA weights, dev/test or validation), '
                     'train_and_eval (evaluate every --steps_per_eval), predict '
@@ -43,7 +46,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       'Checkpoint (ours, .keras or original TF1) to initialise '
                       'the student from; only used with --init_model.', flag_values=fv)
   flags.DEFINE_string('model_name', 'efficientnet-b0',
-                      'efficientnet-b0 ... b7, efficientnet-l0, -l1, -l2.', flag_values=fv)
+                      'efficientnet-b0 ... b7, efficientnet-l0, -l1, -l2, '
+                      'keras:<a keras.applications name> (random init, e.g. '
+                      'keras:ResNet50), or a .keras classifier file.',
+                      flag_values=fv)
   flags.DEFINE_integer('train_steps', _TRAIN.train_steps,
                        'Training steps (before --train_ratio); 350 epochs of '
                        'ImageNet at batch 4096.', flag_values=fv)
@@ -98,7 +104,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        'Accepted for compatibility: evaluation counts the records.', flag_values=fv)
   flags.DEFINE_integer('num_test_images', None,
                        'Accepted for compatibility: evaluation counts the records.', flag_values=fv)
-  flags.DEFINE_integer('num_label_classes', 1000, 'Number of classes.', flag_values=fv)
+  flags.DEFINE_integer('num_label_classes', 1000,
+                       'Number of classes; default: the dataset\'s (1000 for '
+                       'ImageNet, as the original).', flag_values=fv)
   flags.DEFINE_bool('small_image_model', False,
                     '32x32 model (stages 2-3 stride 1) and CIFAR/SVHN pipeline.', flag_values=fv)
   flags.DEFINE_integer('num_train_shards', None,

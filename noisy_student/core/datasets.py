@@ -10,8 +10,10 @@ matching flag (`--input_image_size`, `--num_label_classes`,
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Mapping, Optional
 
+from data import dataset_info
 from efficientnet import params
 from noisy_student.core import errors
 
@@ -40,7 +42,8 @@ class DatasetInfo:
     image_size: input resolution in pixels, or None for the model's default.
     small_image: use the 32x32 "small image" EfficientNet and input pipeline.
     mean_rgb / stddev_rgb: per-channel normalisation on 0-255 pixels.
-    num_train_images: size of the labeled training split (`train-*` files).
+    num_train_images: size of the labeled training split (`train-*` files);
+      None when unknown (evaluation-only folders).
     eval_split_sizes: evaluation split name (file prefix) -> number of images.
     flip: random horizontal flips in training (never for digits / SVHN).
     class_names: names of classes 0..num_classes-1, when known.
@@ -51,7 +54,7 @@ class DatasetInfo:
   small_image: bool
   mean_rgb: tuple[float, float, float]
   stddev_rgb: tuple[float, float, float]
-  num_train_images: int
+  num_train_images: Optional[int]
   eval_split_sizes: Mapping[str, int]
   flip: bool
   class_names: Optional[tuple[str, ...]] = None
@@ -95,3 +98,113 @@ def get_builtin(name: str) -> DatasetInfo:
     raise errors.ConfigError(
         f'unknown --task_name={name!r}; built-in datasets: '
         f'{", ".join(sorted(BUILTIN))}') from None
+
+
+# Largest image side that gets the 32x32 "small image" model and pipeline.
+SMALL_IMAGE_MAX_SIZE = 32
+
+
+def from_info(info: Mapping, folder: str) -> DatasetInfo:
+  """The DatasetInfo a `dataset_info.json` (data/dataset_info.py) describes.
+
+  Labeled splits other than `train` are the eval splits, in the file's order;
+  a folder without measured statistics is normalised like ImageNet.
+
+  Raises:
+    DatasetInfoError naming the file when it records no classes.
+  """
+  num_classes = info.get('num_classes')
+  if not num_classes:
+    raise dataset_info.DatasetInfoError(
+        f'{dataset_info.path(folder)} records no classes (a folder of '
+        'unlabeled images); point --label_data_dir at the labeled folder')
+  splits = info.get('splits', {})
+  train = splits.get('train')
+  image_size = info.get('image_size')
+  names = info.get('class_names')
+  return DatasetInfo(
+      name=info.get('name') or os.path.basename(os.path.normpath(folder)),
+      num_classes=int(num_classes), image_size=image_size,
+      small_image=image_size is not None and image_size <= SMALL_IMAGE_MAX_SIZE,
+      mean_rgb=tuple(info.get('mean_rgb') or IMAGENET_MEAN_RGB),
+      stddev_rgb=tuple(info.get('stddev_rgb') or IMAGENET_STDDEV_RGB),
+      num_train_images=int(train['num_examples']) if train else None,
+      eval_split_sizes={name: int(s['num_examples'])
+                        for name, s in splits.items()
+                        if name != 'train' and s.get('labeled', True)},
+      flip=bool(info.get('flip', True)),
+      class_names=tuple(names) if names else None)
+
+
+def with_counts(base: DatasetInfo, info: DatasetInfo) -> DatasetInfo:
+  """`base` (a built-in task) with the classes and split sizes the data states."""
+  return dataclasses.replace(
+      base, num_classes=info.num_classes, class_names=info.class_names,
+      num_train_images=(info.num_train_images if info.num_train_images
+                        is not None else base.num_train_images),
+      eval_split_sizes=dict(info.eval_split_sizes) or base.eval_split_sizes)
+
+
+def resolve(task_name: Optional[str], data_dir: Optional[str], *,
+            num_classes: Optional[int] = None,
+            num_train_images: Optional[int] = None,
+            image_size: Optional[int] = None) -> DatasetInfo:
+  """The dataset of a job: the folder's description, the task, or the flags.
+
+  Precedence, highest first: the count flags given here; the classes and
+  split sizes of `<data_dir>/dataset_info.json` (or its parent's); the
+  built-in `--task_name` (its normalisation, image size and flips); the rest
+  of `dataset_info.json`. With neither a description nor a task, the flags
+  must give at least the classes and the training-set size.
+
+  Raises:
+    ConfigError naming what is missing; DatasetInfoError for a bad file.
+  """
+  found = dataset_info.find(data_dir, with_classes=True) if data_dir else None
+  described = from_info(found[1], found[0]) if found else None
+  if task_name:
+    dataset = get_builtin(task_name)
+    if described is not None:
+      dataset = with_counts(dataset, described)
+  elif described is not None:
+    dataset = described
+  elif num_classes and num_train_images:
+    dataset = DatasetInfo(
+        name='custom', num_classes=num_classes, image_size=image_size,
+        small_image=image_size is not None and image_size <= SMALL_IMAGE_MAX_SIZE,
+        mean_rgb=IMAGENET_MEAN_RGB, stddev_rgb=IMAGENET_STDDEV_RGB,
+        num_train_images=num_train_images, eval_split_sizes={}, flip=True)
+  else:
+    where = data_dir.split(';')[0] if data_dir else 'the data folder'
+    raise errors.ConfigError(
+        f'{where} has no {dataset_info.FILENAME} (nor its parent) and no '
+        '--task_name was given: pass --task_name (built-in: '
+        f'{", ".join(sorted(BUILTIN))}), write the folder with a converter '
+        '(python -m data.images_to_tfrecord / data.tfds_to_tfrecord write '
+        f'{dataset_info.FILENAME}), or pass --num_label_classes and '
+        '--num_train_images')
+  changes = {}
+  if num_classes and num_classes != dataset.num_classes:
+    changes.update(num_classes=num_classes, class_names=None)
+  if num_train_images:
+    changes['num_train_images'] = num_train_images
+  return dataclasses.replace(dataset, **changes) if changes else dataset
+
+
+def check_folder(data_dir: Optional[str],
+                 splits: Optional[tuple[str, ...]] = None) -> None:
+  """Compares the shards of `data_dir` with its dataset_info.json, if any.
+
+  Counts records (headers only) before any work starts, so a description that
+  contradicts its shards is reported by name instead of training on the
+  wrong numbers.
+
+  Raises:
+    DatasetInfoError naming the file, the split and both counts.
+  """
+  if not data_dir:
+    return
+  for folder in [d for d in data_dir.split(';') if d]:
+    found = dataset_info.find(folder)
+    if found is not None:
+      dataset_info.check_shards(*found, splits=splits)

@@ -15,25 +15,80 @@ here, so an image size, a normalisation or a noise setting is decided once:
 
 from __future__ import annotations
 
+import json
 from typing import Optional
+import zipfile
+
+import keras
+import tensorflow as tf
 
 import efficientnet
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import errors
 
-
 # NoiseConfig fields the input pipeline applies (DataConfig has the same names).
 _DATA_NOISE_FIELDS = ('augment_name', 'randaug_magnitude', 'randaug_num_layers',
                       'use_cutout_op')
 
 
+# Kinds of model (see noisy_student/models/backbones.py).
+EFFICIENTNET = 'efficientnet'
+KERAS_APPLICATION = 'keras_application'
+KERAS_FILE = 'keras_file'
+KERAS_PREFIX = 'keras:'
+# Input size of keras.applications backbones when the dataset has none.
+KERAS_DEFAULT_IMAGE_SIZE = 224
+
+
+def model_kind(model_name: str) -> str:
+  """EFFICIENTNET, KERAS_APPLICATION (`keras:<name>`) or KERAS_FILE (`*.keras`)."""
+  if model_name.startswith(KERAS_PREFIX):
+    return KERAS_APPLICATION
+  if model_name.endswith('.keras'):
+    return KERAS_FILE
+  return EFFICIENTNET
+
+
+def keras_application(name: str):
+  """The `keras.applications` constructor `name`; ConfigError lists the known."""
+  constructor = getattr(keras.applications, name, None)
+  if not name[:1].isupper() or not callable(constructor):
+    known = sorted(n for n in dir(keras.applications) if n[:1].isupper())
+    raise errors.ConfigError(
+        f'--model_name=keras:{name}: not a keras.applications model; known: '
+        f'{", ".join(known)}')
+  return constructor
+
+
 def check_model_name(model_name: str) -> None:
   """Raises ConfigError naming `model_name` unless the project can build it."""
-  if not efficientnet_name(model_name):
+  kind = model_kind(model_name)
+  if kind == KERAS_APPLICATION:
+    keras_application(model_name[len(KERAS_PREFIX):])
+  elif kind == KERAS_FILE:
+    if not tf.io.gfile.exists(model_name):
+      raise errors.ConfigError(f'--model_name={model_name}: no such .keras file')
+  elif not efficientnet_name(model_name):
     raise errors.ConfigError(
         f'--model_name={model_name!r} is not a model this project builds: '
-        f'expected one of {", ".join(efficientnet.list_models())}')
+        f'expected one of {", ".join(efficientnet.list_models())}, '
+        'keras:<keras.applications name> (e.g. keras:ResNet50), or a path to '
+        'a .keras classifier')
+
+
+def keras_file_image_size(path: str) -> int:
+  """The input side of a `.keras` model, read from the file's config.json."""
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f, zipfile.ZipFile(f) as archive:
+      config = json.loads(archive.read('config.json'))
+    for layer in config['config']['layers']:
+      if layer['class_name'] == 'InputLayer':
+        return int(layer['config']['batch_shape'][1])
+  except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as err:
+    raise errors.ConfigError(f'{path}: cannot read its input size '
+                             f'({type(err).__name__}: {err})') from None
+  raise errors.ConfigError(f'{path}: no InputLayer in its config')
 
 
 def model_resolution(model_name: str, *, for_eval: bool = False) -> int:
@@ -43,6 +98,11 @@ def model_resolution(model_name: str, *, for_eval: bool = False) -> int:
     ConfigError naming the model when it is unknown.
   """
   check_model_name(model_name)
+  kind = model_kind(model_name)
+  if kind == KERAS_APPLICATION:
+    return KERAS_DEFAULT_IMAGE_SIZE
+  if kind == KERAS_FILE:
+    return keras_file_image_size(model_name)
   return efficientnet.default_image_size(model_name, for_eval=for_eval)
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 from data import label_maps
 from data import progress as progress_lib
 from data import records
+from data import writers
 from noisy_student.core import errors
 from noisy_student.models import classifier as classifier_lib
 from noisy_student.robust import fgsm
@@ -129,18 +130,26 @@ def evaluate_imagenet_a(classifier: Classifier, root: str, *,
 
   Args:
     classifier: a 1000-class ImageNet model.
-    root: `<root>/<wnid>/*.jpg`.
+    root: `<root>/<wnid>/*.jpg`, or the shards of the TFDS copy
+      (`data.tfds_to_tfrecord --dataset=imagenet_a`).
     preprocess_fn: default: the standard evaluation centre crop + bicubic
       resize (`readers.eval_crop_preprocess`).
   """
   preprocess_fn = preprocess_fn or readers.eval_crop_preprocess(
       classifier.image_size)
-  samples = readers.imagenet_a_samples(root, _label_map(label_map))
-  progress = progress_lib.Progress('imagenet_a',
-                                   _count(len(samples), max_images))
-  scores = score_batches(classifier, readers.image_batches(
-      samples, _preprocess(classifier, preprocess_fn), batch_size,
-      max_images), progress, imagenet_a=True)
+  preprocess = _preprocess(classifier, preprocess_fn)
+  files = readers.shards_in(root)
+  if files:  # a TFDS copy (data.tfds_to_tfrecord --dataset=imagenet_a)
+    count = _num_records(files, max_images)
+    batches = readers.tfrecord_batches(files, preprocess, batch_size,
+                                       max_images)
+  else:
+    samples = readers.imagenet_a_samples(root, _label_map(label_map))
+    count = _count(len(samples), max_images)
+    batches = readers.image_batches(samples, preprocess, batch_size,
+                                    max_images)
+  progress = progress_lib.Progress('imagenet_a', count)
+  scores = score_batches(classifier, batches, progress, imagenet_a=True)
   progress.finish()
   return {
       **_header('imagenet_a', classifier, root, preprocess_fn),
@@ -183,7 +192,9 @@ def evaluate_imagenet_c(classifier: Classifier, root: str, *,
   """ImageNet-C errors per corruption and severity, mCE and relative mCE.
 
   Args:
-    root: `<root>/<corruption>/<severity>/<wnid>/*`.
+    root: `<root>/<corruption>/<severity>/<wnid>/*`, or the TFDS copy's
+      `<root>/<corruption>/<severity>/<split>-*` shards
+      (`data.tfds_to_tfrecord --dataset=imagenet2012_corrupted/...`).
     corruptions: default all corruptions present under `root`.
     max_images: per (corruption, severity).
     baseline: 'alexnet' (default), another run's results (dict / JSON path)
@@ -194,17 +205,27 @@ def evaluate_imagenet_c(classifier: Classifier, root: str, *,
   corruptions = list(corruptions or readers.corruption_dirs(root))
   label_map = _label_map(label_map)
   baseline = load_baseline(baseline)
-  plan = [(c, s, readers.imagenet_c_samples(root, c, s, label_map))
-          for c in corruptions for s in severities]
-  progress = progress_lib.Progress(
-      'imagenet_c', sum(_count(len(x), max_images) for _, _, x in plan))
   preprocess = _preprocess(classifier, preprocess_fn)
+  plan = []
+  for corruption in corruptions:
+    for severity in severities:
+      files = readers.shards_in(readers.severity_dir(root, corruption, severity))
+      if files:  # a TFDS copy (data.tfds_to_tfrecord, imagenet2012_corrupted)
+        plan.append((corruption, severity, _num_records(files, max_images),
+                     lambda f=files: readers.tfrecord_batches(
+                         f, preprocess, batch_size, max_images)))
+      else:
+        samples = readers.imagenet_c_samples(root, corruption, severity,
+                                             label_map)
+        plan.append((corruption, severity, _count(len(samples), max_images),
+                     lambda s=samples: readers.image_batches(
+                         s, preprocess, batch_size, max_images)))
+  progress = progress_lib.Progress('imagenet_c',
+                                   sum(count for _, _, count, _ in plan))
   table: dict = {}
-  for corruption, severity, samples in plan:
+  for corruption, severity, _, batches in plan:
     table.setdefault(corruption, {})[str(severity)] = score_batches(
-        classifier, readers.image_batches(samples, preprocess,
-                                                  batch_size, max_images),
-        progress)
+        classifier, batches(), progress)
   progress.finish()
   clean = ({'top_1_error': clean_error, 'top_5_error': None}
            if clean_error is not None else None)
@@ -258,9 +279,9 @@ def evaluate_corrupted(classifier: Classifier, corrupted_root: str,
     if tf.io.gfile.exists(info_path):
       with tf.io.gfile.GFile(info_path) as f:
         pattern = json.load(f).get('source_file_pattern')
-      if pattern and tf.io.gfile.glob(pattern):
+      if pattern and writers.glob_records(pattern):
         clean_file_pattern = pattern
-  clean_files = (sorted(tf.io.gfile.glob(clean_file_pattern))
+  clean_files = (writers.glob_records(clean_file_pattern)
                  if clean_file_pattern else [])
   if clean_file_pattern and not clean_files:
     raise errors.MissingFileError(f'{clean_file_pattern}: no clean TFRecords match')
@@ -377,7 +398,7 @@ def evaluate_fgsm(classifier: Classifier, file_pattern: str, *,
     file_pattern: clean labeled TFRecords, e.g. `<dir>/validation-*`.
     epsilons: the sweep; 0 gives the clean accuracy.
   """
-  files = sorted(tf.io.gfile.glob(file_pattern))
+  files = writers.glob_records(file_pattern)
   if not files:
     raise errors.MissingFileError(f'{file_pattern}: no TFRecords match')
   progress = progress_lib.Progress('fgsm', _num_records(files, max_images))

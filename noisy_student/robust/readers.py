@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from data import label_maps
 from data import records
+from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.core import errors
 from noisy_student.robust import metrics
@@ -323,16 +324,31 @@ def video_frames(path: str, preprocess_fn: PreprocessFn) -> np.ndarray:
 # TFRecord corrupted copies.
 # ---------------------------------------------------------------------------
 def split_files(directory: str, split: str) -> list[str]:
-  """Sorted `<directory>/<split>-*` files.
+  """Sorted shards `<directory>/<split>-NNNNN-of-NNNNN` (never a report).
 
   Raises:
-    FileNotFoundError naming the pattern when no file matches.
+    MissingFileError naming the pattern when no shard matches.
   """
   pattern = os.path.join(directory, f'{split}-*')
-  files = sorted(tf.io.gfile.glob(pattern))
+  files = sorted(f for f in tf.io.gfile.glob(pattern)
+                 if writers.is_shard_name(f, split))
   if not files:
-    raise errors.MissingFileError(f'{pattern}: no TFRecord files match')
+    raise errors.MissingFileError(f'{pattern}: no TFRecord shards match')
   return files
+
+
+def shards_in(directory: str) -> list[str]:
+  """Sorted TFRecord shards `<split>-NNNNN-of-NNNNN` of any split in `directory`.
+
+  A folder written by `data.tfds_to_tfrecord` (TFDS ImageNet-A, or one
+  `<corruption>/<severity>` folder of TFDS ImageNet-C) holds shards where the
+  published trees hold class folders.
+  """
+  if not tf.io.gfile.isdir(directory):
+    return []
+  return sorted(os.path.join(directory, name)
+                for name in tf.io.gfile.listdir(directory)
+                if writers.is_shard_name(name, name.split('-')[0]))
 
 
 def tfrecord_batches(files: Sequence[str], preprocess_fn: PreprocessFn,

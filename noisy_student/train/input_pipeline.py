@@ -31,6 +31,7 @@ from absl import logging
 import tensorflow as tf
 
 from data import records
+from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.core import config as config_lib
 from noisy_student.core import errors
@@ -46,25 +47,28 @@ _UNLABELED_STREAM = 1
 # --------------------------------------------------------------------------
 def list_files(data_dirs: str, prefixes: Sequence[str],
                max_files: Optional[int] = None) -> list[str]:
-  """Sorted files `<dir>/<prefix>*` over `;`-separated dirs (as the original).
+  """Sorted shards of `prefixes` over `;`-separated dirs (as the original).
 
-  Temporary files of interrupted writers (`.name.tmp-*`) are never listed.
+  Only shard names are listed: `<prefix>-NNNNN-of-NNNNN` and the filter's
+  `<prefix>-<task>-NNNNN-of-NNNNN`; a converter's reports
+  (`train-summary.json`) and temporary files of interrupted writers never are.
 
   Raises:
-    InputError naming the patterns when nothing matches.
+    InputError naming the patterns when no shard matches.
   """
   files, patterns = [], []
   for data_dir in [d for d in data_dirs.split(';') if d]:
     for prefix in prefixes:
-      pattern = os.path.join(data_dir, f'{prefix}*')
+      pattern = os.path.join(data_dir, f'{prefix}-*-of-*')
       patterns.append(pattern)
       files.extend(f for f in tf.io.gfile.glob(pattern)
-                   if not os.path.basename(f).startswith('.'))
+                   if writers.is_shard_name(f, prefix))
   files = sorted(set(files))
   if max_files:
     files = files[:max_files]
   if not files:
-    raise errors.InputError(f'No TFRecord files match {" or ".join(patterns) or "(no directory given)"}')
+    raise errors.InputError(
+        f'no TFRecord shards match {" or ".join(patterns) or "(no directory given)"}')
   return files
 
 

@@ -8,6 +8,7 @@ import pytest
 import skimage.data
 
 from data import array_writer
+from data import dataset_info
 from data import records
 from tests.data import readback
 
@@ -87,7 +88,7 @@ def test_other_config_needs_overwrite_which_removes_stale_shards(tmp_path,
   out = str(tmp_path)
   array_writer.write_array_splits(out, _splits(arrays), CONFIG)
   other = dict(CONFIG, seed=4)
-  with pytest.raises(array_writer.DatasetInfoError,
+  with pytest.raises(dataset_info.DatasetInfoError,
                      match=r'dataset_info.json.*seed: existing 3, this run 4'):
     array_writer.write_array_splits(out, _splits(arrays), other)
   array_writer.write_array_splits(out, _splits(arrays, shards=(3, 3)), other,
@@ -100,7 +101,7 @@ def test_shards_without_info_are_not_trusted(tmp_path, arrays):
   out = str(tmp_path)
   array_writer.write_array_splits(out, _splits(arrays), CONFIG)
   os.remove(tmp_path / 'dataset_info.json')
-  with pytest.raises(array_writer.DatasetInfoError, match='no dataset_info'):
+  with pytest.raises(dataset_info.DatasetInfoError, match='no dataset_info'):
     array_writer.write_array_splits(out, _splits(arrays), CONFIG)
 
 

@@ -10,6 +10,7 @@ import pytest
 import skimage.data
 
 from data import image_codec
+from data import image_folders
 from data import image_shards
 from data import records
 from tests import conftest
@@ -151,15 +152,25 @@ def test_label_map_sets_the_class_order(tree, tmp_path):
       assert label == remap[by_bytes[stored]]
 
 
-def test_labels_txt_must_agree_between_splits(tree, tmp_path):
+def test_later_splits_use_the_first_splits_labels_txt(tree, tmp_path):
   out = tmp_path / 'out'
   image_shards.convert(_config(tree[0], out))
+  classes = (out / 'labels.txt').read_text().split()
+  # A split with fewer class folders keeps the first split's class indices.
+  fewer = tmp_path / 'fewer'
+  photo_tree.save(str(fewer / classes[-1] / 'a.png'),
+                  skimage.data.coffee()[:40, :40], 'PNG')
+  image_shards.convert(_config(str(fewer), out, split='validation',
+                               num_shards=1))
+  _, labels, _ = readback.read_split(str(out), 'validation')
+  assert list(labels) == [len(classes) - 1]
+  # A class the first split did not have is refused by name.
   other = tmp_path / 'other'
   photo_tree.save(str(other / 'n00000001' / 'a.png'),
                   skimage.data.coffee()[:40, :40], 'PNG')
-  with pytest.raises(image_shards.ConversionError,
-                     match='labels.txt already lists other .*--label_map'):
-    image_shards.convert(_config(str(other), out, split='validation',
+  with pytest.raises(image_folders.ImageTreeError,
+                     match='labels.txt.*n00000001'):
+    image_shards.convert(_config(str(other), out, split='test',
                                  num_shards=1))
 
 

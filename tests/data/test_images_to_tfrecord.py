@@ -33,8 +33,8 @@ def test_binary_converts_a_tree_and_reports_the_broken_files(tmp_path):
   assert f'train: {len(made["files"]) + 2} images in' in run.stderr  # progress
   assert len(readback.read_split(str(out), 'train')[0]) == len(made['files'])
   assert sorted(os.listdir(out)) == [
-      'labels.txt', 'train-00000-of-00002', 'train-00001-of-00002',
-      'train-skipped.txt', 'train-summary.json']
+      'dataset_info.json', 'labels.txt', 'train-00000-of-00002',
+      'train-00001-of-00002', 'train-skipped.txt', 'train-summary.json']
 
 
 def test_binary_error_names_the_flag(tmp_path):

@@ -10,7 +10,7 @@ from PIL import Image
 import pytest
 from sklearn import datasets
 
-from data import array_writer
+from data import dataset_info
 from data import prepare_digits
 from noisy_student.core import datasets as ns_datasets
 from tests import conftest
@@ -116,7 +116,7 @@ def test_same_seed_same_bytes_other_seed_other_order(written, tmp_path):
   train0 = readback.read_split(out, 'train')[0]
   train1 = readback.read_split(other, 'train')[0]
   assert len(train1) == 300 and not np.array_equal(train0, train1)
-  with pytest.raises(array_writer.DatasetInfoError,
+  with pytest.raises(dataset_info.DatasetInfoError,
                      match='seed: existing 1, this run 0'):
     prepare_digits.prepare_digits(other, seed=0)
 
@@ -129,4 +129,4 @@ def test_binary(tmp_path):
                        cwd=conftest.REPO_ROOT, check=False)
   assert run.returncode == 0, run.stderr
   assert '"train": 300' in run.stdout
-  assert array_writer.read_info(str(out))['config']['seed'] == 2
+  assert dataset_info.read(str(out))['config']['seed'] == 2

@@ -1,6 +1,5 @@
 """proc_svhn on small .mat files in the real SVHN format-2 layout."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data import array_writer
+from data import dataset_info
 from data import proc_svhn
 from data import records
 from tests import conftest
@@ -138,7 +137,7 @@ def test_rerun_is_idempotent_and_other_settings_need_overwrite(raw, tmp_path):
   info = proc_svhn.prepare_svhn(_config(raw[0], out, include_extra=False))
   assert info['shards_written'] == 0 and info['shards_kept'] == 8
   assert [os.path.getmtime(f) for f in files] == mtimes
-  with pytest.raises(array_writer.DatasetInfoError, match='dev_size'):
+  with pytest.raises(dataset_info.DatasetInfoError, match='dev_size'):
     proc_svhn.prepare_svhn(_config(raw[0], out, include_extra=False,
                                    dev_size=5))
   info = proc_svhn.prepare_svhn(_config(raw[0], out, include_extra=False,
@@ -225,12 +224,17 @@ def test_too_many_shards_or_dev_images_name_the_flag(raw, tmp_path):
   assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.skipif(importlib.util.find_spec('tensorflow_datasets') is not None,
-                    reason='tensorflow_datasets is installed')
-def test_tfds_source_without_the_package_says_how_to_get_it(tmp_path):
-  with pytest.raises(proc_svhn.SvhnDataError,
-                     match='pip install tensorflow-datasets.*network'):
-    proc_svhn.prepare_svhn(proc_svhn.SvhnConfig(output_dir=str(tmp_path)))
+def test_tfds_source_writes_the_splits_offline(tmp_path):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  with tfds.testing.mock_data(num_examples=30):  # svhn_cropped, no network
+    info = proc_svhn.prepare_svhn(proc_svhn.SvhnConfig(
+        output_dir=str(tmp_path), dev_size=10, train_shards=2, eval_shards=1,
+        extra_shards=1, include_extra=False))
+  counts = {name: s['num_examples'] for name, s in info['splits'].items()}
+  assert counts == {'train': 20, 'dev': 10, 'test': 30}
+  assert info['source_paths']['train'] == 'tfds:svhn_cropped/train'
+  assert (info['num_classes'], info['image_size'], info['flip']) == (10, 32, False)
+  assert len(readback.read_split(str(tmp_path), 'train')[0]) == 20
 
 
 def test_binary_writes_shards_and_reports_errors(raw, tmp_path):

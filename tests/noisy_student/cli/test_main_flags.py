@@ -15,6 +15,9 @@ def _flags(*argv) -> flags.FlagValues:
 
 
 def _config(*argv):
+  """The config of `argv`; ImageNet (the original's default task) if none given."""
+  if not any(a.startswith('--task_name') for a in argv):
+    argv = ('--task_name=imagenet', *argv)
   return main.config_from_flags(_flags(*argv))
 
 
@@ -76,3 +79,18 @@ def test_strategy_resolution():
 def test_bad_flags_name_the_flag(argv, flag):
   with pytest.raises(errors.ConfigError, match=flag):
     _config('--use_tpu=false', *argv)
+
+
+def test_a_folder_without_dataset_info_and_no_task_is_one_clear_error(tmp_path):
+  with pytest.raises(errors.ConfigError) as error:
+    main.config_from_flags(_flags('--use_tpu=false', f'--label_data_dir={tmp_path}',
+                                  '--model_dir=/m'))
+  message = str(error.value)
+  assert str(tmp_path) in message and 'dataset_info.json' in message
+  assert '--task_name' in message and '--num_label_classes' in message
+  # The counts as flags are enough.
+  cfg = main.config_from_flags(_flags(
+      '--use_tpu=false', f'--label_data_dir={tmp_path}', '--model_dir=/m',
+      '--num_label_classes=7', '--num_train_images=70', '--input_image_size=32'))
+  assert (cfg.model.num_classes, cfg.train.num_train_images) == (7, 70)
+  assert cfg.model.image_size == 32 and cfg.model.small_image

@@ -34,11 +34,13 @@ def test_list_files_sorted_over_dirs_without_hidden_temp_files(tmp_path):
   _write_split(str(a), 'train', 2, 3)
   _write_split(str(b), 'train', 1, 3)
   (a / '.train-00009-of-00010.tmp-1234abcd').write_bytes(b'half')
+  (a / 'train-summary.json').write_text('{}')  # a converter's report
+  (a / 'train-skipped.txt').write_text('')
   files = input_pipeline.list_files(f'{a};{b}', ['train'])
   assert files == sorted(files) and len(files) == 3
-  assert not any(os.path.basename(f).startswith('.') for f in files)
+  assert all(os.path.basename(f).startswith('train-0000') for f in files)
   assert input_pipeline.list_files(str(a), ['train'], max_files=1) == files[:1]
-  with pytest.raises(errors.InputError, match=r'dev\*'):
+  with pytest.raises(errors.InputError, match=r'dev-\*-of-\*'):
     input_pipeline.list_files(str(a), ['dev'])
 
 
