@@ -57,7 +57,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        flag_values=fv)
   flags.DEFINE_integer('image_size', 0, 'Teacher input size in pixels; 0: '
                        'its inference size.', flag_values=fv)
-  flags.DEFINE_bool('small_image', False, 'SavedModel teacher: 32x32 '
+  flags.DEFINE_bool('small_image', False, '.keras/SavedModel teacher: 32x32 '
                     'preprocessing (checkpoints record it themselves).',
                     flag_values=fv)
   filter_flags.define_flags(

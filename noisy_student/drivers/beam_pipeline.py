@@ -77,8 +77,8 @@ class BeamLabelConfig:
       filter settings.
     batch_size: images per teacher batch (`--predict_batch_size` of main).
     image_size: teacher input size in pixels; None: its inference size.
-    small_image: SavedModel teachers: the 32x32 preprocessing (checkpoints
-      carry it in model_config.json).
+    small_image: .keras and SavedModel teachers: the 32x32 preprocessing
+      (checkpoints carry it in model_config.json).
     images_per_shard: image files per packed shard (with image_pattern).
     num_samples_per_class: sample images saved per class.
     shuffle_buffer_bytes: in-memory shuffle limit per output shard.
@@ -223,7 +223,9 @@ class Teacher:
           path, None, tf.distribute.get_strategy(), image_size=image_size,
           name='teacher')
       self.image_size = model_config.image_size
-      self.small_image = model_config.small_image
+      # A .keras file does not record it; checkpoints do (model_config.json).
+      self.small_image = (small_image if path.endswith('.keras')
+                          else model_config.small_image)
     logging.info('teacher %s loaded (%dx%d)', path, self.image_size,
                  self.image_size)
 
