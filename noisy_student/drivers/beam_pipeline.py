@@ -99,16 +99,12 @@ class BeamLabelConfig:
   def __post_init__(self):
     if bool(self.input_pattern) == bool(self.image_pattern):
       raise ValueError('pass exactly one of --input_pattern and --image_pattern')
-    if self.batch_size < 1:
-      raise ValueError(f'--batch_size must be >= 1, received: {self.batch_size}')
-    if self.images_per_shard < 1:
-      raise ValueError('--images_per_shard must be >= 1, received: '
-                       f'{self.images_per_shard}')
-    if self.image_size is not None and self.image_size < 1:
-      raise ValueError(f'--image_size must be >= 1, received: {self.image_size}')
-    if self.num_samples_per_class < 0:
-      raise ValueError('--num_samples_per_class must be >= 0, received: '
-                       f'{self.num_samples_per_class}')
+    lowest = {'batch_size': 1, 'images_per_shard': 1, 'image_size': 1,
+              'num_samples_per_class': 0}
+    for name, low in lowest.items():
+      value = getattr(self, name)
+      if value is not None and value < low:
+        raise ValueError(f'--{name} must be >= {low}, received: {value}')
     if not self.prediction_dir:
       object.__setattr__(self, 'prediction_dir',
                          os.path.join(self.output_dir, 'predictions'))

@@ -12,10 +12,14 @@ import glob
 import json
 import sys
 
+from absl import flags
 import pytest
 import tensorflow as tf
 
 from data import records
+from noisy_student import beam_label
+from noisy_student.core import errors
+from noisy_student.drivers import beam_pipeline
 from noisy_student.drivers import rounds
 from tests import helpers
 
@@ -99,31 +103,45 @@ def test_beam_pipeline_selects_what_predict_and_filter_unlabel_select(
   assert beam == offline
 
 
-def test_user_errors_are_one_line_with_status_2(tmp_path):
-  base = [sys.executable, '-m', 'noisy_student.beam_label']
-  cases = [
-      ([f'--output_dir={tmp_path}'], '--teacher is required'),
-      ([f'--teacher={tmp_path}', f'--output_dir={tmp_path}/out',
-        f'--input_pattern={tmp_path}/*'], f'--teacher={tmp_path}: neither'),
-  ]
+def _config(*args):
+  fv = flags.FlagValues()
+  beam_label.define_flags(fv)
+  fv(['beam_label', *args])
+  return beam_label.config_from_flags(fv)
+
+
+def test_flags_are_checked_before_any_work(tmp_path):
   keras_file = tmp_path / 'teacher.keras'
   keras_file.write_bytes(b'')  # only its name is checked before any work
-  common = [f'--teacher={keras_file}', f'--output_dir={tmp_path}/out',
-            '--num_label_classes=10']
-  cases += [
-      (common, 'exactly one of --input_pattern and --image_pattern'),
-      ([f'--teacher={keras_file}', f'--output_dir={tmp_path}/out',
-        f'--input_pattern={tmp_path}/x-*'],
-       '--num_label_classes is required'),
-      (common + [f'--input_pattern={tmp_path}/x-*'],
-       f'--input_pattern={tmp_path}/x-*: no file matches'),
-      (common + [f'--input_pattern={tmp_path}/x-*', '--min_treshold=0.3'],
-       '--min_treshold: neither a flag of beam_label nor a Beam pipeline '
-       'option'),
-      (common + [f'--input_pattern={tmp_path}/x-*', '--balance=other'],
-       '--balance'),
+  common = [f'--teacher={keras_file}', f'--output_dir={tmp_path}/out']
+  cases = [
+      ([f'--teacher={tmp_path}', f'--output_dir={tmp_path}/out'],
+       f'--teacher={tmp_path}: neither'),
+      (common + ['--input_pattern=x'], '--num_label_classes is required'),
+      (common + ['--num_label_classes=10'],
+       'exactly one of --input_pattern and --image_pattern'),
+      (common + ['--num_label_classes=10', '--input_pattern=x',
+                 '--min_threshold=2'], '--min_threshold must be in [0, 1]'),
   ]
   for args, message in cases:
+    with pytest.raises(errors.NoisyStudentError) as error:
+      _config(*args)
+    assert message in str(error.value), args
+  config = _config(*common, '--num_label_classes=10',
+                   f'--input_pattern={tmp_path}/x-*')
+  assert config.prediction_dir == f'{tmp_path}/out/predictions'
+  with pytest.raises(errors.InputError, match='no file matches'):
+    beam_pipeline.run(config, ['--direct_num_workers=2'])
+  assert not (tmp_path / 'out').exists()
+
+
+def test_user_errors_are_one_line_with_status_2(tmp_path):
+  base = [sys.executable, '-m', 'noisy_student.beam_label',
+          f'--output_dir={tmp_path}/out']
+  for args, message in (
+      ([], '--teacher is required'),
+      ([f'--teacher={helpers.REPO_ROOT}', '--min_treshold=0.3'],
+       f'--teacher={helpers.REPO_ROOT}: neither')):
     result = helpers.run(base + args, check=False)
     assert result.returncode == 2, (args, result.stderr[-2000:])
     lines = [l for l in result.stderr.splitlines()
