@@ -18,6 +18,7 @@ from noisy_student.drivers import beam_pipeline
 from noisy_student.drivers import modes
 from noisy_student.models import backbones
 from noisy_student.models import export
+from noisy_student.models import loading
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import predict
@@ -142,6 +143,19 @@ def test_other_settings_reuse_predictions_and_old_plan_is_refused(
                     settings=_settings(num_image=20))
   with pytest.raises(errors.FilterError, match='allocation_plan.json.*num_image'):
     beam_pipeline.run(changed)
+
+
+@pytest.mark.slow
+def test_saved_model_teacher_gives_the_same_classes(teacher, digits_dir,
+                                                    tmp_path):
+  saved = str(tmp_path / 'saved_model')
+  export.export_saved_model(loading.load_keras_file(teacher), saved,
+                            small_image=True)
+  from_keras = beam_pipeline.run(_config(teacher, digits_dir,
+                                         str(tmp_path / 'keras')))
+  from_saved = beam_pipeline.run(_config(saved, digits_dir,
+                                         str(tmp_path / 'saved')))
+  assert from_saved['per_class'] == from_keras['per_class']
 
 
 def test_image_files_are_packed_into_shards(teacher, digits_dir, tmp_path):
