@@ -88,6 +88,7 @@ def run_filter(root: str, num_shards: int, num_classes: int, num_image: int,
       'import json, sys, time\n'
       'from absl import flags, logging\n'
       'from noisy_student import filter_unlabel as f\n'
+      'from noisy_student.pseudo import filter_passes\n'
       'f.define_flags()\n'
       'flags.FLAGS(["filter_unlabel"] + sys.argv[1:])\n'
       'logging.set_verbosity(logging.WARNING)\n'
@@ -95,7 +96,7 @@ def run_filter(root: str, num_shards: int, num_classes: int, num_image: int,
       'times = []\n'
       'for stats in (True, False):\n'
       '  start = time.perf_counter()\n'
-      '  f.run(config, units, stats)\n'
+      '  filter_passes.run_pass(config, units, stats)\n'
       '  times.append(time.perf_counter() - start)\n'
       'print(json.dumps(times))\n')
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

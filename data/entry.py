@@ -39,10 +39,11 @@ def fail(name: str, message: object) -> None:
   sys.exit(USAGE_ERROR_STATUS)
 
 
-def _flags_parser(name: str) -> Callable[[Sequence[str]], list[str]]:
+def _flags_parser(name: str, known_only: bool = False
+                  ) -> Callable[[Sequence[str]], list[str]]:
   def parse(argv: Sequence[str]) -> list[str]:
     try:
-      return flags.FLAGS(list(argv))
+      return flags.FLAGS(list(argv), known_only=known_only)
     except flags.Error as err:
       fail(name, err)
   return parse
@@ -50,12 +51,17 @@ def _flags_parser(name: str) -> Callable[[Sequence[str]], list[str]]:
 
 def run(name: str, main: Callable[[Sequence[str]], object],
         define_flags: Callable[[], None], *,
-        verbosity: int = logging.INFO) -> None:
-  """Defines the flags, parses them and runs `main` under the error contract."""
+        verbosity: int = logging.INFO,
+        pass_unknown_flags: bool = False) -> None:
+  """Defines the flags, parses them and runs `main` under the error contract.
+
+  With `pass_unknown_flags`, flags the binary does not define stay in the
+  `argv` handed to `main` (e.g. Beam pipeline options), which checks them.
+  """
   define_flags()
 
   def guarded(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
+    if len(argv) > 1 and not pass_unknown_flags:
       fail(name, f'unexpected arguments {list(argv[1:])} (flags start with --)')
     try:
       main(argv)
@@ -63,7 +69,7 @@ def run(name: str, main: Callable[[Sequence[str]], object],
       fail(name, err)
 
   logging.set_verbosity(verbosity)
-  app.run(guarded, flags_parser=_flags_parser(name))
+  app.run(guarded, flags_parser=_flags_parser(name, pass_unknown_flags))
 
 
 def dataclass_from_flags(config_class: type[ConfigT], fv: flags.FlagValues,

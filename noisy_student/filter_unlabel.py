@@ -23,10 +23,10 @@ from typing import Sequence
 from absl import flags
 
 from data import entry
+from noisy_student.cli import filter_flags
 from noisy_student.core import errors
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
-from noisy_student.pseudo import selection
 from noisy_student.pseudo import shard_names
 
 FLAGS = flags.FLAGS
@@ -52,31 +52,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        'handles; -1: all --total_replicas workers of each shard.', flag_values=fv)
   flags.DEFINE_integer('total_replicas', 1, 'Prediction workers per shard '
                        '(the --total_replicas of --mode=predict).', flag_values=fv)
-  flags.DEFINE_integer('num_image', 1300, 'Images per class after balancing.', flag_values=fv)
-  flags.DEFINE_float('min_threshold', 0.0, 'Keep images whose top-1 '
-                     'probability is >= this.', flag_values=fv)
-  flags.DEFINE_float('max_prob', 2, 'Keep images whose top-1 probability is '
-                     '<= this (it can exceed 1 by rounding).', flag_values=fv)
-  flags.DEFINE_integer('num_label_classes', 1000, 'Classes of the teacher.', flag_values=fv)
-  flags.DEFINE_integer('upsample', 1, '1: duplicate images of classes with '
-                       'fewer than --num_image images.', flag_values=fv)
+  filter_flags.define_flags(fv)
   flags.DEFINE_integer('only_get_stats', 0, '1: statistics pass only.', flag_values=fv)
   flags.DEFINE_string('file_prefix', 'train', 'Prefix of the unlabeled shards.', flag_values=fv)
-  flags.DEFINE_integer('use_top', 1, '1: keep the most confident images of '
-                       'abundant classes; 0: a seeded random choice.', flag_values=fv)
-  flags.DEFINE_bool('use_all', False, 'Keep every image above the threshold '
-                    'once, without balancing.', flag_values=fv)
-  flags.DEFINE_enum('balance', 'exact', list(selection.BALANCE_MODES),
-                    'exact: every class gets exactly --num_image records '
-                    '(deterministic); random: the original rule (each image '
-                    'above the class threshold gets a random number of '
-                    'copies with mean num_image / count).', flag_values=fv)
-  flags.DEFINE_integer('seed', 12345, 'Seed of shuffling and random choices.', flag_values=fv)
-  flags.DEFINE_integer('num_samples_per_class', 10, 'Sample images per class '
-                       'saved under <output_dir>/samples/<class>/.', flag_values=fv)
-  flags.DEFINE_integer('shuffle_buffer_mb', 512, 'In-memory shuffle limit per '
-                       'output shard; larger shards shuffle through temporary '
-                       'bucket files.', flag_values=fv)
   # Accepted for compatibility with the original scripts.
   flags.DEFINE_integer('only_use_num_shards', -1, 'Original flag; must be -1.', flag_values=fv)
   flags.DEFINE_integer('total_label_replicas', -1, 'Original flag; ignored '
@@ -99,12 +77,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
   if fv.eval_imagenet_p:
     raise errors.ConfigError('--eval_imagenet_p is not supported here; use '
                          'python -m noisy_student.eval_robustness')
+  settings = filter_flags.settings_from_flags(fv)
   try:
-    settings = selection.Settings(
-        num_label_classes=fv.num_label_classes, num_image=fv.num_image,
-        min_threshold=fv.min_threshold, max_prob=fv.max_prob,
-        upsample=bool(fv.upsample), use_top=bool(fv.use_top),
-        use_all=fv.use_all, balance=fv.balance, seed=fv.seed)
     config = filter_files.FilterConfig(
         input_dir=fv.input_dir, prediction_dir=fv.prediction_dir,
         info_dir=fv.info_dir, output_dir=fv.output_dir,

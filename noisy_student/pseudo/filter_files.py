@@ -54,6 +54,9 @@ class FilterConfig:
     num_samples_per_class: sample images saved per class over all units.
     shuffle_buffer_bytes: in-memory shuffle limit per unit.
     batch_size: records per read batch.
+    input_files: the unlabeled shards in unit order, when they do not follow
+      the `<file_prefix>-%05d-of-%05d` names (the Beam pipeline's file
+      pattern); `num_shards` must equal their number.
   """
   input_dir: str
   prediction_dir: str
@@ -67,8 +70,12 @@ class FilterConfig:
   num_samples_per_class: int = 10
   shuffle_buffer_bytes: int = 512 << 20
   batch_size: int = 1024
+  input_files: tuple[str, ...] = ()
 
   def __post_init__(self):
+    if self.input_files and len(self.input_files) != self.num_shards:
+      raise ValueError(f'{len(self.input_files)} input files for '
+                       f'--num_shards={self.num_shards}')
     if self.num_shards < 1:
       raise ValueError(f'--num_shards must be >= 1, received: {self.num_shards}')
     if self.total_replicas < 1:
@@ -96,6 +103,8 @@ class FilterConfig:
 # Paths (the original's names).
 # --------------------------------------------------------------------------
 def input_shard_path(c: FilterConfig, shard: int) -> str:
+  if c.input_files:
+    return c.input_files[shard]
   return shard_names.input_shard_path(c.input_dir, c.file_prefix, shard,
                                            c.num_shards)
 

@@ -130,9 +130,16 @@ def predict_shard(model: keras.Model, strategy: tf.distribute.Strategy, *,
                   data_dir: str, file_prefix: str, shard_id: int,
                   num_shards: int, output_dir: str, info_dir: str,
                   image_size: int, small_image: bool, batch_size: int,
-                  total_replicas: int = 1, worker_id: int = 0) -> int:
-  """Predicts one unlabeled shard; returns its image count (skips if done)."""
-  input_file = shard_names.input_shard_path(data_dir, file_prefix, shard_id, num_shards)
+                  total_replicas: int = 1, worker_id: int = 0,
+                  input_file: Optional[str] = None) -> int:
+  """Predicts one unlabeled shard; returns its image count (skips if done).
+
+  `input_file` replaces the shard's `<data_dir>/<file_prefix>-%05d-of-%05d`
+  name (inputs named otherwise, e.g. the Beam pipeline's file pattern);
+  `model` is anything called as `model(images, training=False)` -> logits.
+  """
+  input_file = input_file or shard_names.input_shard_path(
+      data_dir, file_prefix, shard_id, num_shards)
   pred_file = shard_names.prediction_path(output_dir, shard_id, num_shards, worker_id)
   info_file = shard_names.info_path(info_dir, shard_id, num_shards, worker_id)
   if shard_is_done(pred_file, info_file):

@@ -1,0 +1,399 @@
+"""Pseudo-labeling and filtering as one Apache Beam pipeline (docs/beam.md).
+
+The same work as `main --mode=predict` followed by both passes of
+`filter_unlabel`, spread by a Beam runner (DirectRunner, Dataflow, Flink,
+Spark) over as many workers as it has. A unit is one input shard: shard i is
+the i-th file of the sorted `input_pattern` matches (or the i-th group of
+`images_per_shard` sorted image files), with one prediction worker per shard,
+so the units, and hence the selected records, are those of the offline path.
+
+  shard ids -Reshuffle-> [PackImages] -> LabelShard ------------> stats
+  stats -ToList-> Plan (one element: the AllocationPlan, a side input)
+  stats -Reshuffle-> SelectShard(plan) -> unit stats -ToList-> FinalStats
+
+Each step runs the offline path's per-unit function, so the two paths share
+every decision (`noisy_student/pseudo/selection.py`) and every file format:
+* PackImages: image files -> an unlabeled TFRecord shard (`data.image_shards`);
+* LabelShard: the teacher, loaded once per worker process, writes the shard's
+  softmax rows (`predict.predict_shard`) to `<prediction_dir>`, then its class
+  x confidence histograms (`filter_passes.ensure_prelim_stats`);
+* Plan: sums the histograms and builds the allocation plan
+  (`filter_passes.load_or_build_plan` -> `selection.build_plan`);
+* SelectShard: the shard's copy counts (`selection.unit_copies`) and its
+  shuffled pseudo-labeled shard `<output_dir>/data/train-0-%05d-of-%05d`
+  (`filter_passes.select_unit`);
+* FinalStats: `<output_dir>/stats/final_stats.json`.
+
+Only shard ids and small statistics travel through the runner; the records
+stream from files inside one worker, so memory is flat in the number of
+records (per worker: the teacher, one batch, one shard's labels and its
+shuffle buffer). Every file is written atomically with deterministic content
+and every step skips finished work, so a retried or duplicated bundle writes
+the same bytes and a rerun of a finished pipeline writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Optional, Sequence
+
+from absl import logging
+import apache_beam as beam
+from apache_beam.options import pipeline_options
+from apache_beam.runners.portability import fn_api_runner
+from apache_beam.utils import shared
+import tensorflow as tf
+
+from data import image_shards
+from data import writers
+from noisy_student.core import errors
+from noisy_student.drivers import modes
+from noisy_student.models import checkpoints
+from noisy_student.models import loading
+from noisy_student.pseudo import filter_files
+from noisy_student.pseudo import filter_passes
+from noisy_student.pseudo import predict
+from noisy_student.pseudo import selection
+
+IMAGE_SHARD_PREFIX = 'images'
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamLabelConfig:
+  """What the pipeline does (built from the flags by `beam_label`).
+
+  Attributes:
+    teacher: a training model_dir / checkpoint with model_config.json (EMA
+      weights), a `.keras` file or an exported SavedModel directory.
+    output_dir: where data/, stats/, samples/, prelim_stats/ and
+      allocation_plan.json go (the names of `filter_unlabel`).
+    settings: the selection settings (the filter's flags).
+    input_pattern: glob(s), comma-separated, of unlabeled TFRecord shards.
+    image_pattern: glob(s), comma-separated, of image files (instead).
+    prediction_dir: teacher outputs (prediction + info files, packed image
+      shards); '' = `<output_dir>/predictions`. Reused by a rerun with other
+      filter settings.
+    batch_size: images per teacher batch (`--predict_batch_size` of main).
+    image_size: teacher input size in pixels; None: its inference size.
+    small_image: .keras and SavedModel teachers: the 32x32 preprocessing
+      (checkpoints carry it in model_config.json).
+    images_per_shard: image files per packed shard (with image_pattern).
+    num_samples_per_class: sample images saved per class.
+    shuffle_buffer_bytes: in-memory shuffle limit per output shard.
+  """
+  teacher: str
+  output_dir: str
+  settings: selection.Settings
+  input_pattern: str = ''
+  image_pattern: str = ''
+  prediction_dir: str = ''
+  batch_size: int = 64
+  image_size: Optional[int] = None
+  small_image: bool = False
+  images_per_shard: int = 1024
+  num_samples_per_class: int = 10
+  shuffle_buffer_bytes: int = 512 << 20
+
+  def __post_init__(self):
+    if bool(self.input_pattern) == bool(self.image_pattern):
+      raise ValueError('pass exactly one of --input_pattern and --image_pattern')
+    lowest = {'batch_size': 1, 'images_per_shard': 1, 'image_size': 1,
+              'num_samples_per_class': 0}
+    for name, low in lowest.items():
+      value = getattr(self, name)
+      if value is not None and value < low:
+        raise ValueError(f'--{name} must be >= {low}, received: {value}')
+    if not self.prediction_dir:
+      object.__setattr__(self, 'prediction_dir',
+                         os.path.join(self.output_dir, 'predictions'))
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """The units of a run, fixed before the pipeline starts.
+
+  Attributes:
+    shards: the unlabeled TFRecord shard of every unit, in unit order.
+    image_groups: with image input, the image files packed into each shard.
+  """
+  shards: tuple[str, ...]
+  image_groups: tuple[tuple[str, ...], ...] = ()
+
+
+def _glob(patterns: str, flag: str) -> list[str]:
+  paths = set()
+  for pattern in (p.strip() for p in patterns.split(',')):
+    if pattern:
+      paths.update(p for p in tf.io.gfile.glob(pattern)
+                   if not writers.is_temp_name(p))
+  if not paths:
+    raise errors.InputError(f'--{flag}={patterns}: no file matches')
+  return sorted(paths)
+
+
+def list_inputs(config: BeamLabelConfig) -> Inputs:
+  """Lists the input files (sorted: the unit order).
+
+  Raises:
+    InputError naming the flag when nothing matches.
+  """
+  if config.input_pattern:
+    return Inputs(tuple(_glob(config.input_pattern, 'input_pattern')))
+  images = _glob(config.image_pattern, 'image_pattern')
+  num_shards = math.ceil(len(images) / config.images_per_shard)
+  groups = tuple(tuple(images[a:b])
+                 for a, b in writers.shard_bounds(len(images), num_shards))
+  shards = tuple(
+      os.path.join(config.prediction_dir, 'image_shards',
+                   writers.shard_name(IMAGE_SHARD_PREFIX, i, num_shards))
+      for i in range(num_shards))
+  return Inputs(shards, groups)
+
+
+def filter_config(config: BeamLabelConfig,
+                  inputs: Inputs) -> filter_files.FilterConfig:
+  """The offline filter's config for these units (one task per shard)."""
+  return filter_files.FilterConfig(
+      input_dir=os.path.dirname(inputs.shards[0]),
+      prediction_dir=config.prediction_dir, info_dir=config.prediction_dir,
+      output_dir=config.output_dir, settings=config.settings,
+      num_shards=len(inputs.shards), total_replicas=1,
+      num_samples_per_class=config.num_samples_per_class,
+      shuffle_buffer_bytes=config.shuffle_buffer_bytes,
+      input_files=inputs.shards)
+
+
+# --------------------------------------------------------------------------
+# The teacher.
+# --------------------------------------------------------------------------
+def teacher_num_classes(path: str) -> Optional[int]:
+  """The classes of a checkpoint teacher (model_config.json), else None."""
+  config = checkpoints.read_model_config(path)
+  return config.num_classes if config else None
+
+
+def check_teacher(path: str) -> None:
+  """Raises CheckpointError naming `path` unless it looks like a teacher."""
+  if path.endswith('.keras') and tf.io.gfile.exists(path):
+    return
+  if loading.is_saved_model(path) or checkpoints.read_model_config(path):
+    return
+  raise errors.CheckpointError(
+      f'--teacher={path}: neither a model_dir/checkpoint with '
+      f'{checkpoints.MODEL_CONFIG_FILE}, a .keras file nor a SavedModel')
+
+
+class _ClassifierModel:
+  """A SavedModel `Classifier` called like a Keras model (images -> logits)."""
+
+  def __init__(self, classifier):
+    self.classifier = classifier
+
+  def __call__(self, images, training=False):
+    del training
+    return self.classifier.logits(images)
+
+
+class Teacher:
+  """The loaded teacher of one worker process (shared by its threads).
+
+  Attributes:
+    model: called as `model(images, training=False)` -> logits [N, C].
+    image_size: input size in pixels.
+    small_image: the 32x32 preprocessing.
+  """
+
+  def __init__(self, path: str, image_size: Optional[int], small_image: bool):
+    if loading.is_saved_model(path):
+      classifier = loading.load_classifier(path)
+      if image_size not in (None, classifier.image_size):
+        raise errors.ConfigError(
+            f'--image_size={image_size}: the SavedModel {path} takes '
+            f'{classifier.image_size}x{classifier.image_size} images')
+      self.model = _ClassifierModel(classifier)
+      self.image_size, self.small_image = classifier.image_size, small_image
+    else:
+      self.model, model_config = modes.load_inference_model(
+          path, None, tf.distribute.get_strategy(), image_size=image_size,
+          name='teacher')
+      self.image_size = model_config.image_size
+      # A .keras file does not record it; checkpoints do (model_config.json).
+      self.small_image = (small_image if path.endswith('.keras')
+                          else model_config.small_image)
+    logging.info('teacher %s loaded (%dx%d)', path, self.image_size,
+                 self.image_size)
+
+
+# --------------------------------------------------------------------------
+# The steps.
+# --------------------------------------------------------------------------
+class PackImages(beam.DoFn):
+  """Image files of one shard -> its unlabeled TFRecord shard (skips if done)."""
+
+  def __init__(self, inputs: Inputs):
+    self._inputs = inputs
+
+  def process(self, shard: int):
+    path = self._inputs.shards[shard]
+    if not tf.io.gfile.exists(path):
+      result = image_shards.write_image_shard(image_shards.ShardTask(
+          path=path, items=[(f, None) for f in self._inputs.image_groups[shard]],
+          labeled=False, reencode=False, image_format='jpeg', jpeg_quality=95))
+      for skipped, reason in result['skipped']:
+        logging.warning('%s: skipped (%s)', skipped, reason)
+    yield shard
+
+
+class LabelShard(beam.DoFn):
+  """Teacher soft labels of one shard, then its histograms (skips if done).
+
+  Yields {'shard', 'num_records', 'num_eligible'}.
+  """
+
+  def __init__(self, config: BeamLabelConfig, fc: filter_files.FilterConfig):
+    self._config, self._fc = config, fc
+    self._shared = shared.Shared()
+    self._teacher = None
+
+  def _load_teacher(self) -> Teacher:
+    if self._teacher is None:
+      c = self._config
+      self._teacher = self._shared.acquire(
+          lambda: Teacher(c.teacher, c.image_size, c.small_image))
+    return self._teacher
+
+  def process(self, shard: int):
+    fc = self._fc
+    pred = filter_files.prediction_path(fc, shard, 0)
+    if not predict.shard_is_done(pred, filter_files.info_path(fc, shard, 0)):
+      teacher = self._load_teacher()
+      predict.predict_shard(
+          teacher.model, tf.distribute.get_strategy(), data_dir='',
+          file_prefix='', shard_id=shard, num_shards=fc.num_shards,
+          output_dir=fc.prediction_dir, info_dir=fc.info_dir,
+          image_size=teacher.image_size, small_image=teacher.small_image,
+          batch_size=self._config.batch_size,
+          input_file=filter_files.input_shard_path(fc, shard))
+    stats = filter_passes.ensure_prelim_stats(fc, shard, 0)
+    yield {'shard': shard, 'num_records': int(stats['num_records']),
+           'num_eligible': int(stats['eligible'].sum())}
+
+
+def build_plan(stats: Sequence[dict],
+               fc: filter_files.FilterConfig) -> selection.AllocationPlan:
+  """The allocation plan, once every shard has its statistics."""
+  shards = sorted(s['shard'] for s in stats)
+  if shards != list(range(fc.num_shards)):
+    raise errors.FilterError(f'statistics of {len(shards)} shards for '
+                             f'{fc.num_shards} input shards')
+  return filter_passes.load_or_build_plan(fc)
+
+
+class SelectShard(beam.DoFn):
+  """One shard's pseudo-labeled output shard and stats (skips if done)."""
+
+  def __init__(self, fc: filter_files.FilterConfig):
+    self._fc = fc
+
+  def process(self, stats: dict, plan: selection.AllocationPlan):
+    yield filter_passes.select_unit(self._fc, plan, stats['shard'], 0)
+
+
+def final_stats(unit_stats: Sequence[dict], fc: filter_files.FilterConfig,
+                plan: selection.AllocationPlan) -> dict:
+  final = filter_passes.write_final_stats(fc, plan)
+  if final is None or len(unit_stats) != fc.num_shards:
+    raise errors.FilterError(
+        f'{len(unit_stats)} of {fc.num_shards} shards were selected; '
+        f'{filter_files.final_stats_path(fc)} not written')
+  return final
+
+
+def build(pipeline: beam.Pipeline, config: BeamLabelConfig,
+          inputs: Inputs) -> beam.PCollection:
+  """Adds the steps to `pipeline`; returns the final stats (one element)."""
+  fc = filter_config(config, inputs)
+  shards = (pipeline
+            | 'Shards' >> beam.Create(list(range(fc.num_shards)))
+            | 'SpreadShards' >> beam.Reshuffle())
+  if inputs.image_groups:
+    shards = shards | 'PackImages' >> beam.ParDo(PackImages(inputs))
+  stats = shards | 'Label' >> beam.ParDo(LabelShard(config, fc))
+  plan = (stats
+          | 'AllStats' >> beam.combiners.ToList()
+          | 'Plan' >> beam.Map(build_plan, fc))
+  plan_side = beam.pvalue.AsSingleton(plan)
+  unit_stats = (stats
+                | 'SpreadSelect' >> beam.Reshuffle()
+                | 'Select' >> beam.ParDo(SelectShard(fc), plan=plan_side))
+  return (unit_stats
+          | 'AllUnits' >> beam.combiners.ToList()
+          | 'FinalStats' >> beam.Map(final_stats, fc, plan=plan_side))
+
+
+# --------------------------------------------------------------------------
+# Running.
+# --------------------------------------------------------------------------
+def finished_run(fc: filter_files.FilterConfig) -> Optional[dict]:
+  """final_stats.json of a finished run with these settings, else None.
+
+  Raises:
+    FilterError naming allocation_plan.json when it was built with other
+    settings or shards (before any work starts).
+  """
+  if not tf.io.gfile.exists(filter_files.plan_path(fc)):
+    return None
+  filter_passes.load_or_build_plan(fc)  # exists: only loads and checks it
+  final = filter_files.final_stats_path(fc)
+  if not tf.io.gfile.exists(final) or any(
+      filter_passes.load_unit_stats(fc, s, t) is None for s, t in fc.units):
+    return None
+  return filter_files.load_json(final)
+
+
+def beam_options(beam_args: Sequence[str]
+                     ) -> pipeline_options.PipelineOptions:
+  """Beam's options from the pass-through flags; unknown ones are refused.
+
+  Raises:
+    ConfigError naming the first flag that is no Beam option (a typo of one
+    of ours would otherwise be dropped silently).
+  """
+  options = pipeline_options.PipelineOptions(list(beam_args))
+  unknown = (set(options.get_all_options(retain_unknown_options=True))
+             - set(options.get_all_options()))
+  if unknown:
+    raise errors.ConfigError(
+        f'--{sorted(unknown)[0]}: neither a flag of beam_label nor a Beam '
+        'pipeline option (see --helpfull and docs/beam.md)')
+  return options
+
+
+def run(config: BeamLabelConfig, beam_args: Sequence[str] = ()) -> dict:
+  """Runs the pipeline (or nothing, when it already finished); final stats.
+
+  Without `--runner` in `beam_args` the pipeline runs here on Beam's
+  FnApiRunner (the DirectRunner's engine; `--direct_num_workers=N
+  --direct_running_mode=multi_processing` for N worker processes).
+  """
+  options = beam_options(beam_args)
+  inputs = list_inputs(config)
+  fc = filter_config(config, inputs)
+  done = finished_run(fc)
+  if done is not None:
+    logging.info('%s: already finished with these settings (%d records); '
+                 'nothing to do', filter_files.final_stats_path(fc),
+                 done['num_written'])
+    return done
+  runner = None
+  if options.view_as(pipeline_options.StandardOptions).runner is None:
+    runner = fn_api_runner.FnApiRunner()
+  with beam.Pipeline(runner=runner, options=options) as pipeline:
+    build(pipeline, config, inputs)
+  final = filter_files.load_json(filter_files.final_stats_path(fc))
+  logging.info('%d shards: %d pseudo-labeled records written to %s',
+               fc.num_shards, final['num_written'],
+               os.path.join(config.output_dir, 'data'))
+  return final
