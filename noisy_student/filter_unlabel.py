@@ -22,6 +22,7 @@ from typing import Sequence
 
 from absl import flags
 
+from data import dataset_info
 from data import entry
 from noisy_student.cli import filter_flags
 from noisy_student.core import errors
@@ -52,7 +53,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        'handles; -1: all --total_replicas workers of each shard.', flag_values=fv)
   flags.DEFINE_integer('total_replicas', 1, 'Prediction workers per shard '
                        '(the --total_replicas of --mode=predict).', flag_values=fv)
-  filter_flags.define_flags(fv)
+  filter_flags.define_flags(
+      fv, num_label_classes_help='Classes of the teacher; default: those of '
+      '--input_dir\'s dataset_info.json (or its parent\'s), else 1000 as the '
+      'original.')
   flags.DEFINE_integer('only_get_stats', 0, '1: statistics pass only.', flag_values=fv)
   flags.DEFINE_string('file_prefix', 'train', 'Prefix of the unlabeled shards.', flag_values=fv)
   # Accepted for compatibility with the original scripts.
@@ -62,6 +66,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer('debug', 0, 'Original flag; ignored.', flag_values=fv)
   flags.DEFINE_string('data_type', 'tfrecord', 'Original flag; only tfrecord.', flag_values=fv)
   flags.DEFINE_bool('eval_imagenet_p', False, 'Original flag; unsupported.', flag_values=fv)
+
+
+def _described_classes(fv: flags.FlagValues) -> int | None:
+  """The classes of --input_dir's dataset_info.json when --num_label_classes
+  is not passed (None: the flag's default, 1000 as the original)."""
+  if fv['num_label_classes'].present:
+    return None
+  found = dataset_info.find(fv.input_dir, with_classes=True)
+  return int(found[1]['num_classes']) if found else None
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.FilterConfig, list[tuple[int, int]]]:
@@ -77,7 +90,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
   if fv.eval_imagenet_p:
     raise errors.ConfigError('--eval_imagenet_p is not supported here; use '
                          'python -m noisy_student.eval_robustness')
-  settings = filter_flags.settings_from_flags(fv)
+  settings = filter_flags.settings_from_flags(
+      fv, num_label_classes=_described_classes(fv))
   try:
     config = filter_files.FilterConfig(
         input_dir=fv.input_dir, prediction_dir=fv.prediction_dir,

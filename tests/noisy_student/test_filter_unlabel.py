@@ -30,3 +30,23 @@ def test_binary_flags_run_both_passes(tmp_path):
   bad = subprocess.run(common + ['--shard_id=5'], cwd=helpers.REPO_ROOT,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and '--shard_id=5' in bad.stderr
+
+
+def test_classes_come_from_the_unlabeled_folders_dataset_info(tmp_path):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from data import dataset_info  # pylint: disable=g-import-not-at-top
+  from noisy_student import filter_unlabel  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path)
+  fi.write_inputs(root)
+  dataset_info.update(root, dataset_info.description(
+      name='mine', num_classes=fi.NUM_CLASSES), {})
+
+  def settings(*extra):
+    fv = flags.FlagValues()
+    filter_unlabel.define_flags(fv)
+    fv(['filter_unlabel', f'--input_dir={root}/unl', f'--prediction_dir={root}/pred',
+        f'--info_dir={root}/info', f'--output_dir={root}/out', *extra])
+    return filter_unlabel.config_from_flags(fv)[0].settings
+
+  assert settings().num_label_classes == fi.NUM_CLASSES  # the parent's file
+  assert settings('--num_label_classes=7').num_label_classes == 7  # the flag wins
