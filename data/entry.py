@@ -49,6 +49,18 @@ def _flags_parser(name: str, known_only: bool = False
   return parse
 
 
+def _docstring_for_help(main: Callable[[Sequence[str]], object]) -> None:
+  """A console script's --help shows the binary's docstring, as `python -m` does.
+
+  absl prints `__main__.__doc__`; under a console script (noisy-student-train)
+  `__main__` is pip's generated launcher, which has none.
+  """
+  launcher = sys.modules.get('__main__')
+  binary = sys.modules.get(getattr(main, '__module__', None) or '')
+  if launcher is not None and binary is not None and not launcher.__doc__:
+    launcher.__doc__ = binary.__doc__
+
+
 def run(name: str, main: Callable[[Sequence[str]], object],
         define_flags: Callable[[], None], *,
         verbosity: int = logging.INFO,
@@ -68,6 +80,7 @@ def run(name: str, main: Callable[[Sequence[str]], object],
     except errors.NoisyStudentError as err:
       fail(name, err)
 
+  _docstring_for_help(main)
   logging.set_verbosity(verbosity)
   app.run(guarded, flags_parser=_flags_parser(name, pass_unknown_flags))
 

@@ -5,9 +5,13 @@
   efficientnet.load_tf1_checkpoint(model, '/ckpts/efficientnet-b0/model.ckpt')
 
 Importing the package registers its custom Keras objects, which is all
-`keras.models.load_model('model.keras')` needs.
+`keras.saving.load_model('model.keras')` needs (docs/serving.md), and checks
+that `efficientnet` and `data` are this project's (`data/packages.py`).
 """
 
+# First: importing `data` checks that `data` and `efficientnet` are this
+# project's (data/packages.py) before the rest loads.
+import data  # noqa: F401  pylint: disable=unused-import
 from efficientnet.layers import BATCH_NORM_EPSILON
 from efficientnet.layers import BATCH_NORM_MOMENTUM
 from efficientnet.layers import drop_path

@@ -14,7 +14,8 @@ r"""The offline demo: the whole Noisy Student pipeline on the bundled digits.
 5. scores teacher and student on digits-C (the 15 + 4 ImageNet-C corruptions
    of the test split, 5 severities), the student's mCE normalised by the
    teacher's errors;
-6. exports the student as a SavedModel and classifies one test image with it.
+6. exports the student as a SavedModel (and a .keras file beside it) and
+   classifies one test image with the SavedModel.
 Everything lands in --work_dir; rerunning resumes / skips finished stages.
 """
 
@@ -164,12 +165,13 @@ def main(argv):
     robust = robustness(rows, data_dir, run_dir, FLAGS.corrupted_images)
   print('[demo] exporting the student as a SavedModel', flush=True)
   saved_model = os.path.join(run_dir, 'student_saved_model')
-  export.export(rows[-1]['model_dir'], saved_model)
+  exported = export.export(rows[-1]['model_dir'], saved_model)
   example = classify_one(saved_model, data_dir, run_dir)
   table = summary_table(rows, robust)
   seconds = time.time() - start
   report = (f'# Noisy Student demo (digits, seed {FLAGS.seed})\n\n{table}\n'
-            f'SavedModel: {saved_model}\n'
+            f'SavedModel: {saved_model} (the same model as a .keras file: '
+            f'{exported["keras"]})\n'
             f'Example: {example["file"]} is a {example["true_label"]}; the '
             f'SavedModel says {example["predicted"]} (p={example["probability"]:.3f})\n'
             f'Plots: {run_dir}/summary.png, {run_dir}/robustness/digits_c.png\n'

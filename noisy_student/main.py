@@ -44,7 +44,10 @@ define_flags = main_flags.define_flags
 
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
-  """--mode=export: where the SavedModel (and .keras) go, which checkpoint."""
+  """--mode=export: where the SavedModel and .keras go, which checkpoint.
+
+  keras_path None: `<export_dir>.keras`; '': no .keras file.
+  """
   export_dir: str
   keras_path: Optional[str] = None
   checkpoint_path: Optional[str] = None
@@ -287,10 +290,16 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
   if fv.mode == 'predict':
     predict = predict_config_from_flags(fv, experiment)
   elif fv.mode == 'export':
+    # '' -> <export_dir>.keras (None to the library); 'none' -> no .keras file.
+    keras_path = fv.export_keras_path or None
+    if keras_path and keras_path.lower() == 'none':
+      keras_path = ''
+    if keras_path:
+      export_lib.check_keras_path(keras_path)
     export = ExportSettings(
         export_dir=fv.export_dir or os.path.join(experiment.model_dir,
                                                  'saved_model'),
-        keras_path=fv.export_keras_path or None,
+        keras_path=keras_path,
         checkpoint_path=fv.predict_ckpt_path or None)
   if fv.mode in ('train', 'train_and_eval', 'eval'):
     splits = tuple(experiment.eval_splits)

@@ -1,4 +1,4 @@
-"""Small builders shared by the training tests: a tiny EfficientNet, digits data."""
+"""Small builders shared by the tests: a tiny EfficientNet, digits data, references."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import dataclasses
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -77,3 +79,36 @@ def run(cmd, timeout=600, env=None, check=True) -> subprocess.CompletedProcess:
     raise AssertionError(f'{cmd} failed ({result.returncode}):\n'
                          f'{result.stdout[-3000:]}\n{result.stderr[-6000:]}')
   return result
+
+
+def tf1_bicubic_reference(image: np.ndarray, size: int) -> np.ndarray:
+  """numpy TF1 resize_bicubic (no half-pixel centres, Keys a=-0.75, 1/1024 lut).
+
+  in = out * in_size / out_size; 4 taps at floor(in) - 1 .. + 2, clamped.
+  """
+  a, table = -0.75, 1024
+
+  def near(x):
+    return ((a + 2) * x - (a + 3)) * x * x + 1
+
+  def far(x):
+    x = x + 1.0
+    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+  def taps(in_size, out_size):
+    scale = np.float32(in_size) / np.float32(out_size)
+    index = np.zeros((out_size, 4), np.int64)
+    weight = np.zeros((out_size, 4))
+    for out in range(out_size):
+      loc = np.float32(out) * scale
+      base = int(np.floor(loc))
+      t = int(np.rint((loc - base) * table)) / table
+      weight[out] = [far(t), near(t), near(1 - t), far(1 - t)]
+      index[out] = np.clip(np.arange(base - 1, base + 3), 0, in_size - 1)
+    return index, weight
+
+  row_index, row_weight = taps(image.shape[0], size)
+  col_index, col_weight = taps(image.shape[1], size)
+  pixels = image.astype(np.float64)
+  rows = np.einsum('ok,okwc->owc', row_weight, pixels[row_index])
+  return np.einsum('ok,hokc->hoc', col_weight, rows[:, col_index])

@@ -41,7 +41,8 @@ def test_demo_runs_every_stage_and_rerun_skips_them(tmp_path):
   assert 0 <= summary['example']['predicted'] < 10
   assert 0 < summary['example']['probability'] <= 1
   for name in ('summary.png', 'robustness/digits_c.png',
-               'student_saved_model/saved_model.pb', 'example_digit.png'):
+               'student_saved_model/saved_model.pb', 'student_saved_model.keras',
+               'example_digit.png'):
     assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
   assert '| teacher (round 0): efficientnet-b0 |' in result.stdout
   final = json.load(open(os.path.join(run_dir, 'round_1', 'filter', 'stats',

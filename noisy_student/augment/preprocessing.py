@@ -8,7 +8,9 @@ Pure, graph-safe TF functions with the semantics of google-research/noisystudent
   crop + bicubic resize + flip (+ RandAugment); 32x32 "small images" get
   RandAugment + Cutout, a reflect-pad-4 random crop and a flip;
 * `preprocess_for_eval`: centre crop with 32 pixels of padding + bicubic
-  resize; small images pass unchanged.
+  resize; small images pass unchanged;
+* `preprocess_for_serving` (the SavedModel's `serving_bytes`): the eval view
+  of an image of any size; small-image models resize the whole image.
 
 All randomness is stateless: a [2] seed per element gives the same output
 every time. Resizing is TF1's `resize_bicubic` (`align_corners=False`,
@@ -257,3 +259,30 @@ def preprocess_for_eval(image: tf.Tensor, image_size: int, *,
     return tf.cast(_check_small_image(image, image_size), tf.float32)
   return tf.reshape(center_crop(image, image_size),
                     [image_size, image_size, 3])
+
+
+def preprocess_for_serving(image: tf.Tensor, image_size: int, *,
+                           small_image: bool) -> tf.Tensor:
+  """Serving view of an image of any size, float32 [image_size, image_size, 3].
+
+  ImageNet-size models: the eval preprocessing (centre crop + bicubic resize,
+  any input size). Small-image models: the whole image resized with
+  `resize_bicubic` to image_size x image_size (no crop; the aspect ratio is
+  not kept, as a 32x32 digit or object fills its frame). An image that is
+  already image_size x image_size comes out unchanged, exactly as in
+  `preprocess_for_eval` (the bicubic weights at whole pixels are 0, 1, 0, 0).
+
+  Args:
+    image: uint8 [height, width, 3] (from `decode_image`: grayscale is
+      replicated, alpha dropped).
+    image_size: the model's input side in pixels.
+    small_image: the 32x32 path.
+
+  Raises:
+    ValueError: image not uint8 [h, w, 3].
+  """
+  image = _check_image(image)
+  if small_image:
+    return tf.reshape(resize_bicubic(image, image_size),
+                      [image_size, image_size, 3])
+  return preprocess_for_eval(image, image_size, small_image=False)

@@ -199,4 +199,5 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_string('export_dir', '',
                       'export: SavedModel folder; default <model_dir>/saved_model.', flag_values=fv)
   flags.DEFINE_string('export_keras_path', '',
-                      'export: also write a .keras file here.', flag_values=fv)
+                      'export: the .keras file; default <export_dir>.keras '
+                      '(beside the SavedModel); none: no .keras file.', flag_values=fv)

@@ -1,12 +1,19 @@
-"""SavedModel (and .keras) export of a trained model's EMA weights.
+"""SavedModel and .keras export of a trained model's EMA weights.
 
-The SavedModel has two signatures:
+`export(model_dir, export_dir)` writes the SavedModel to `export_dir` and, by
+default, the same model as a `.keras` file beside it, `<export_dir>.keras`
+(docs/serving.md). The SavedModel has two signatures:
 * `serving_default`: `images` float32 [N, S, S, 3], pixels 0-255, already
   cropped/resized to S (the model's image size) -> `probabilities` float32
   [N, C], `classes` int64 [N], `logits` float32 [N, C];
 * `serving_bytes`: `image_bytes` string [N] of encoded JPEG/PNG/GIF/BMP files
-  -> the same outputs, after the evaluation preprocessing (decode, centre crop
-  with 32-pixel padding + bicubic resize; unchanged for 32x32 models).
+  of any size, grayscale, RGB or RGBA (grayscale is replicated, alpha
+  dropped) -> the same outputs, after `preprocessing.preprocess_for_serving`:
+  the eval centre crop + bicubic resize, or for small-image (32x32) models
+  the whole image resized bicubically to S. One undecodable element fails the
+  whole request (InvalidArgumentError).
+Loading the `.keras` file needs `import efficientnet` first (it registers the
+custom layers); the SavedModel needs no project code.
 """
 
 from __future__ import annotations
@@ -39,8 +46,8 @@ def _serving_functions(model: keras.Model, small_image: bool):
   def serve_bytes(image_bytes):
     def one(encoded):
       image = preprocessing.decode_image(encoded)
-      return preprocessing.preprocess_for_eval(image, size,
-                                               small_image=small_image)
+      return preprocessing.preprocess_for_serving(image, size,
+                                                  small_image=small_image)
     images = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec(
         [size, size, 3], tf.float32))
     return serve(images)
@@ -74,11 +81,21 @@ def export_saved_model(model: keras.Model, export_dir: str, *,
   return export_dir
 
 
-def export_keras(model: keras.Model, path: str) -> str:
-  """Saves a `.keras` file atomically (`path` must end in .keras)."""
+def default_keras_path(export_dir: str) -> str:
+  """`<export_dir>.keras`: the `.keras` file beside the SavedModel folder."""
+  return export_dir.rstrip('/') + '.keras'
+
+
+def check_keras_path(path: str) -> None:
+  """Raises ConfigError unless `path` ends in .keras (what Keras 3 saves)."""
   if not path.endswith('.keras'):
     raise errors.ConfigError(
         f'--export_keras_path must end in .keras, received: {path}')
+
+
+def export_keras(model: keras.Model, path: str) -> str:
+  """Saves a `.keras` file atomically (`path` must end in .keras)."""
+  check_keras_path(path)
   with writers.atomic_path(path, suffix='.keras') as tmp:
     model.save(tmp)
   return path
@@ -91,7 +108,21 @@ def export(model_dir: str, export_dir: str, *,
 
   The exported model runs at the inference size
   (`factory.inference_image_size`).
+
+  Args:
+    model_dir: a model_dir written by training (model_config.json + checkpoints).
+    export_dir: the SavedModel folder (replaced whole).
+    keras_path: the `.keras` file; None: `default_keras_path(export_dir)`;
+      '': none.
+    checkpoint_path: a checkpoint other than the latest in `model_dir`.
+
+  Returns:
+    {'checkpoint': prefix, 'saved_model': export_dir, 'keras': path (when written)}.
   """
+  if keras_path is None:
+    keras_path = default_keras_path(export_dir)
+  if keras_path:
+    check_keras_path(keras_path)
   config = checkpoints.read_model_config(model_dir)
   if config is None:
     raise errors.CheckpointError(

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from noisy_student.augment import preprocessing as pp
 from tests.conftest import shared_path
+from tests.helpers import tf1_bicubic_reference
 
 CHELSEA = skimage.data.chelsea()          # 300 x 451
 COFFEE = skimage.data.coffee()            # 400 x 600
@@ -24,39 +25,6 @@ def _encode(array: np.ndarray, fmt: str, **kwargs) -> bytes:
 
 def _seed(a: int, b: int) -> tf.Tensor:
   return tf.constant([a, b], tf.int64)
-
-
-def tf1_bicubic_reference(image: np.ndarray, size: int) -> np.ndarray:
-  """numpy TF1 resize_bicubic (no half-pixel centres, Keys a=-0.75, 1/1024 lut).
-
-  in = out * in_size / out_size; 4 taps at floor(in) - 1 .. + 2, clamped.
-  """
-  a, table = -0.75, 1024
-
-  def near(x):
-    return ((a + 2) * x - (a + 3)) * x * x + 1
-
-  def far(x):
-    x = x + 1.0
-    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-
-  def taps(in_size, out_size):
-    scale = np.float32(in_size) / np.float32(out_size)
-    index = np.zeros((out_size, 4), np.int64)
-    weight = np.zeros((out_size, 4))
-    for out in range(out_size):
-      loc = np.float32(out) * scale
-      base = int(np.floor(loc))
-      t = int(np.rint((loc - base) * table)) / table
-      weight[out] = [far(t), near(t), near(1 - t), far(1 - t)]
-      index[out] = np.clip(np.arange(base - 1, base + 3), 0, in_size - 1)
-    return index, weight
-
-  row_index, row_weight = taps(image.shape[0], size)
-  col_index, col_weight = taps(image.shape[1], size)
-  pixels = image.astype(np.float64)
-  rows = np.einsum('ok,okwc->owc', row_weight, pixels[row_index])
-  return np.einsum('ok,hokc->hoc', col_weight, rows[:, col_index])
 
 
 # --------------------------------------------------------------------------
@@ -146,6 +114,23 @@ def test_eval_small_image_is_unchanged():
   with pytest.raises(tf.errors.InvalidArgumentError, match='32x32'):
     pp.preprocess_for_eval(tf.constant(CHELSEA[:40, :40]), 32,
                            small_image=True)
+
+
+def test_serving_small_image_resizes_any_size_to_the_model_size():
+  # A 32x32 image is unchanged, as in eval; any other size is resized whole.
+  out = pp.preprocess_for_serving(tf.constant(SMALL), 32, small_image=True)
+  np.testing.assert_array_equal(out, SMALL.astype(np.float32))
+  for shape in ((48, 64), (20, 20), (33, 100)):
+    image = np.ascontiguousarray(CHELSEA[:shape[0], :shape[1]])
+    out = pp.preprocess_for_serving(tf.constant(image), 32, small_image=True)
+    assert out.shape == (32, 32, 3) and out.dtype == tf.float32
+    np.testing.assert_allclose(out, tf1_bicubic_reference(image, 32), atol=1e-3)
+
+
+def test_serving_large_image_is_the_eval_view():
+  out = pp.preprocess_for_serving(tf.constant(CHELSEA), 224, small_image=False)
+  np.testing.assert_array_equal(
+      out, pp.preprocess_for_eval(tf.constant(CHELSEA), 224, small_image=False))
 
 
 # --------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """Export: the SavedModel's two signatures, loaded back and run; .keras beside it."""
 
+import io
+
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 from data import image_codec
 from noisy_student.core import errors
 from noisy_student.models import backbones
+from noisy_student.models import checkpoints
 from noisy_student.models import export
 from tests import helpers
 
@@ -18,9 +22,15 @@ def model():
   return backbones.build_model(helpers.tiny_model())
 
 
-def test_saved_model_signatures_match_the_model(model, tmp_path):
-  path = export.export_saved_model(model, str(tmp_path / 'sm'), small_image=True)
-  loaded = tf.saved_model.load(path)
+@pytest.fixture(scope='module')
+def loaded(model, tmp_path_factory):
+  """The model exported once as a SavedModel (32x32 small-image), loaded back."""
+  path = str(tmp_path_factory.mktemp('export') / 'sm')
+  return tf.saved_model.load(
+      export.export_saved_model(model, path, small_image=True))
+
+
+def test_saved_model_signatures_match_the_model(model, loaded):
   assert set(loaded.signatures) == {'serving_default', 'serving_bytes'}
   images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(
       np.float32)
@@ -49,3 +59,61 @@ def test_reexport_replaces_the_folder_whole_and_keras_needs_its_suffix(
   assert export.export_keras(model, str(tmp_path / 'm.keras')).endswith('.keras')
   with pytest.raises(errors.ConfigError, match='m.h5'):
     export.export_keras(model, str(tmp_path / 'm.h5'))
+
+
+def _png(array: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format='PNG')  # mode from the shape: L, RGB, RGBA
+  return buffer.getvalue()
+
+
+def test_serving_bytes_takes_grayscale_rgba_and_any_size(model, loaded):
+  """Each image against the model run on a numpy reference of its view."""
+  rng = np.random.default_rng(3)
+  gray = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+  rgba = rng.integers(0, 256, (32, 32, 4), dtype=np.uint8)
+  rgba[..., 3] = rng.integers(0, 256, (32, 32))  # alpha is dropped, not blended
+  large = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)   # 64 wide, 48 high
+  small = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+  references = np.stack([
+      np.repeat(gray[..., None], 3, axis=-1).astype(np.float32),
+      rgba[..., :3].astype(np.float32),
+      helpers.tf1_bicubic_reference(large, 32).astype(np.float32),
+      helpers.tf1_bicubic_reference(small, 32).astype(np.float32)])
+  out = loaded.signatures['serving_bytes'](image_bytes=tf.constant(
+      [_png(gray), _png(rgba), _png(large), _png(small)]))
+  expected = model(references, training=False).numpy()
+  np.testing.assert_allclose(out['logits'].numpy(), expected, rtol=1e-4,
+                             atol=1e-4)
+  np.testing.assert_array_equal(out['classes'].numpy(), expected.argmax(-1))
+
+
+def test_serving_bytes_fails_the_whole_request_on_a_bad_element(loaded):
+  # Documented current behaviour (docs/serving.md): no per-element errors.
+  good = _png(np.zeros((32, 32, 3), np.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError, match='Unknown image'):
+    loaded.signatures['serving_bytes'](
+        image_bytes=tf.constant([good, b'not an image']))
+
+
+def _model_dir(model, path) -> str:
+  checkpoints.write_model_config(path, helpers.tiny_model())
+  tf.train.CheckpointManager(tf.train.Checkpoint(model=model), path,
+                             1).save(checkpoint_number=1)
+  return path
+
+
+def test_export_writes_the_keras_file_beside_the_saved_model(model, tmp_path):
+  model_dir = _model_dir(model, str(tmp_path / 'model'))
+  outputs = export.export(model_dir, str(tmp_path / 'serving' / 'student'))
+  assert outputs['keras'] == str(tmp_path / 'serving' / 'student.keras')
+  assert sorted(p.name for p in (tmp_path / 'serving').iterdir()) == [
+      'student', 'student.keras']
+  assert export.default_keras_path('out/sm/') == 'out/sm.keras'
+  outputs = export.export(model_dir, str(tmp_path / 'only'), keras_path='')
+  assert 'keras' not in outputs and not (tmp_path / 'only.keras').exists()
+  # A bad --export_keras_path is refused before anything is written.
+  with pytest.raises(errors.ConfigError, match='m.h5'):
+    export.export(model_dir, str(tmp_path / 'never'),
+                  keras_path=str(tmp_path / 'm.h5'))
+  assert not (tmp_path / 'never').exists()
