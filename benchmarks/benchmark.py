@@ -4,7 +4,7 @@ r"""Throughput benchmarks: our loop vs model.fit, predict, input, FLOPs.
   python -m benchmarks.benchmark --sizes=32 --steps=30 --skip_filter
 
 Prints one markdown table (and writes it, plus JSON, to --output_dir):
-* training images/s of EfficientNet-B0 in our loop (noisy_student.train.trainer,
+* training images/s of EfficientNet-B0 in our loop (noisy_student.training.trainer,
   RMSProp + EMA + weight decay, `iterations_per_loop` steps per tf.function)
   vs the plain Keras way, `model.fit` on the same network, data pipeline,
   batch, optimizer and device; at 224 also keras.applications.EfficientNetB0;
@@ -54,9 +54,9 @@ from noisy_student.core import config as config_lib  # noqa: E402
 from noisy_student.core import datasets  # noqa: E402
 from noisy_student.models import backbones  # noqa: E402
 from noisy_student.pseudo import predict as predict_lib  # noqa: E402
-from noisy_student.train import input_pipeline  # noqa: E402
-from noisy_student.train import optimizers  # noqa: E402
-from noisy_student.train import trainer as trainer_lib  # noqa: E402
+from noisy_student.training import input_pipeline  # noqa: E402
+from noisy_student.training import optimizers  # noqa: E402
+from noisy_student.training import trainer as trainer_lib  # noqa: E402
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 

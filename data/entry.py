@@ -71,8 +71,13 @@ def run(name: str, main: Callable[[Sequence[str]], object],
   `argv` handed to `main` (e.g. Beam pipeline options), which checks them.
   """
   define_flags()
+  if 'verbose' not in flags.FLAGS:
+    flags.DEFINE_bool('verbose', False, 'Also show TensorFlow\'s start-up '
+                      'lines (data/quiet.py) and debug logs.')
 
   def guarded(argv: Sequence[str]) -> None:
+    if flags.FLAGS.verbose:
+      logging.set_verbosity(logging.DEBUG)
     if len(argv) > 1 and not pass_unknown_flags:
       fail(name, f'unexpected arguments {list(argv[1:])} (flags start with --)')
     try:

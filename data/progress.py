@@ -1,10 +1,26 @@
-"""A progress line for long loops: count / total, rate, ETA (absl logging)."""
+"""The progress lines of every long loop: count / total, rate, ETA.
+
+One helper for training, evaluation, prediction, filtering and the
+converters. Lines go to absl's log when a binary runs (absl has parsed the
+flags), and are printed to stderr otherwise, so a notebook that calls the
+Python API sees them too (absl's INFO log is hidden there).
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 
+from absl import flags
 from absl import logging
+
+
+def emit(line: str) -> None:
+  """One progress line: absl INFO inside a binary, stderr elsewhere."""
+  if flags.FLAGS.is_parsed():
+    logging.info('%s', line)
+  else:
+    print(line, file=sys.stderr, flush=True)
 
 
 class Progress:
@@ -34,24 +50,23 @@ class Progress:
       return f'{self.label}: {self.done} {self.unit}, {rate:.1f} {self.unit}/s'
     eta = (self.total - self.done) / rate if rate > 0 else float('inf')
     return (f'{self.label}: {self.done}/{self.total} {self.unit}, '
-            f'{rate:.1f} {self.unit}/s, ETA {_clock(eta)}')
+            f'{rate:.1f} {self.unit}/s, ETA {clock(eta)}')
 
   def update(self, n: int = 1, note: str = '') -> None:
     self.done += int(n)
     now = time.time()
     if now - self._last >= self.every_s:
       self._last = now
-      logging.info('%s%s', self._line(), f' ({note})' if note else '')
+      emit(self._line() + (f' ({note})' if note else ''))
 
   def finish(self) -> float:
     """Logs the final line; returns the elapsed seconds."""
     elapsed = self.elapsed
-    logging.info('%s: %d %s in %s', self.label, self.done, self.unit,
-                 _clock(elapsed))
+    emit(f'{self.label}: {self.done} {self.unit} in {clock(elapsed)}')
     return elapsed
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
   if seconds == float('inf'):
     return '?'
   seconds = int(round(seconds))

@@ -31,7 +31,8 @@ _STUDENT = defaults.ITERATE_STUDENT
 # TrainConfig fields set for both teacher and student by flags of that name.
 _SHARED_TRAIN_FLAGS = ('train_batch_size', 'base_learning_rate', 'final_base_lr',
                        'weight_decay', 'moving_average_decay',
-                       'iterations_per_loop', 'mixed_precision')
+                       'iterations_per_loop', 'log_every_steps',
+                       'mixed_precision')
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
@@ -109,6 +110,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                     flag_values=fv)
   flags.DEFINE_integer('iterations_per_loop', _TEACHER.train.iterations_per_loop,
                        'Steps per loop/log line.', flag_values=fv)
+  flags.DEFINE_integer('log_every_steps', _TEACHER.train.log_every_steps,
+                       'A progress line at least every this many steps and '
+                       'about every 30 s.', flag_values=fv)
   flags.DEFINE_enum('mixed_precision', 'float32', list(config_lib.MIXED_PRECISION),
                     'Training precision.', flag_values=fv)
   flags.DEFINE_integer('seed', 0, 'Seed of data order and augmentation.', flag_values=fv)

@@ -36,7 +36,7 @@ from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
 from noisy_student.models import export as export_lib
 from noisy_student.pseudo import shard_names
-from noisy_student.train import distribute
+from noisy_student.training import distribute
 
 FLAGS = flags.FLAGS
 define_flags = main_flags.define_flags
@@ -211,6 +211,7 @@ def train_config_from_flags(fv: flags.FlagValues,
       eval_batch_size=fv.eval_batch_size,
       num_train_images=fv.num_train_images or dataset.num_train_images,
       iterations_per_loop=fv.iterations_per_loop,
+      log_every_steps=fv.log_every_steps,
       save_checkpoints_steps=max(fv.save_checkpoints_steps,
                                  fv.iterations_per_loop),
       keep_checkpoint_max=fv.keep_checkpoint_max,

@@ -69,11 +69,13 @@ def main_flags(data_dir: str, model_dir: str, *extra: str, steps: int = 20):
       '--eval_batch_size=64', *extra]
 
 
-def run(cmd, timeout=600, env=None, check=True) -> subprocess.CompletedProcess:
-  """Runs a command from the repo root; on failure the error shows its output."""
+def run(cmd, timeout=600, env=None, check=True,
+        cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
+  """Runs a command (from the repo root by default); on failure the error
+  shows its output."""
   full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
   full_env.update(env or {})
-  result = subprocess.run(cmd, cwd=REPO_ROOT, env=full_env, timeout=timeout,
+  result = subprocess.run(cmd, cwd=cwd, env=full_env, timeout=timeout,
                           capture_output=True, text=True)
   if check and result.returncode != 0:
     raise AssertionError(f'{cmd} failed ({result.returncode}):\n'

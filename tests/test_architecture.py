@@ -5,7 +5,7 @@ so it needs neither TensorFlow nor an import of the code. The layers, from the
 bottom (docs/architecture.md):
 
   data < efficientnet < noisy_student.core < noisy_student.augment
-  < noisy_student.models < {train, pseudo, robust} < {drivers, api}
+  < noisy_student.models < {training, pseudo, robust} < {drivers, api}
   < noisy_student.cli < the binaries (noisy_student.<binary>) and benchmarks
 """
 
@@ -25,7 +25,7 @@ LAYERS = (
     ('noisy_student.core',),
     ('noisy_student.augment',),
     ('noisy_student.models',),
-    ('noisy_student.train', 'noisy_student.pseudo', 'noisy_student.robust'),
+    ('noisy_student.training', 'noisy_student.pseudo', 'noisy_student.robust'),
     ('noisy_student.drivers', 'noisy_student.api'),
     ('noisy_student.cli',),
     ('noisy_student', 'benchmarks'),  # the binaries and benchmark scripts

@@ -93,8 +93,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                        '[TPUEstimator] BN grouping on TPU pods; not used.', flag_values=fv)
   flags.DEFINE_bool('skip_host_call', False, '[TPUEstimator] Not used.', flag_values=fv)
   flags.DEFINE_integer('log_step_count_steps', 64,
-                       '[TPUEstimator] Not used: progress is logged every '
-                       '--iterations_per_loop steps.', flag_values=fv)
+                       '[TPUEstimator] Not used; see --log_every_steps.', flag_values=fv)
   flags.DEFINE_integer('debug', 0, 'Not used.', flag_values=fv)
 
   # ---------------------------------------------------------- dataset sizes
@@ -118,6 +117,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   # ------------------------------------------------------------ loop & ckpts
   flags.DEFINE_integer('steps_per_eval', _TRAIN.steps_per_eval,
                        'train_and_eval: evaluate every this many steps.', flag_values=fv)
+  flags.DEFINE_integer('log_every_steps', _TRAIN.log_every_steps,
+                       'A progress line (step, loss, rate, ETA) at least every '
+                       'this many steps and about every 30 s.', flag_values=fv)
   flags.DEFINE_integer('iterations_per_loop', _TRAIN.iterations_per_loop,
                        'Steps per tf.function call; logs/summaries per loop.', flag_values=fv)
   flags.DEFINE_integer('save_checkpoints_steps', _TRAIN.save_checkpoints_steps,

@@ -139,6 +139,7 @@ class TrainConfig:
   eval_batch_size: int = 8
   num_train_images: int = 1281167
   iterations_per_loop: int = 1000
+  log_every_steps: int = 100
   save_checkpoints_steps: int = 1000
   keep_checkpoint_max: int = 5
   steps_per_eval: int = 3000

@@ -29,10 +29,10 @@ from noisy_student.models import checkpoints
 from noisy_student.models import loading
 from noisy_student.pseudo import predict as predict_lib
 from noisy_student.pseudo import shard_names
-from noisy_student.train import distribute
-from noisy_student.train import evaluation
-from noisy_student.train import input_pipeline
-from noisy_student.train import trainer as trainer_lib
+from noisy_student.training import distribute
+from noisy_student.training import evaluation
+from noisy_student.training import input_pipeline
+from noisy_student.training import trainer as trainer_lib
 
 EVAL_RESULTS_FILE = 'eval_results.json'
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Iterator, Optional, Sequence
 import weakref
 
@@ -32,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from data import progress as progress_lib
 from data import records
 from data import writers
 from noisy_student.augment import preprocessing
@@ -108,7 +108,8 @@ def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
   dist = strategy.experimental_distribute_dataset(dataset.with_options(options))
 
   step = _predict_step(model, strategy)
-  done, start = 0, time.time()
+  done = 0
+  progress = progress_lib.Progress(label, num_examples)
   for batch in dist:
     probs, mask = step(batch)
     probs = np.concatenate([p.numpy() for p in
@@ -117,11 +118,9 @@ def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
                            strategy.experimental_local_results(mask)])
     probs = probs[mask > 0]
     done += len(probs)
-    rate = done / max(time.time() - start, 1e-9)
-    logging.log_every_n_seconds(
-        logging.INFO, '%s: %d/%d images, %.0f img/s, ETA %.0fs', 10, label,
-        done, num_examples, rate, (num_examples - done) / max(rate, 1e-9))
+    progress.update(len(probs))
     yield probs
+  progress.finish()
   if done != num_examples:
     raise RuntimeError(f'{label}: predicted {done} images, expected {num_examples}')
 

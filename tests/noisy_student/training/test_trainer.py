@@ -14,10 +14,10 @@ from noisy_student.drivers import modes
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
-from noisy_student.train import input_pipeline
-from noisy_student.train import losses
-from noisy_student.train import schedules
-from noisy_student.train import trainer as trainer_lib
+from noisy_student.training import input_pipeline
+from noisy_student.training import losses
+from noisy_student.training import schedules
+from noisy_student.training import trainer as trainer_lib
 from tests import helpers
 
 
@@ -228,3 +228,18 @@ def test_wrong_architecture_error_names_checkpoint(digits_dir, tmp_path):
   wrong = helpers.tiny_model(width_coefficient=0.2)
   with pytest.raises(errors.CheckpointError, match='ckpt-10: does not fit'):
     loading.load_model(cfg.model_dir, wrong)
+
+
+def test_progress_lines_come_every_log_every_steps_within_a_loop(
+    digits_dir, tmp_path, capsys):
+  cfg = helpers.experiment(
+      str(tmp_path / 'run'), digits_dir, steps=12,
+      train_changes=dict(iterations_per_loop=12, save_checkpoints_steps=12,
+                         log_every_steps=4))
+  trainer_lib.Trainer(cfg, _default()).train()
+  lines = [l for l in capsys.readouterr().err.splitlines()
+           if l.startswith('step ')]
+  # Outside a binary (absl flags not parsed) the lines go to stderr: two
+  # progress lines inside the 12-step loop, then the loop's summary.
+  assert [l.split()[1] for l in lines] == ['4/12', '8/12', '12/12']
+  assert 'lab/acc' in lines[-1] and 'ETA' in lines[0]

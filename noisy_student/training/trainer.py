@@ -8,17 +8,19 @@ weights, optimizer slots, EMA, and in deterministic-input mode the data
 stream); only when there is none, `init_model_path` initialises the student
 (its EMA weights), and the EMA shadows start from the initial weights.
 
-One `train_loop` call runs `iterations_per_loop` steps inside a single
-tf.function; between loops the trainer writes TensorBoard scalars (the
-original's names), prints a progress line, checks the loss is finite and saves
-checkpoints every `save_checkpoints_steps`.
+A loop of `iterations_per_loop` steps runs in tf.function calls of a few
+steps each, sized so that a progress line (step, running loss, rate, ETA)
+appears at least every `log_every_steps` steps and about every 30 seconds;
+after each loop the trainer writes TensorBoard scalars (the original's names),
+prints a summary line, checks the loss is finite and saves checkpoints every
+`save_checkpoints_steps`. Lines go through `data.progress.emit` (absl's log in
+a binary, stderr in a notebook).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import time
 from typing import Optional
@@ -27,6 +29,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from data import progress as progress_lib
 from data import records
 from noisy_student.core import config as config_lib
 from noisy_student.core import errors
@@ -35,11 +38,15 @@ from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import ema as ema_lib
 from noisy_student.models import loading
-from noisy_student.train import evaluation
-from noisy_student.train import input_pipeline
-from noisy_student.train import losses
-from noisy_student.train import optimizers
-from noisy_student.train import schedules
+from noisy_student.training import evaluation
+from noisy_student.training import input_pipeline
+from noisy_student.training import losses
+from noisy_student.training import optimizers
+from noisy_student.training import schedules
+
+# A progress line about this often (seconds), and after the first few steps.
+PROGRESS_SECONDS = 30.0
+FIRST_CHUNK_STEPS = 10
 
 METRIC_NAMES = (
     'lab/acc', 'lab/pred_prob', 'lab/loss', 'unl/loss', 'unl/pred_prob',
@@ -165,6 +172,7 @@ class Trainer:
         else tf.summary.create_noop_writer())
     self._train_loop_fn = None
     self._iterator = None
+    self._seconds_per_step = None
 
   # ------------------------------------------------------------------------
   # Set-up.
@@ -355,10 +363,8 @@ class Trainer:
     while self.step < target:
       num_steps = min(train.iterations_per_loop, target - self.step)
       loop_start = time.time()
-      self._run_loop_guarded(num_steps)
+      self._run_steps(num_steps, target, start_step, start_time)
       elapsed = time.time() - loop_start
-      if int(self._nonfinite_step.numpy()) >= 0:
-        self._raise_nonfinite()
       stats = self._end_of_loop(num_steps, elapsed, start_step, start_time,
                                 target)
       history.append(stats)
@@ -367,6 +373,39 @@ class Trainer:
     if latest is None or not latest.endswith(f'-{self.step}'):
       self.manager.save(checkpoint_number=self.step, check_interval=False)
     return history
+
+  def _chunk_steps(self) -> int:
+    """Steps per tf.function call: a progress line at least every
+    `log_every_steps` steps and about every PROGRESS_SECONDS."""
+    every = max(1, self.config.train.log_every_steps)
+    if self._seconds_per_step is None:
+      return min(every, FIRST_CHUNK_STEPS)
+    return max(1, min(every, int(PROGRESS_SECONDS / self._seconds_per_step)))
+
+  def _run_steps(self, num_steps: int, target: int, start_step: int,
+                 start_time: float) -> None:
+    """Runs `num_steps` steps in chunks, with a progress line between them."""
+    done = 0
+    while done < num_steps:
+      chunk = min(num_steps - done, self._chunk_steps())
+      chunk_start = time.time()
+      self._run_loop_guarded(chunk)
+      self._seconds_per_step = (time.time() - chunk_start) / chunk
+      done += chunk
+      if int(self._nonfinite_step.numpy()) >= 0:
+        self._raise_nonfinite()
+      if done < num_steps:
+        self._progress_line(done, target, start_step, start_time)
+
+  def _progress_line(self, steps_in_loop: int, target: int, start_step: int,
+                     start_time: float) -> None:
+    step = self.step
+    loss = float(self._metric_sums['train/loss'].read_value()) / steps_in_loop
+    rate = (step - start_step) / max(time.time() - start_time, 1e-9)
+    progress_lib.emit(
+        f'step {step}/{target} ({100.0 * step / max(target, 1):.1f}%) | loss '
+        f'{loss:.4f} | {rate:.2f} steps/s | ETA '
+        f'{progress_lib.clock((target - step) / max(rate, 1e-9))}')
 
   def _run_loop_guarded(self, num_steps: int) -> None:
     try:
@@ -420,13 +459,12 @@ class Trainer:
     done = step - start_step
     rate = done / max(time.time() - start_time, 1e-9)
     eta = (target - step) / max(rate, 1e-9)
-    logging.info(
-        'step %d/%d (%.1f%%) | loss %.4f | lab/acc %.3f | lr %.3g | '
-        '%.2f steps/s, %.0f img/s | ETA %s', step, target,
-        100.0 * step / max(target, 1), metrics['train/loss'],
-        metrics['lab/acc'], metrics['train/lr'],
-        metrics['train/steps_per_sec'], metrics['train/examples_per_sec'],
-        _format_seconds(eta))
+    progress_lib.emit(
+        f'step {step}/{target} ({100.0 * step / max(target, 1):.1f}%) | loss '
+        f'{metrics["train/loss"]:.4f} | lab/acc {metrics["lab/acc"]:.3f} | lr '
+        f'{metrics["train/lr"]:.3g} | {metrics["train/steps_per_sec"]:.2f} '
+        f'steps/s, {metrics["train/examples_per_sec"]:.0f} img/s | ETA '
+        f'{progress_lib.clock(eta)}')
     return LoopStats(step=step, metrics=metrics)
 
   # ------------------------------------------------------------------------
@@ -472,12 +510,3 @@ class Trainer:
             tf.summary.scalar(key, metrics[key], step=self.step)
         writer.flush()
     return results
-
-
-def _format_seconds(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return '?'
-  seconds = int(seconds)
-  hours, rest = divmod(seconds, 3600)
-  minutes, secs = divmod(rest, 60)
-  return f'{hours}h{minutes:02d}m{secs:02d}s' if hours else f'{minutes}m{secs:02d}s'

@@ -18,7 +18,7 @@ from tests import helpers
 
 def test_mirrored_two_cpus_matches_one_device(digits_dir, tmp_path):
   out = helpers.run([sys.executable, '-m',
-                     'tests.noisy_student.train.mirrored_equivalence', digits_dir,
+                     'tests.noisy_student.training.mirrored_equivalence', digits_dir,
                      str(tmp_path)]).stdout
   line = [l for l in out.splitlines() if l.startswith('MAX_DIFF')][0]
   max_diff = float(line.split()[1])
@@ -119,7 +119,7 @@ def test_exported_saved_model_in_fresh_process_and_cli(digits_dir, tmp_path):
                                  f'--export_dir={export_dir}',
                                  f'--export_keras_path={tmp_path}/m.keras'))
   test_file = os.path.join(digits_dir, 'test-00000-of-00002')
-  from noisy_student.train import input_pipeline
+  from noisy_student.training import input_pipeline
   batch = next(iter(input_pipeline.make_eval_dataset(
       [test_file], image_size=32, small_image=True, global_batch=16)))
   images = batch['image'].numpy()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student.train import losses
+from noisy_student.training import losses
 
 
 def test_smooth_one_hot_matches_tf1_definition():

@@ -1,6 +1,6 @@
 """Trains the same tiny job on one device and on 2 mirrored logical CPUs.
 
-Run as `python -m tests.noisy_student.train.mirrored_equivalence DATA_DIR OUT_DIR`
+Run as `python -m tests.noisy_student.training.mirrored_equivalence DATA_DIR OUT_DIR`
 (a fresh process: logical devices must be configured before TensorFlow
 starts). Prints the largest absolute weight difference as `MAX_DIFF <value>`.
 Dropout and stochastic depth are off and BatchNorm is synchronized, so both
@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from noisy_student.train import distribute
-from noisy_student.train import trainer as trainer_lib
+from noisy_student.training import distribute
+from noisy_student.training import trainer as trainer_lib
 from tests import helpers
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from noisy_student.train import schedules
+from noisy_student.training import schedules
 
 
 def test_imagenet_default_schedule_values():

@@ -10,7 +10,7 @@ from data import image_codec
 from data import records
 from data import writers
 from noisy_student.core import errors
-from noisy_student.train import input_pipeline
+from noisy_student.training import input_pipeline
 from tests import helpers
 
 

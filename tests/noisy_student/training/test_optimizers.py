@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from noisy_student.train import optimizers
+from noisy_student.training import optimizers
 
 
 def test_two_steps_match_tf1_formula():

@@ -8,6 +8,7 @@ counts are summed across replicas, so each real image is counted exactly once.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Sequence
 
@@ -16,7 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from noisy_student.train import input_pipeline
+from data import progress as progress_lib
+from noisy_student.training import input_pipeline
 
 
 def _eval_step_fn(model: keras.Model):
@@ -58,8 +60,12 @@ def evaluate_files(model: keras.Model, strategy: tf.distribute.Strategy,
             for v in values]
 
   totals = np.zeros(3, np.float64)
+  progress = progress_lib.Progress(f'eval {os.path.basename(files[0])}...',
+                                   num_examples)
   for batch in dist:
-    totals += np.array([float(v) for v in run(batch)])
+    values = np.array([float(v) for v in run(batch)])
+    totals += values
+    progress.update(int(round(values[2])))
   correct1, correct5, count = totals
   if int(round(count)) != num_examples:
     raise RuntimeError(f'evaluated {count} images but the files hold '
