@@ -75,6 +75,7 @@ def write_filter_inputs(root: str) -> int:
 def write_image_inputs(root: str) -> int:
   """Digits PNG records repeated to --num_records, in shards; num_shards."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from data import prepare_digits  # pylint: disable=g-import-not-at-top
   from data import writers  # pylint: disable=g-import-not-at-top
   prepare_digits.prepare_digits(f'{root}/digits')

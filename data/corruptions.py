@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from data import errors
+
 # The 15 ImageNet-C benchmark corruptions in the published order (also the
 # order of imagecorruptions' `get_corruption_names('common')`), then the 4
 # extra ("validation") ones, reported separately.
@@ -36,11 +38,11 @@ def check_corruptions(names: Sequence[str], severities: Sequence[int]) -> None:
   """ValueError naming the first unknown corruption or bad severity."""
   for name in names:
     if name not in CORRUPTION_NAMES:
-      raise ValueError(f'unknown corruption {name!r}; expected names from '
+      raise errors.ConfigError(f'unknown corruption {name!r}; expected names from '
                        f'{CORRUPTION_NAMES}')
   for severity in severities:
     if severity not in SEVERITIES:
-      raise ValueError(f'severity must be in 1..5, received: {severity}')
+      raise errors.ConfigError(f'severity must be in 1..5, received: {severity}')
 
 
 def image_seed(seed: int, corruption: str, severity: int, index: int) -> int:
@@ -98,7 +100,7 @@ def encode(image: np.ndarray, image_format: str = 'png') -> bytes:
   elif image_format == 'jpeg':
     Image.fromarray(image).save(buffer, format='JPEG', quality=95)
   else:
-    raise ValueError(f'image_format must be png or jpeg, received: '
+    raise errors.ConfigError(f'image_format must be png or jpeg, received: '
                      f'{image_format!r}')
   return buffer.getvalue()
 
@@ -142,6 +144,6 @@ def corrupt_encoded(encoded_images: Sequence[bytes], indices: Sequence[int],
       corrupted = corrupt_image(image, corruption, severity,
                                 image_seed(seed, corruption, severity, index))
     except (ValueError, OSError) as err:
-      raise ValueError(f'{source}: {err}') from err
+      raise errors.NoisyStudentError(f'{source}: {err}') from err
     out.append(encode(corrupted, image_format))
   return out

@@ -19,6 +19,7 @@ Anything else is a bug: it keeps its traceback and exits with status 1.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import sys
 from typing import Callable, Sequence, TypeVar
 
@@ -37,6 +38,30 @@ def fail(name: str, message: object) -> None:
   line = str(message).strip().splitlines()[0] if str(message).strip() else '?'
   print(f'{name}: error: {line}', file=sys.stderr, flush=True)
   sys.exit(USAGE_ERROR_STATUS)
+
+
+# errno values of a full, read-only or forbidden disk.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM,
+                   errno.EDQUOT)
+# TensorFlow's errors for the same (its file system layer names the file).
+_TF_STORAGE_ERRORS = ('PermissionDeniedError', 'ResourceExhaustedError')
+
+
+def storage_error_line(error: BaseException) -> str | None:
+  """One line for a full, read-only or forbidden disk, else None.
+
+  The user's environment, not a bug: the message names the file (Python's
+  OSError and TensorFlow's file system errors both do). Files written so far
+  are whole (every write is atomic) and a rerun resumes.
+  """
+  if isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS:
+    where = f'{error.filename}: ' if error.filename else ''
+    return f'{where}{error.strerror or error} (the disk is full, read-only or not writable)'
+  if (type(error).__name__ in _TF_STORAGE_ERRORS
+      and type(error).__module__.startswith('tensorflow')):
+    message = getattr(error, 'message', str(error)).strip().splitlines()
+    return f'{message[0] if message else error} (check the disk: space, permissions)'
+  return None
 
 
 def _flags_parser(name: str, known_only: bool = False
@@ -84,6 +109,11 @@ def run(name: str, main: Callable[[Sequence[str]], object],
       main(argv)
     except errors.NoisyStudentError as err:
       fail(name, err)
+    except Exception as err:  # pylint: disable=broad-except
+      line = storage_error_line(err)
+      if line is None:
+        raise  # a bug: keep the traceback (status 1)
+      fail(name, line)
 
   _docstring_for_help(main)
   logging.set_verbosity(verbosity)

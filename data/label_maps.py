@@ -28,6 +28,10 @@ WNIDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'imagenet_wnids.txt')
 
 
+class LabelMapError(errors.NoisyStudentError):
+  """A label map file or a class folder name is unusable; names the file."""
+
+
 @functools.lru_cache(maxsize=None)
 def imagenet_wnids() -> tuple[str, ...]:
   """The 1000 ImageNet wnids in class order (index = 0-based label)."""
@@ -57,11 +61,11 @@ class LabelMap:
     where = path or folder_name
     if self._index is None:
       if not folder_name.isdigit():
-        raise ValueError(f'{where}: class folder {folder_name!r} is not an '
+        raise LabelMapError(f'{where}: class folder {folder_name!r} is not an '
                          f'integer label (label map {self.spec!r})')
       return int(folder_name)
     if folder_name not in self._index:
-      raise ValueError(f'{where}: class folder {folder_name!r} is not in the '
+      raise LabelMapError(f'{where}: class folder {folder_name!r} is not in the '
                        f'label map {self.spec!r}')
     return self._index[folder_name]
 
@@ -77,26 +81,26 @@ class LabelMap:
 
 def _names_from_json(path: str, obj) -> tuple[str, ...]:
   if not isinstance(obj, Mapping) or not obj:
-    raise ValueError(f'{path}: expected a non-empty JSON object')
+    raise LabelMapError(f'{path}: expected a non-empty JSON object')
   first = next(iter(obj.values()))
   if isinstance(first, list):  # {"0": ["wnid", "name"], ...}
     try:
       items = sorted((int(k), v[0]) for k, v in obj.items())
     except (ValueError, TypeError, IndexError) as err:
-      raise ValueError(f'{path}: not a {{"index": ["wnid", "name"]}} '
+      raise LabelMapError(f'{path}: not a {{"index": ["wnid", "name"]}} '
                        f'class index: {err}') from err
     return _dense(path, items)
   try:
     items = sorted((int(v), k) for k, v in obj.items())
   except (ValueError, TypeError) as err:
-    raise ValueError(f'{path}: not a {{"folder": label}} map: {err}') from err
+    raise LabelMapError(f'{path}: not a {{"folder": label}} map: {err}') from err
   return _dense(path, items)
 
 
 def _dense(path: str, items: list[tuple[int, str]]) -> tuple[str, ...]:
   labels = [label for label, _ in items]
   if labels != list(range(len(items))):
-    raise ValueError(f'{path}: labels must be 0..{len(items) - 1} without gaps')
+    raise LabelMapError(f'{path}: labels must be 0..{len(items) - 1} without gaps')
   return tuple(name for _, name in items)
 
 
@@ -121,11 +125,11 @@ def load_label_map(spec: str | None = None) -> LabelMap:
     try:
       obj = json.loads(text)
     except json.JSONDecodeError as err:
-      raise ValueError(f'{spec}: invalid JSON: {err}') from err
+      raise LabelMapError(f'{spec}: invalid JSON: {err}') from err
     return LabelMap(spec, _names_from_json(spec, obj))
   names = tuple(line.strip() for line in text.splitlines() if line.strip())
   if not names:
-    raise ValueError(f'{spec}: the label map file is empty')
+    raise LabelMapError(f'{spec}: the label map file is empty')
   if len(set(names)) != len(names):
-    raise ValueError(f'{spec}: the label map has duplicate names')
+    raise LabelMapError(f'{spec}: the label map has duplicate names')
   return LabelMap(spec, names)

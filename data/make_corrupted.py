@@ -72,7 +72,7 @@ def read_source(file_pattern: str, max_images: int | None = None
         return images, labels, sources
       example = records.read_example(serialized)
       if records.LABEL_KEY not in example or records.IMAGE_KEY not in example:
-        raise ValueError(f'{path} record {i}: not a labeled example (needs '
+        raise records.RecordError(f'{path} record {i}: not a labeled example (needs '
                          f'{records.IMAGE_KEY} and {records.LABEL_KEY})')
       images.append(example[records.IMAGE_KEY])
       labels.append(int(example[records.LABEL_KEY][0]) - 1)
@@ -99,7 +99,7 @@ def _check_info(info_path: str, settings: dict) -> dict | None:
   if differing:
     details = ', '.join(f'{k}: {existing.get(k)!r} -> {settings.get(k)!r}'
                         for k in differing)
-    raise ValueError(f'{info_path}: this output was made with other settings '
+    raise errors.ConfigError(f'{info_path}: this output was made with other settings '
                      f'({details}); use another --output_dir or --overwrite')
   return existing
 
@@ -136,13 +136,13 @@ def make_corrupted(file_pattern: str, output_dir: str, *, split: str = 'test',
   corruptions, severities = list(corruptions), [int(s) for s in severities]
   corruptions_lib.check_corruptions(corruptions, severities)
   if output_format not in OUTPUT_FORMATS:
-    raise ValueError(f'output_format must be one of {OUTPUT_FORMATS}, '
+    raise errors.ConfigError(f'output_format must be one of {OUTPUT_FORMATS}, '
                      f'received: {output_format!r}')
   if num_shards < 1 or num_workers < 1:
-    raise ValueError(f'num_shards and num_workers must be >= 1, received: '
+    raise errors.ConfigError(f'num_shards and num_workers must be >= 1, received: '
                      f'{num_shards}, {num_workers}')
   if image_format not in IMAGE_FORMATS:
-    raise ValueError(f'image_format must be one of {IMAGE_FORMATS}, '
+    raise errors.ConfigError(f'image_format must be one of {IMAGE_FORMATS}, '
                      f'received: {image_format!r}')
   images, labels, sources = read_source(file_pattern, max_images)
   label_map_obj = label_maps.load_label_map(label_map)

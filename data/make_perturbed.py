@@ -56,7 +56,7 @@ def encode_mp4(frames: np.ndarray, codec: str = 'libx264rgb',
     raise ValueError(f'expected uint8 [frames, H, W, 3], got {frames.dtype} '
                      f'{frames.shape}')
   if codec not in CODECS:
-    raise ValueError(f'codec must be one of {sorted(CODECS)}, received: '
+    raise errors.ConfigError(f'codec must be one of {sorted(CODECS)}, received: '
                      f'{codec!r}')
   pix_fmt, options = CODECS[codec]
   height, width = frames.shape[1:3]
@@ -114,13 +114,13 @@ def make_perturbed(file_pattern: str, output_dir: str, *, split: str = 'test',
   """
   for name in perturbations:
     if name not in perturbations_lib.PERTURBATION_NAMES:
-      raise ValueError(f'unknown perturbation {name!r}; expected names from '
+      raise errors.ConfigError(f'unknown perturbation {name!r}; expected names from '
                        f'{perturbations_lib.PERTURBATION_NAMES}')
   for d in difficulties:
     if d not in (1, 2, 3):
-      raise ValueError(f'difficulties must be 1-3, received: {d}')
+      raise errors.ConfigError(f'difficulties must be 1-3, received: {d}')
   if codec not in CODECS:
-    raise ValueError(f'codec must be one of {sorted(CODECS)}, received: '
+    raise errors.ConfigError(f'codec must be one of {sorted(CODECS)}, received: '
                      f'{codec!r}')
   images, labels, sources = make_corrupted.read_source(file_pattern,
                                                        max_images)
@@ -142,7 +142,7 @@ def make_perturbed(file_pattern: str, output_dir: str, *, split: str = 'test',
               corruptions_lib.decode(encoded), name, difficulty, rng)
           video = encode_mp4(frames, codec)
         except ValueError as err:
-          raise ValueError(f'{source}: {err}') from err
+          raise errors.NoisyStudentError(f'{source}: {err}') from err
         with writers.atomic_output(path) as f:
           f.write(video)
         written += 1

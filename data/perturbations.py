@@ -31,6 +31,8 @@ from scipy import ndimage
 from skimage import color as skcolor
 from skimage import filters
 
+from data import errors
+
 NOISE_PERTURBATIONS = ('gaussian_noise', 'shot_noise', 'speckle_noise')
 GEOMETRIC_PERTURBATIONS = ('translate', 'rotate', 'scale', 'shear')
 PERTURBATION_NAMES = (NOISE_PERTURBATIONS + ('brightness',) +
@@ -97,10 +99,10 @@ def perturbation_sequence(image: np.ndarray, name: str, difficulty: int = 1,
   """
   image = _check(image)
   if name not in PERTURBATION_NAMES:
-    raise ValueError(f'unknown perturbation {name!r}; expected one of '
+    raise errors.ConfigError(f'unknown perturbation {name!r}; expected one of '
                      f'{PERTURBATION_NAMES}')
   if difficulty not in (1, 2, 3):
-    raise ValueError(f'difficulty must be 1, 2 or 3, received: {difficulty}')
+    raise errors.ConfigError(f'difficulty must be 1, 2 or 3, received: {difficulty}')
   rng = rng or np.random.default_rng()
   d = difficulty - 1
   width = image.shape[1]

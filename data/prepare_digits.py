@@ -21,7 +21,6 @@ written as PNG (lossless) with `dataset_info.json`; the sizes match
 
 from __future__ import annotations
 
-
 from absl import flags
 from absl import logging
 import numpy as np

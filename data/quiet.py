@@ -4,18 +4,25 @@ TensorFlow's C++ runtime prints a few lines while it loads ("All log messages
 before absl::InitializeLog() is called are written to STDERR", "oneDNN custom
 operations are on ...", CPU-instruction and CUDA-factory notes) before
 `TF_CPP_MIN_LOG_LEVEL` takes effect, so no environment variable silences
-them. `import_tensorflow()` imports TensorFlow with file descriptor 2 sent to
-a temporary file, then replays every captured line except those banners.
-Every package of the project calls it on import, so no command prints them;
-`--verbose` on a command line, or NOISY_STUDENT_VERBOSE=1, keeps them (and
-TensorFlow's INFO logs). Standard library only.
+them. `install()` (called when `data`, and so any package of the project, is
+imported) puts a one-shot import hook in front of `tensorflow`: whenever it is
+first imported, by our code or by Keras, file descriptor 2 goes to a temporary
+file for the duration of the import, and every captured line except those
+banners is replayed. Nothing is imported until then, so processes that never
+use TensorFlow (image-corruption workers) stay light. `--verbose` on a command
+line, or NOISY_STUDENT_VERBOSE=1, keeps the lines (and TensorFlow's INFO logs).
+Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 import tempfile
+from typing import Iterator
 
 VERBOSE_ENV = 'NOISY_STUDENT_VERBOSE'
 # Start-up lines of TensorFlow's runtime that carry no information for a user.
@@ -44,32 +51,70 @@ def is_banner(line: str) -> bool:
   return any(banner in line for banner in BANNERS)
 
 
-def import_tensorflow() -> None:
-  """Imports TensorFlow (once), dropping its banner lines from stderr."""
-  if 'tensorflow' in sys.modules:
-    return
-  if verbose():
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0')
-    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-    return
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+@contextlib.contextmanager
+def banners_filtered() -> Iterator[None]:
+  """Sends fd 2 to a temporary file; replays its lines but the banners."""
   try:
     sys.stderr.flush()
     real_stderr = os.dup(2)
   except (OSError, ValueError, AttributeError):  # no fd 2 (some notebooks)
-    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    yield
     return
   with tempfile.TemporaryFile() as captured:
     os.dup2(captured.fileno(), 2)
     try:
-      import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      yield
     finally:
       sys.stderr.flush()
       os.dup2(real_stderr, 2)
       os.close(real_stderr)
       captured.seek(0)
       text = captured.read().decode('utf-8', errors='replace')
-  kept = [line for line in text.splitlines() if line and not is_banner(line)]
-  if kept:
-    sys.stderr.write('\n'.join(kept) + '\n')
-    sys.stderr.flush()
+      kept = [line for line in text.splitlines()
+              if line and not is_banner(line)]
+      if kept:
+        sys.stderr.write('\n'.join(kept) + '\n')
+        sys.stderr.flush()
+
+
+class _QuietLoader(importlib.abc.Loader):
+  """Runs another loader's `exec_module` with the banners filtered."""
+
+  def __init__(self, inner):
+    self._inner = inner
+
+  def create_module(self, spec):
+    return self._inner.create_module(spec)
+
+  def exec_module(self, module):
+    with banners_filtered():
+      self._inner.exec_module(module)
+
+  def __getattr__(self, name):  # is_package, get_resource_reader, ...
+    return getattr(self._inner, name)
+
+
+class _TensorFlowHook(importlib.abc.MetaPathFinder):
+  """Wraps the loader of `tensorflow` the first time it is imported."""
+
+  def find_spec(self, name, path=None, target=None):
+    del path, target
+    if name != 'tensorflow':
+      return None
+    sys.meta_path.remove(self)  # one shot, and no recursion below
+    spec = importlib.util.find_spec(name)
+    if spec is not None and spec.loader is not None:
+      spec.loader = _QuietLoader(spec.loader)
+    return spec
+
+
+def install() -> None:
+  """Filters TensorFlow's banner from its first import on (unless verbose)."""
+  if 'tensorflow' in sys.modules or any(
+      isinstance(f, _TensorFlowHook) for f in sys.meta_path):
+    return
+  if verbose():
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0')
+    return
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  sys.meta_path.insert(0, _TensorFlowHook())

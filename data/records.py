@@ -127,16 +127,76 @@ def read_example(serialized: bytes) -> dict:
 # --------------------------------------------------------------------------
 # Parsing (graph side, inside tf.data).
 # --------------------------------------------------------------------------
-def parse_labeled(serialized: tf.Tensor) -> dict:
-  """Returns {'image_bytes': string [], 'label': int32 [] 0-based}."""
+# Every in-graph check of a record raises an InvalidArgumentError whose message
+# holds one line starting with this marker; `graph_error_line` extracts it.
+GRAPH_ERROR_MARKER = 'record check: '
+
+
+def _text(*parts) -> tf.Tensor:
+  """Joins str and tensor parts into one string tensor, numbers as digits.
+
+  (tf.strings.format would quote string tensors: '"file": record 7'.)
+  """
+  pieces = []
+  for part in parts:
+    if isinstance(part, str):
+      pieces.append(part)
+    elif part.dtype == tf.string:
+      pieces.append(part)
+    else:
+      pieces.append(tf.strings.as_string(part))
+  return tf.strings.join(pieces)
+
+
+def _where(filename: tf.Tensor | None, index: tf.Tensor | None) -> tf.Tensor:
+  if filename is None:
+    return tf.constant('a record')
+  if index is None:
+    return _text('a record of ', filename)
+  return _text(filename, ': record ', index)
+
+
+def _assert_record(condition: tf.Tensor, message: tf.Tensor):
+  """An assertion whose error message is GRAPH_ERROR_MARKER + `message`."""
+  return tf.debugging.Assert(
+      condition, [tf.strings.join([GRAPH_ERROR_MARKER, message])])
+
+
+def graph_error_line(error: Exception) -> str | None:
+  """The one-line message of a failed record check in `error`, else None."""
+  text = getattr(error, 'message', None) or str(error)
+  start = text.find(GRAPH_ERROR_MARKER)
+  if start < 0:
+    return None
+  line = text[start + len(GRAPH_ERROR_MARKER):].splitlines()[0]
+  # Graph mode prints the message bare, eager mode as a quoted list item.
+  return line.split(']')[0].strip().rstrip('\'"')
+
+
+def parse_labeled(serialized: tf.Tensor, num_classes: int | None = None,
+                  filename: tf.Tensor | None = None,
+                  index: tf.Tensor | None = None) -> dict:
+  """Returns {'image_bytes': string [], 'label': int32 [] 0-based}.
+
+  With `num_classes`, a label outside 1..num_classes in the file (0-based
+  outside 0..C-1, or missing) fails with an error naming `filename` and the
+  record `index` (see `graph_error_line`).
+  """
   parsed = tf.io.parse_single_example(serialized, {
       IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, ''),
       LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, -1),
   })
-  return {
-      'image_bytes': parsed[IMAGE_KEY],
-      'label': tf.cast(parsed[LABEL_KEY], tf.int32) - 1,
-  }
+  label = tf.cast(parsed[LABEL_KEY], tf.int32) - 1
+  if num_classes is not None:
+    check = _assert_record(
+        (label >= 0) & (label < num_classes),
+        _text(_where(filename, index), ' has label ', label + 1,
+              f' (1-based in the file), outside 1..{num_classes}: the data '
+              'and the class count (--num_label_classes, dataset_info.json) '
+              'disagree'))
+    with tf.control_dependencies([check]):
+      label = tf.identity(label)
+  return {'image_bytes': parsed[IMAGE_KEY], 'label': label}
 
 
 def parse_unlabeled(serialized: tf.Tensor) -> dict:
@@ -148,20 +208,21 @@ def parse_unlabeled(serialized: tf.Tensor) -> dict:
 
 
 def _checked_probabilities(probs: tf.Tensor, num_classes: int,
-                           filename: tf.Tensor | None) -> tf.Tensor:
-  """Asserts len(probs) == num_classes; the error names the file if given."""
-  message = ['`probabilities` has the wrong length: expected', num_classes,
-             'got', tf.size(probs)]
-  if filename is not None:
-    message += ['in file', filename]
-  check = tf.debugging.Assert(tf.equal(tf.size(probs), num_classes), message,
-                              summarize=num_classes)
+                           filename: tf.Tensor | None,
+                           index: tf.Tensor | None = None) -> tf.Tensor:
+  """Asserts len(probs) == num_classes; the error names the file and record."""
+  check = _assert_record(
+      tf.equal(tf.size(probs), num_classes),
+      _text(_where(filename, index), ' has ', tf.size(probs),
+            f' `probabilities`, expected {num_classes} (the teacher and the '
+            'student must have the same classes)'))
   with tf.control_dependencies([check]):
     return tf.reshape(probs, [num_classes])
 
 
 def parse_pseudo_labeled(serialized: tf.Tensor, num_classes: int,
-                         filename: tf.Tensor | None = None) -> dict:
+                         filename: tf.Tensor | None = None,
+                         index: tf.Tensor | None = None) -> dict:
   """Returns image_bytes, probabilities float32 [C], label int32, prob float32.
 
   A `probabilities` of a length other than `num_classes` fails with an
@@ -174,7 +235,8 @@ def parse_pseudo_labeled(serialized: tf.Tensor, num_classes: int,
       PSEUDO_PROB_KEY: tf.io.FixedLenFeature([], tf.float32, 0.0),
   })
   probs = _checked_probabilities(
-      tf.sparse.to_dense(parsed[PROBABILITIES_KEY]), num_classes, filename)
+      tf.sparse.to_dense(parsed[PROBABILITIES_KEY]), num_classes, filename,
+      index)
   return {
       'image_bytes': parsed[IMAGE_KEY],
       'probabilities': probs,
@@ -232,14 +294,63 @@ def count_records(path: str) -> int:
 
 
 def find_bad_file(paths: Sequence[str]) -> RecordError | None:
-  """Returns the RecordError of the first truncated file in `paths`, or None.
+  """The RecordError of the first unreadable record in `paths`, or None.
 
   Called by input pipelines after TensorFlow reported a DataLossError (whose
-  message does not name the file) to turn it into an error that does.
+  message names neither the file nor the record) to turn it into an error that
+  does: a truncated file (a record header walk) or a record whose checksum
+  does not match (every record is read).
   """
   for path in paths:
     try:
       count_records(path)
     except RecordError as err:
       return err
+    index = 0
+    try:
+      for _ in tf.data.TFRecordDataset(path, buffer_size=8 << 20):
+        index += 1
+    except tf.errors.DataLossError as err:
+      return RecordError(f'{path}: record {index} is corrupted '
+                         f'({err.message.splitlines()[0]})')
+  return None
+
+
+def find_undecodable_record(files: Sequence[str]) -> RecordError | None:
+  """Scans `files` for the first record whose image cannot be decoded.
+
+  Called after the pipeline failed with an error that does not name the file
+  (TensorFlow's decode errors do not); reads every record, so it is slow on
+  big datasets, but it only runs after a failure.
+  """
+  for path in files:
+    for index, serialized in enumerate(tf.data.TFRecordDataset(path)):
+      try:
+        fields = read_example(serialized.numpy())
+        tf.io.decode_image(fields.get(IMAGE_KEY, b''), channels=3,
+                           expand_animations=False)
+      except (tf.errors.InvalidArgumentError, ValueError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return RecordError(f'{path}: record {index} has no decodable '
+                           f'`{IMAGE_KEY}` image ({message})')
+  return None
+
+
+def explain_data_error(error: Exception,
+                       files: Sequence[str]) -> RecordError | None:
+  """The one-line error naming the file and record behind a tf.data failure.
+
+  `error` is what iterating a pipeline over `files` raised: a failed record
+  check (label or probabilities; its message names the record already), a
+  DataLossError (a truncated or corrupted record; the files are re-read to
+  find it) or an InvalidArgumentError of the image decoder (the records are
+  decoded again to find it). None when the cause cannot be found.
+  """
+  line = graph_error_line(error)
+  if line is not None:
+    return RecordError(line)
+  if isinstance(error, tf.errors.DataLossError):
+    return find_bad_file(list(files))
+  if isinstance(error, tf.errors.InvalidArgumentError):
+    return find_undecodable_record(files)
   return None

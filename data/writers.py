@@ -69,6 +69,26 @@ def temp_path(path: str, suffix: str = '') -> str:
                       f'.{base}{TEMP_MARKER}{uuid.uuid4().hex[:8]}{suffix}')
 
 
+def remove_stale_temps(path: str, suffix: str = '') -> list[str]:
+  """Removes the temporaries `temp_path(path, suffix)` of a killed writer.
+
+  A writer of `path` calls it before it starts: one writer owns a path at a
+  time, so every temporary of that path (and suffix) is a leftover of an
+  interrupted run. Returns what was removed.
+  """
+  directory, base = os.path.split(path)
+  pattern = re.compile(re.escape(f'.{base}{TEMP_MARKER}') + r'[0-9a-f]{8}'
+                       + re.escape(suffix) + '$')
+  if not tf.io.gfile.isdir(directory or '.'):
+    return []
+  stale = [os.path.join(directory, name)
+           for name in tf.io.gfile.listdir(directory or '.')
+           if pattern.match(name.rstrip('/'))]
+  for leftover in stale:
+    _remove(leftover)
+  return stale
+
+
 def is_temp_name(name: str) -> bool:
   """True for names made by `temp_path` (a killed writer's leftovers)."""
   base = os.path.basename(name)
@@ -93,6 +113,7 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
   directory = os.path.dirname(path)
   if directory:
     tf.io.gfile.makedirs(directory)
+  remove_stale_temps(path, suffix)
   tmp = temp_path(path, suffix)
   try:
     yield tmp

@@ -8,8 +8,8 @@ The Python API (docs/python_api.md), loaded on first use:
 `dataset`, `experiment`, `train`, `evaluate`, `predict`,
 `filter_pseudo_labels`, `run_rounds` and `RoundsConfig` come from
 `noisy_student.api`; `defaults` is `noisy_student.core.defaults` (the
-recipes). Importing the package loads TensorFlow without its start-up banner
-(through `data`, imported first; `data/quiet.py`).
+recipes). Importing the package makes TensorFlow's first import drop its
+start-up banner (through `data`, imported first; `data/quiet.py`).
 """
 
 import importlib

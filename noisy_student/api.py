@@ -66,12 +66,11 @@ def experiment(model_dir: str, data_dir: str, *,
   by `filter_pseudo_labels`) the job is a Noisy Student student.
   """
   data = dataset(data_dir, task_name=task_name)
-  train = dataclasses.replace(recipe.train, seed=seed, **train_changes)
   train = dataclasses.replace(
-      train, train_last_step_num=train_changes.get('train_last_step_num',
-                                                   train.train_steps),
-      num_train_images=data.num_train_images,
-      unlabel_ratio=train.unlabel_ratio if unlabel_data_dir else 0.0)
+      recipe.train, seed=seed, num_train_images=data.num_train_images,
+      **train_changes)
+  if not unlabel_data_dir:
+    train = dataclasses.replace(train, unlabel_ratio=0.0)
   model = factory.model_config(data, model_name, noise=recipe.noise,
                                image_size_override=image_size,
                                width_coefficient=width_coefficient,

@@ -31,11 +31,11 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from data import entry
 from data import make_corrupted
 from data import prepare_digits
 from data import records
 from data import writers
-from data import entry
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
@@ -74,7 +74,7 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
 
 def _with_steps(recipe: config_lib.Recipe, steps: int) -> config_lib.Recipe:
   return dataclasses.replace(recipe, train=dataclasses.replace(
-      recipe.train, train_steps=steps, train_last_step_num=steps))
+      recipe.train, train_steps=steps))
 
 
 def rounds_config(fv: flags.FlagValues, work_dir: str,

@@ -126,7 +126,7 @@ def _recipe(base: config_lib.Recipe, fv: flags.FlagValues, *, steps: int,
             role: str, **train_changes) -> config_lib.Recipe:
   shared = {name: fv[name].value for name in _SHARED_TRAIN_FLAGS}
   train = dataclasses.replace(
-      base.train, train_steps=steps, train_last_step_num=steps,
+      base.train, train_steps=steps,
       save_checkpoints_steps=fv.iterations_per_loop, **shared, **train_changes)
   noise = dataclasses.replace(
       base.noise, augment_name=fv[f'{role}_augment_name'].value,

@@ -25,8 +25,8 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from data import writers
 from data import entry
+from data import writers
 from noisy_student.cli import main_flags
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -197,6 +197,11 @@ def _check_flags(fv: flags.FlagValues) -> None:
   if fv.init_model_path and not fv.init_model:
     logging.warning('--init_model_path is ignored without --init_model=true '
                     '(as in the original)')
+  if fv.init_model and fv.teacher_model_name:
+    logging.warning('--init_model with --teacher_model_name: as in the '
+                    'original, only the teacher is initialised (from '
+                    '--teacher_model_path); --init_model_path is not used and '
+                    'the student starts from scratch')
 
 
 def train_config_from_flags(fv: flags.FlagValues,
@@ -228,6 +233,18 @@ def train_config_from_flags(fv: flags.FlagValues,
       jit_compile=fv.jit_compile, seed=fv.seed)
 
 
+def init_model_path(fv: flags.FlagValues) -> Optional[str]:
+  """The checkpoint that initialises the student, or None.
+
+  As in the original, `--init_model` initialises the student only when there
+  is no on-the-fly teacher; with one, the teacher's checkpoint is the only
+  checkpoint read.
+  """
+  if fv.init_model and not fv.teacher_model_name:
+    return fv.init_model_path
+  return None
+
+
 def config_from_flags(fv: flags.FlagValues = FLAGS
                       ) -> config_lib.ExperimentConfig:
   """Validates the flags and builds the frozen experiment config."""
@@ -251,7 +268,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS
   return config_lib.ExperimentConfig(
       model_dir=fv.model_dir or '', model=model, data=data, train=train,
       teacher=teacher,
-      init_model_path=fv.init_model_path if fv.init_model else None,
+      init_model_path=init_model_path(fv),
       strategy=resolve_strategy(fv), tpu=fv.tpu, tpu_zone=fv.tpu_zone,
       gcp_project=fv.gcp_project, eval_splits=eval_splits)
 
@@ -332,6 +349,7 @@ def run_job(job: MainJob) -> dict:
   logging.info('Strategy %s with %d replicas', config.strategy,
                strategy.num_replicas_in_sync)
   if job.mode in ('train', 'train_and_eval'):
+    config.train.per_replica_batches(strategy.num_replicas_in_sync)
     modes.check_model_dir(config.model_dir, config.model)
     if distribute.is_chief(strategy):
       writers.write_json(os.path.join(config.model_dir, 'FLAGS.json'),

@@ -45,6 +45,7 @@ def fresh_keras_session():
   """Frees the Keras graph and memory after a module that builds many models."""
   yield
   import gc  # pylint: disable=g-import-not-at-top
+
   import keras  # pylint: disable=g-import-not-at-top
   keras.backend.clear_session()
   gc.collect()

@@ -285,6 +285,7 @@ def _clean_env() -> dict:
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from noisy_student.models import backbones  # pylint: disable=g-import-not-at-top
   from noisy_student.models import checkpoints  # pylint: disable=g-import-not-at-top
   from noisy_student.models import export  # pylint: disable=g-import-not-at-top

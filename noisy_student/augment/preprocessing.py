@@ -26,6 +26,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from data import records
 from noisy_student.augment import randaugment
 
 # Eval centre crop: the crop is image_size / (image_size + CROP_PADDING) of
@@ -156,10 +157,14 @@ def small_image_crop(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 def _check_small_image(image: tf.Tensor, image_size: int) -> tf.Tensor:
   """The original reshapes to [image_size, image_size, 3]: check, then do so."""
-  check = tf.debugging.assert_equal(
-      tf.shape(image)[:2], [image_size, image_size],
-      message=(f'small_image=True needs images of image_size x image_size = '
-               f'{image_size}x{image_size} pixels'))
+  shape = tf.shape(image)
+  check = tf.debugging.Assert(
+      tf.reduce_all(tf.equal(shape[:2], [image_size, image_size])),
+      [tf.strings.format(
+          records.GRAPH_ERROR_MARKER + 'an image is {}x{} pixels but the '
+          'small-image (32x32) pipeline reads images at the model\'s size, '
+          f'{image_size}x{image_size} (--input_image_size, --small_image_model)',
+          [shape[0], shape[1]])])
   with tf.control_dependencies([check]):
     return tf.reshape(image, [image_size, image_size, 3])
 

@@ -16,7 +16,40 @@ import json
 import math
 from typing import Optional, Sequence
 
+from noisy_student.core import errors
+
 STRATEGIES = ('default', 'mirrored', 'multi_worker', 'tpu')
+# Flag names of config fields whose flag is named otherwise.
+FLAG_NAMES = {'randaug_magnitude': 'randaug_mag',
+              'randaug_num_layers': 'randaug_layer',
+              'use_cutout_op': 'cutout_op', 'image_size': 'input_image_size',
+              'num_classes': 'num_label_classes'}
+# Bounds for `_check_ranges`: exclusive 0 below, exclusive 1 above.
+_POSITIVE = 'above 0'
+_BELOW_ONE = 'below 1'
+
+
+def _check_ranges(config, bounds: dict) -> None:
+  """ConfigError naming the flag of the first field outside its bounds.
+
+  `bounds` maps a field to (low, high): a number is an inclusive bound,
+  _POSITIVE / _BELOW_ONE exclusive 0 / 1, None no bound; None values (a
+  model's default) are not checked.
+  """
+  for field, (low, high) in bounds.items():
+    value = getattr(config, field)
+    if value is None:
+      continue
+    ok = ((low is None or (value > 0 if low == _POSITIVE else value >= low))
+          and (high is None or (value < 1 if high == _BELOW_ONE
+                                else value <= high)))
+    if not ok:
+      low_text = '(0' if low == _POSITIVE else f'[{low}'
+      high_text = ('1)' if high == _BELOW_ONE
+                   else 'inf)' if high is None else f'{high}]')
+      raise errors.ConfigError(
+          f'--{FLAG_NAMES.get(field, field)} must be in {low_text}, '
+          f'{high_text}, received: {value}')
 MODES = ('train', 'eval', 'train_and_eval', 'predict', 'export')
 MIXED_PRECISION = ('float32', 'bfloat16', 'float16')
 
@@ -79,6 +112,12 @@ class NoiseConfig:
   dropout_rate: Optional[float] = None
   stochastic_depth_rate: Optional[float] = None
 
+  def __post_init__(self):
+    _check_ranges(self, {'randaug_magnitude': (0, None),
+                         'randaug_num_layers': (0, None),
+                         'dropout_rate': (0.0, _BELOW_ONE),
+                         'stochastic_depth_rate': (0.0, _BELOW_ONE)})
+
   @property
   def unlabeled_augment_name(self) -> Optional[str]:
     return (self.augment_name if self.unl_augment_name == 'default'
@@ -133,7 +172,7 @@ class DataConfig:
 class TrainConfig:
   """Optimisation and loop settings (original flag names, after train_ratio)."""
   train_steps: int = 109474
-  train_last_step_num: int = 109474
+  train_last_step_num: Optional[int] = None
   train_ratio: float = 1.0
   train_batch_size: int = 4096
   eval_batch_size: int = 8
@@ -155,6 +194,39 @@ class TrainConfig:
   jit_compile: bool = False
   seed: int = 0
 
+  def __post_init__(self):
+    _check_ranges(self, {
+        'train_steps': (1, None), 'train_batch_size': (1, None),
+        'eval_batch_size': (1, None), 'iterations_per_loop': (1, None),
+        'log_every_steps': (1, None), 'save_checkpoints_steps': (1, None),
+        'keep_checkpoint_max': (1, None), 'steps_per_eval': (1, None),
+        'train_ratio': (_POSITIVE, None), 'base_learning_rate': (_POSITIVE, None),
+        'moving_average_decay': (0.0, _BELOW_ONE), 'weight_decay': (0.0, None),
+        'label_smoothing': (0.0, _BELOW_ONE), 'unlabel_ratio': (0.0, None),
+        'label_data_sample_prob': (_POSITIVE, 1.0)})
+    if not 0 < self.last_step <= self.train_steps:
+      raise errors.ConfigError(
+          f'--train_last_step_num must be in [1, --train_steps='
+          f'{self.train_steps}], received: {self.train_last_step_num}')
+    if self.teacher_softmax_temp != -1 and self.teacher_softmax_temp <= 0:
+      raise errors.ConfigError(
+          f'--teacher_softmax_temp must be -1 (hard labels) or > 0, received: '
+          f'{self.teacher_softmax_temp}')
+    if self.mixed_precision not in MIXED_PRECISION:
+      raise errors.ConfigError(f'--mixed_precision must be one of '
+                               f'{MIXED_PRECISION}, received: '
+                               f'{self.mixed_precision!r}')
+
+  @property
+  def last_step(self) -> int:
+    """The step training stops at: train_last_step_num, None = train_steps.
+
+    Fine-tuning the tail of a schedule trains only its last
+    train_last_step_num steps (the original's flag, after train_ratio).
+    """
+    return (self.train_steps if self.train_last_step_num is None
+            else self.train_last_step_num)
+
   def per_replica_batches(self, num_replicas: int) -> tuple[int, int]:
     """(labeled, unlabeled) images per replica and step.
 
@@ -162,7 +234,7 @@ class TrainConfig:
     ceil(unlabel_ratio * labeled batch * label_data_sample_prob) per replica.
     """
     if self.train_batch_size % num_replicas:
-      raise ValueError(
+      raise errors.ConfigError(
           f'--train_batch_size={self.train_batch_size} is not divisible by the '
           f'{num_replicas} replicas of the distribution strategy')
     labeled = self.train_batch_size // num_replicas

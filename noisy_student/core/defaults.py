@@ -23,7 +23,7 @@ ORIGINAL = config_lib.Recipe()
 # the student is noised (RandAugment) and learns from soft pseudo-labels on
 # 3 unlabeled images per labeled one.
 _ITERATE_TRAIN = dataclasses.replace(
-    ORIGINAL.train, train_steps=10000, train_last_step_num=10000,
+    ORIGINAL.train, train_steps=10000,
     train_batch_size=128, eval_batch_size=256, iterations_per_loop=100,
     save_checkpoints_steps=100)
 ITERATE_TEACHER = config_lib.Recipe(train=_ITERATE_TRAIN)
@@ -38,7 +38,7 @@ ITERATE_MIN_THRESHOLD = 0.3
 # final_base_lr decays the rate 64x over each stage (the original's rule), so
 # both models end converged rather than mid-noise. Both are noised.
 _DEMO_TRAIN = dataclasses.replace(
-    _ITERATE_TRAIN, train_steps=800, train_last_step_num=800,
+    _ITERATE_TRAIN, train_steps=800,
     train_batch_size=32, base_learning_rate=0.128, final_base_lr=0.002,
     weight_decay=1e-4, moving_average_decay=0.0)
 _DEMO_NOISE = config_lib.NoiseConfig(
@@ -46,8 +46,7 @@ _DEMO_NOISE = config_lib.NoiseConfig(
     stochastic_depth_rate=0.2)
 DEMO_TEACHER = config_lib.Recipe(train=_DEMO_TRAIN, noise=_DEMO_NOISE)
 DEMO_STUDENT = config_lib.Recipe(
-    train=dataclasses.replace(_DEMO_TRAIN, train_steps=700,
-                              train_last_step_num=700, unlabel_ratio=3.0,
+    train=dataclasses.replace(_DEMO_TRAIN, train_steps=700, unlabel_ratio=3.0,
                               teacher_softmax_temp=1.0),
     noise=_DEMO_NOISE)
 DEMO_WIDTH_COEFFICIENT = 0.5

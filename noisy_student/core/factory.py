@@ -110,13 +110,17 @@ def image_size(dataset: datasets.DatasetInfo, model_name: str, *,
                override: Optional[int] = None, for_eval: bool = False) -> int:
   """`override`, else the dataset's size, else the model's resolution."""
   if override is not None:
-    if override <= 0:
-      raise errors.ConfigError(
-          f'--input_image_size must be positive, received: {override}')
+    _check_positive_size(override)
     return override
   if dataset.image_size is not None:
     return dataset.image_size
   return model_resolution(model_name, for_eval=for_eval)
+
+
+def _check_positive_size(image_size_override: int) -> None:
+  if image_size_override <= 0:
+    raise errors.ConfigError('--input_image_size must be positive, received: '
+                             f'{image_size_override}')
 
 
 def inference_image_size(model: config_lib.ModelConfig) -> int:
@@ -151,12 +155,23 @@ def model_config(dataset: datasets.DatasetInfo, model_name: str, *,
   """The architecture of `model_name` for `dataset` (None: the dataset's value)."""
   noise = noise or config_lib.NoiseConfig()
   check_model_name(model_name)
+  small_image = dataset.small_image if small_image is None else small_image
+  if image_size_override is not None:
+    _check_positive_size(image_size_override)
+  if (small_image and image_size_override is not None
+      and dataset.image_size is not None
+      and image_size_override != dataset.image_size):
+    raise errors.ConfigError(
+        f'--input_image_size={image_size_override}: the small-image (32x32) '
+        f'pipeline reads images at their own size, and {dataset.name}\'s are '
+        f'{dataset.image_size}x{dataset.image_size} (pass '
+        '--small_image_model=false to crop and resize instead)')
   return config_lib.ModelConfig(
       model_name=model_name,
       num_classes=dataset.num_classes if num_classes is None else num_classes,
       image_size=image_size(dataset, model_name, override=image_size_override,
                             for_eval=for_eval),
-      small_image=dataset.small_image if small_image is None else small_image,
+      small_image=small_image,
       mean_rgb=tuple(dataset.mean_rgb if mean_rgb is None else mean_rgb),
       stddev_rgb=tuple(dataset.stddev_rgb if stddev_rgb is None else stddev_rgb),
       dropout_rate=noise.dropout_rate,

@@ -65,7 +65,7 @@ def _cleanup_worker_dir(path: str, model_dir: str) -> None:
 
 def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
           *, evaluate_every: Optional[int] = None) -> dict:
-  """Trains to train_last_step_num; with `evaluate_every`, evaluates on the way.
+  """Trains to the config's last_step; with `evaluate_every`, evaluates on the way.
 
   Returns {'global_step', 'history' (loop stats), 'eval' (last results)}.
   """
@@ -76,7 +76,7 @@ def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
     checkpoints.write_model_config(config.model_dir, config.model)
   trainer = trainer_lib.Trainer(config, strategy, is_chief=chief,
                                 checkpoint_dir=ckpt_dir)
-  target = config.train.train_last_step_num
+  target = config.train.last_step
   history, results = [], {}
   while trainer.step < target:
     until = target
@@ -116,9 +116,10 @@ def evaluate(config: config_lib.ExperimentConfig,
   (`factory.inference_image_size`).
   """
   path = checkpoint_path or config.model_dir
-  model, model_config = load_inference_model(path, config.model, strategy,
-                                             image_size=image_size, name='eval')
-  prefix = checkpoints.resolve_checkpoint(path)
+  model_config = inference_config(path, config.model, image_size)
+  with strategy.scope():
+    model = backbones.build_model(model_config, name='eval')
+    prefix = checkpoints.restore_model_weights(model, path, use_ema=True)
   step = _checkpoint_step(prefix)
   results = {}
   for split in config.eval_splits:
@@ -182,18 +183,25 @@ def load_inference_model(path: str, fallback: Optional[config_lib.ModelConfig],
     return model, config_lib.ModelConfig(
         model_name=path, num_classes=int(model.output_shape[-1]),
         image_size=size, small_image=small_image)
+  config = inference_config(path, fallback, image_size)
+  with strategy.scope():
+    model = backbones.build_model(config, name=name)
+    checkpoints.restore_model_weights(model, path, use_ema=True)
+  return model, config
+
+
+def inference_config(path: str, fallback: Optional[config_lib.ModelConfig],
+                     image_size: Optional[int] = None
+                     ) -> config_lib.ModelConfig:
+  """The checkpoint's architecture (else `fallback`) at its inference size."""
   config = checkpoints.read_model_config(path) or fallback
   if config is None:
     raise errors.CheckpointError(
         f'{path}: no {checkpoints.MODEL_CONFIG_FILE} next to the checkpoint; '
         'pass the architecture (e.g. --model_name, --num_label_classes)')
-  config = dataclasses.replace(
+  return dataclasses.replace(
       config, sync_batch_norm=False,
       image_size=image_size or factory.inference_image_size(config))
-  with strategy.scope():
-    model = backbones.build_model(config, name=name)
-    checkpoints.restore_model_weights(model, path, use_ema=True)
-  return model, config
 
 
 def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,

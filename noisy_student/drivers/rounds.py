@@ -149,12 +149,23 @@ class StageState:
 
 
 def _changed_settings(old: Optional[dict], new: dict) -> list[str]:
-  """'key: old -> new' for every differing setting (old None: state of an older version)."""
+  """'key: old -> new' for every differing setting, nested keys dotted.
+
+  `old` None is the state of an older version (no settings recorded).
+  """
   if old is None:
     return []
-  keys = sorted(set(old) | set(new))
-  return [f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in keys
-          if old.get(k) != new.get(k)]
+  return [f'{key}: {before!r} -> {after!r}' for key, before, after
+          in _differences(old, new, prefix='')]
+
+
+def _differences(old: dict, new: dict, prefix: str):
+  for key in sorted(set(old) | set(new)):
+    before, after = old.get(key), new.get(key)
+    if isinstance(before, dict) and isinstance(after, dict):
+      yield from _differences(before, after, prefix=f'{prefix}{key}.')
+    elif before != after:
+      yield f'{prefix}{key}', before, after
 
 
 def unlabeled_shards(data_dir: str, prefix: str) -> int:
@@ -189,7 +200,7 @@ def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
       unlabel_prefixes=('train',), pseudo_labels_stored=bool(unlabel_data_dir),
       seed=rounds.seed)
   train = dataclasses.replace(
-      recipe.train, train_last_step_num=recipe.train.train_steps,
+      recipe.train,
       num_train_images=rounds.dataset.num_train_images,
       unlabel_ratio=recipe.train.unlabel_ratio if unlabel_data_dir else 0.0,
       seed=rounds.seed)
@@ -203,8 +214,11 @@ def _top1(results: dict) -> dict:
           for split, m in results.items()}
 
 
-def _train_and_evaluate(config: config_lib.ExperimentConfig,
-                        strategy: tf.distribute.Strategy) -> dict:
+def train_and_evaluate(config: config_lib.ExperimentConfig,
+                       strategy: Optional[tf.distribute.Strategy] = None
+                       ) -> dict:
+  """Trains one stage and returns {split: top-1} of its EMA weights."""
+  strategy = strategy or tf.distribute.get_strategy()
   keras.backend.clear_session()
   modes.train(config, strategy)
   return _top1(modes.evaluate(config, strategy))
@@ -295,7 +309,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
   teacher_cfg = stage_config(rounds, teacher_dir, rounds.teacher_model_name,
                              rounds.teacher)
   result = state.run('round_0/teacher',
-                     lambda: _train_and_evaluate(teacher_cfg, strategy),
+                     lambda: train_and_evaluate(teacher_cfg, strategy),
                      _settings(teacher_cfg))
   rows.append({'round': 0, 'role': 'teacher',
                'model': rounds.teacher_model_name, 'model_dir': teacher_dir,
@@ -316,7 +330,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
         rounds, student_dir, student_name, rounds.student,
         unlabel_data_dir=os.path.join(fcfg.output_dir, 'data'))
     result = state.run(f'round_{r}/student',
-                       lambda: _train_and_evaluate(student_cfg, strategy),
+                       lambda: train_and_evaluate(student_cfg, strategy),
                        _settings(student_cfg))
     rows.append({'round': r, 'role': 'student', 'model': student_name,
                  'model_dir': student_dir, **result})

@@ -14,10 +14,13 @@ model file (these, `.keras`, SavedModel) into a model or a classifier.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
-from typing import Optional
+from typing import Callable, Optional
 
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -67,19 +70,108 @@ def read_model_config(path: str) -> Optional[config_lib.ModelConfig]:
     return config_lib.ModelConfig.from_dict(json.load(f))
 
 
+def unreadable(error: BaseException) -> bool:
+  """True for a checkpoint file that cannot be read (truncated, corrupt).
+
+  TensorFlow reports them as OpErrors ("not an sstable", "Read less bytes
+  than requested", as IndexError); an InvalidArgumentError is a shape
+  mismatch instead, which no older checkpoint would fix.
+  """
+  if isinstance(error, IndexError):
+    return True
+  return (isinstance(error, tf.errors.OpError)
+          and not isinstance(error, tf.errors.InvalidArgumentError))
+
+
+def first_line(error: BaseException) -> str:
+  text = str(getattr(error, 'message', None) or error).strip()
+  return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def candidates(path: str) -> list[str]:
+  """Checkpoint prefixes to try for `path`: a prefix alone, or a directory's
+  checkpoints newest first (a truncated latest one falls back to older ones).
+
+  Raises:
+    CheckpointError naming `path` when it holds no checkpoint.
+  """
+  latest = resolve_checkpoint(path)
+  if not tf.io.gfile.isdir(path):
+    return [latest]
+  state = tf.train.get_checkpoint_state(path)
+  older = [p if os.path.isabs(p) else os.path.join(path, p)
+           for p in (state.all_model_checkpoint_paths if state else [])]
+  return [latest] + [p for p in reversed(older)
+                     if p != latest and tf.io.gfile.exists(p + '.index')]
+
+
+def with_fallback(path: str, restore: Callable[[str], None]) -> str:
+  """Calls `restore(prefix)` on `candidates(path)` until one is readable.
+
+  Returns the prefix restored. A skipped checkpoint is named in a warning,
+  with the one used instead.
+
+  Raises:
+    CheckpointError naming the last prefix when none is readable.
+  """
+  prefixes = candidates(path)
+  for i, prefix in enumerate(prefixes):
+    try:
+      restore(prefix)
+      return prefix
+    except Exception as err:  # pylint: disable=broad-except
+      if not unreadable(err):
+        raise
+      if i + 1 == len(prefixes):
+        raise errors.CheckpointError(
+            f'{prefix}: unreadable checkpoint ({first_line(err)}) and no older '
+            'readable one in its folder') from None
+      logging.warning('%s is unreadable (%s); falling back to the previous '
+                      'checkpoint %s', prefix, first_line(err), prefixes[i + 1])
+  raise AssertionError('unreachable')
+
+
 def restore_model_weights(model: keras.Model, path: str, *,
                           use_ema: bool = True,
                           tf1_scope: Optional[str] = None) -> str:
   """Loads `path` (ours or TF1) into `model`; returns the prefix it read.
 
+  For a directory, an unreadable latest checkpoint falls back to the previous
+  one (with a warning naming both).
+
   Raises:
-    CheckpointError naming the path when nothing matches or shapes differ.
+    CheckpointError naming the path when nothing matches, shapes differ or no
+    checkpoint is readable.
   """
-  prefix = resolve_checkpoint(path)
+  return with_fallback(path, lambda prefix: _restore_prefix(
+      model, prefix, use_ema=use_ema, tf1_scope=tf1_scope))
+
+
+@contextlib.contextmanager
+def _quiet_failed_restore():
+  """Silences TF's warnings about a restore that failed mid-way.
+
+  Such a restore never returned its status, so nothing can call
+  `expect_partial()`; when it is freed (as the exception is), TensorFlow logs
+  one "Value in checkpoint could not be found" line per unmatched value,
+  hundreds, before our one-line error.
+  """
+  tf_logger = tf.get_logger()
+  level = tf_logger.level
+  tf_logger.setLevel('ERROR')
+  try:
+    yield
+  finally:
+    gc.collect()  # free it here, while quiet
+    tf_logger.setLevel(level)
+
+
+def _restore_prefix(model: keras.Model, prefix: str, *, use_ema: bool,
+                    tf1_scope: Optional[str]) -> None:
   if not is_object_based(prefix):
     efficientnet.load_tf1_checkpoint(model, prefix, use_ema=use_ema,
                                      scope=tf1_scope)
-    return prefix
+    return
   names = [name for name, _ in tf.train.list_variables(prefix)]
   has_ema = any(name.startswith('ema/') for name in names)
   trackables = {'model': model}
@@ -87,15 +179,17 @@ def restore_model_weights(model: keras.Model, path: str, *,
     ema = ema_lib.ExponentialMovingAverage(ema_lib.model_ema_weights(model),
                                            decay=0.5)
     trackables['ema'] = ema
-  try:
-    status = tf.train.Checkpoint(**trackables).restore(prefix)
-    status.expect_partial()
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
-    first_line = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+  failure = None
+  with _quiet_failed_restore():
+    try:
+      status = tf.train.Checkpoint(**trackables).restore(prefix)
+      status.expect_partial()  # no deferred-restore warnings after a failure
+      status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
+      failure = first_line(err)
+  if failure is not None:
     raise errors.CheckpointError(
         f'{prefix}: does not fit the {model.name} model being loaded '
-        f'(check --model_name / model_config.json): {first_line}') from err
+        f'(check --model_name / model_config.json): {failure}')
   if use_ema and has_ema:
     ema.copy_to(ema_lib.model_ema_weights(model))
-  return prefix

@@ -10,8 +10,13 @@ default, the same model as a `.keras` file beside it, `<export_dir>.keras`
   of any size, grayscale, RGB or RGBA (grayscale is replicated, alpha
   dropped) -> the same outputs, after `preprocessing.preprocess_for_serving`:
   the eval centre crop + bicubic resize, or for small-image (32x32) models
-  the whole image resized bicubically to S. One undecodable element fails the
-  whole request (InvalidArgumentError).
+  the whole image resized bicubically to S, plus `valid` bool [N]. An
+  element that is empty, not a JPEG/PNG/GIF/BMP, or cut short (no end
+  marker: `looks_whole`) gets `valid` False, `classes` -1 and zero
+  probabilities and logits, and the others are classified; an image whose
+  header and end marker are intact but whose data is corrupt in between
+  still fails the whole request (TensorFlow's decoders raise; they cannot
+  report per element).
 Loading the `.keras` file needs `import efficientnet` first (it registers the
 custom layers); the SavedModel needs no project code.
 """
@@ -32,6 +37,42 @@ from noisy_student.core import factory
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 
+# (magic bytes at the start, end marker, how near the end it must be) of the
+# formats serving_bytes reads; BMP has no end marker.
+_JPEG = (b'\xff\xd8\xff', b'\xff\xd9', 16)  # trailing bytes after EOI occur
+_PNG = (b'\x89PNG\r\n\x1a\n', b'IEND', 8)   # the IEND chunk, then its CRC
+_GIF = (b'GIF8', b';', 1)
+
+
+def _ends_with(encoded: tf.Tensor, marker: bytes, within: int) -> tf.Tensor:
+  """True when `marker` starts in the last `within` bytes of `encoded`."""
+  length = tf.strings.length(encoded)
+  hits = []
+  for back in range(len(marker), within + 1):
+    start = tf.maximum(length - back, 0)
+    hits.append(tf.equal(tf.strings.substr(encoded, start, len(marker)),
+                         marker))
+  return tf.reduce_any(tf.stack(hits)) & (length >= within)
+
+
+def looks_whole(encoded: tf.Tensor) -> tf.Tensor:
+  """bool []: `encoded` is a JPEG/PNG/GIF with its end marker, or a BMP.
+
+  Catches what a client most often sends by mistake: empty or non-image
+  bytes and images cut short. A file whose header and end marker are intact
+  but whose data is corrupt in between still fails the decoder.
+  """
+  length = tf.strings.length(encoded)
+  head = tf.strings.substr(encoded, 0, tf.minimum(length, 8))
+  checks = []
+  for magic, end, within in (_JPEG, _PNG, _GIF):
+    starts = tf.equal(tf.strings.substr(head, 0, tf.minimum(
+        tf.strings.length(head), len(magic))), magic)
+    checks.append(starts & _ends_with(encoded, end, within))
+  checks.append(tf.equal(tf.strings.substr(head, 0, tf.minimum(
+      tf.strings.length(head), 2)), b'BM') & (length >= 26))
+  return tf.reduce_any(tf.stack(checks))
+
 
 def _serving_functions(model: keras.Model, small_image: bool):
   """(serve, serve_bytes): the two endpoints as plain Python functions."""
@@ -45,12 +86,23 @@ def _serving_functions(model: keras.Model, small_image: bool):
 
   def serve_bytes(image_bytes):
     def one(encoded):
-      image = preprocessing.decode_image(encoded)
-      return preprocessing.preprocess_for_serving(image, size,
-                                                  small_image=small_image)
+      return tf.cond(
+          looks_whole(encoded),
+          lambda: preprocessing.preprocess_for_serving(
+              preprocessing.decode_image(encoded), size,
+              small_image=small_image),
+          lambda: tf.zeros([size, size, 3], tf.float32))
+    valid = tf.map_fn(looks_whole, image_bytes, fn_output_signature=tf.bool)
     images = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec(
         [size, size, 3], tf.float32))
-    return serve(images)
+    outputs = serve(images)
+    return {
+        'probabilities': tf.where(valid[:, tf.newaxis],
+                                  outputs['probabilities'], 0.0),
+        'classes': tf.where(valid, outputs['classes'], -1),
+        'logits': tf.where(valid[:, tf.newaxis], outputs['logits'], 0.0),
+        'valid': valid,
+    }
 
   return serve, serve_bytes
 

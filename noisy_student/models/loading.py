@@ -141,6 +141,10 @@ def load_classifier(path: str, *, model_name: Optional[str] = None,
     CheckpointError naming `path` when it cannot be loaded.
   """
   name = os.path.basename(os.path.normpath(path))
+  if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + '.index'):
+    raise errors.MissingFileError(
+        f'{path}: no such model (a .keras file, a SavedModel folder, a '
+        'model_dir or a checkpoint prefix)')
   if is_saved_model(path):
     return _saved_model_classifier(path, name)
   fallback = None

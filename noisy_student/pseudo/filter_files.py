@@ -37,6 +37,7 @@ from noisy_student.core import errors
 from noisy_student.pseudo import selection
 from noisy_student.pseudo import shard_names
 
+
 @dataclasses.dataclass(frozen=True)
 class FilterConfig:
   """Everything the filter needs (built from the flags by the binary).

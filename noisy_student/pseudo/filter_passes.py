@@ -37,6 +37,8 @@ from noisy_student.pseudo import selection
 
 # Version of the statistics files; files of another version are refused by name.
 STATS_FORMAT = 1
+# Suffix of the temporary bucket folders of a large unit's shuffle.
+BUCKETS_SUFFIX = '.buckets'
 
 
 # --------------------------------------------------------------------------
@@ -240,8 +242,9 @@ class _Shuffler:
     self._memory: list[bytes] = []
     self._bucket_dir = None
     self._bucket_writers = []
+    writers.remove_stale_temps(path, suffix=BUCKETS_SUFFIX)  # a killed run's
     if self._num_buckets > 1:
-      self._bucket_dir = writers.temp_path(path, suffix='.buckets')
+      self._bucket_dir = writers.temp_path(path, suffix=BUCKETS_SUFFIX)
       tf.io.gfile.makedirs(self._bucket_dir)
       self._bucket_writers = [
           tf.io.TFRecordWriter(os.path.join(self._bucket_dir, f'{b:05d}'))

@@ -110,8 +110,18 @@ def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
   step = _predict_step(model, strategy)
   done = 0
   progress = progress_lib.Progress(label, num_examples)
-  for batch in dist:
-    probs, mask = step(batch)
+  batches = iter(dist)
+  while True:
+    try:
+      batch = next(batches)
+      probs, mask = step(batch)
+    except StopIteration:
+      break
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
+      explained = records.explain_data_error(err, files)
+      if explained is not None:
+        raise explained from None
+      raise
     probs = np.concatenate([p.numpy() for p in
                             strategy.experimental_local_results(probs)])
     mask = np.concatenate([m.numpy() for m in

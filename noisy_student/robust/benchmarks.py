@@ -86,7 +86,7 @@ def score_batches(classifier: Classifier,
     if progress is not None:
       progress.update(len(labels))
   if not total:
-    raise ValueError('no images were evaluated')
+    raise errors.InputError('no images were evaluated')
   out = {'top_1_error': 1.0 - top1 / total, 'num_images': total}
   if not imagenet_a:
     out['top_5_error'] = 1.0 - top5 / total
@@ -110,10 +110,10 @@ def load_baseline(spec: str | Mapping | None) -> dict | None:
     try:
       results = json.load(f)
     except json.JSONDecodeError as err:
-      raise ValueError(f'{spec}: not a results JSON: {err}') from err
+      raise errors.InputError(f'{spec}: not a results JSON: {err}') from err
   if not isinstance(results, Mapping) or not (
       'errors' in results or 'flip_probability' in results):
-    raise ValueError(f'{spec}: a baseline needs the `errors` (ImageNet-C / '
+    raise errors.InputError(f'{spec}: a baseline needs the `errors` (ImageNet-C / '
                      'corrupted) or `flip_probability` (ImageNet-P) of a '
                      'results JSON written by eval_robustness')
   return dict(results)
@@ -164,12 +164,12 @@ def evaluate_imagenet_a(classifier: Classifier, root: str, *,
 # ---------------------------------------------------------------------------
 def _corruption_results(header: dict, table: Mapping, clean: dict | None,
                         baseline: dict | None) -> dict:
-  errors = {c: {s: v['top_1_error'] for s, v in sev.items()}
-            for c, sev in table.items()}
+  top_1_errors = {c: {s: v['top_1_error'] for s, v in sev.items()}
+                  for c, sev in table.items()}
   clean_error = clean['top_1_error'] if clean else None
   results = {
       **header,
-      'errors': errors,
+      'errors': top_1_errors,
       'top_5_errors': {c: {s: v['top_5_error'] for s, v in sev.items()}
                        for c, sev in table.items()},
       'num_images': {c: {s: v['num_images'] for s, v in sev.items()}
@@ -177,8 +177,8 @@ def _corruption_results(header: dict, table: Mapping, clean: dict | None,
       'clean_error': clean_error,
       'clean_top_5_error': clean['top_5_error'] if clean else None,
   }
-  results.update(metrics.summarize_corruptions(errors, baseline,
-                                                  clean_error))
+  results.update(metrics.summarize_corruptions(top_1_errors, baseline,
+                                               clean_error))
   return results
 
 
@@ -368,7 +368,7 @@ def evaluate_imagenet_p(classifier: Classifier, root: str, *,
           per_video[d][1].append(metrics.video_top5_distance(
               logits, noise=noise, difficulty=d))
         except ValueError as err:
-          raise ValueError(f'{path}: {err}') from err
+          raise errors.InputError(f'{path}: {err}') from err
       progress.update(1, name)
     for d, (flip, dist) in per_video.items():
       flips.setdefault(name, {})[str(d)] = float(np.mean(flip))

@@ -51,12 +51,12 @@ def resize_preprocess(image_size: int) -> PreprocessFn:
   crop, no clipping. Images already image_size x image_size are only cast.
   """
   if image_size <= 0:
-    raise ValueError(f'image_size must be positive, received: {image_size}')
+    raise errors.InputError(f'image_size must be positive, received: {image_size}')
 
   def preprocess(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
-      raise ValueError(f'expected an RGB image [H, W, 3], got {image.shape}')
+      raise errors.InputError(f'expected an RGB image [H, W, 3], got {image.shape}')
     if image.shape[:2] == (image_size, image_size):
       return image.astype(np.float32)
     resized = tf.raw_ops.ResizeBicubic(
@@ -89,7 +89,7 @@ def decode_image_file(path: str) -> np.ndarray:
     image = Image.open(io.BytesIO(data))
     image.load()
   except (OSError, ValueError) as err:
-    raise ValueError(f'{path}: cannot decode the image: {err}') from err
+    raise errors.InputError(f'{path}: cannot decode the image: {err}') from err
   return np.asarray(image.convert('RGB'), np.uint8)
 
 
@@ -106,13 +106,13 @@ def decode_video(path: str) -> np.ndarray:
   try:
     with av.open(path) as container:
       if not container.streams.video:
-        raise ValueError(f'{path}: the file has no video stream')
+        raise errors.InputError(f'{path}: the file has no video stream')
       for frame in container.decode(video=0):
         frames.append(frame.to_ndarray(format='rgb24'))
   except av.FFmpegError as err:
-    raise ValueError(f'{path}: cannot decode the video: {err}') from err
+    raise errors.InputError(f'{path}: cannot decode the video: {err}') from err
   if not frames:
-    raise ValueError(f'{path}: the video has no frames')
+    raise errors.InputError(f'{path}: the video has no frames')
   return np.stack(frames)
 
 
@@ -188,7 +188,7 @@ def image_batches(samples: Sequence[tuple[str, int]],
     num_threads: decoding threads.
   """
   if batch_size <= 0:
-    raise ValueError(f'batch_size must be positive, received: {batch_size}')
+    raise errors.InputError(f'batch_size must be positive, received: {batch_size}')
   if max_images is not None:
     samples = samples[:max_images]
   images = parallel_map(lambda s: preprocess_fn(decode_image_file(s[0])),
@@ -213,7 +213,7 @@ def imagenet_a_samples(root: str,
     allowed = set(metrics.IMAGENET_A_INDICES)
     for path, label in samples:
       if label not in allowed:
-        raise ValueError(f'{os.path.dirname(path)}: class {label} '
+        raise errors.InputError(f'{os.path.dirname(path)}: class {label} '
                          f'({label_map.name(label)}) is not one of the 200 '
                          'ImageNet-A classes')
   return samples
@@ -229,9 +229,13 @@ def corruption_dirs(root: str) -> list[str]:
     ValueError naming the folder when a sub-folder is not a known corruption.
   """
   names = _subdirs(root, 'corruption root')
+  if not names:
+    raise errors.MissingFileError(
+        f'{root}: no corruption folders (<corruption>/<severity>/...); '
+        'write one with python -m data.make_corrupted or data.tfds_to_tfrecord')
   for name in names:
     if name not in metrics.ALL_CORRUPTIONS:
-      raise ValueError(f'{os.path.join(root, name)}: unknown corruption '
+      raise errors.InputError(f'{os.path.join(root, name)}: unknown corruption '
                        f'{name!r}; expected one of '
                        f'{metrics.ALL_CORRUPTIONS}')
   return [c for c in metrics.ALL_CORRUPTIONS if c in names]
@@ -246,7 +250,7 @@ def severity_dir(root: str, corruption: str, severity: int) -> str:
   """
   corruption_path = os.path.join(root, corruption)
   if corruption not in metrics.ALL_CORRUPTIONS:
-    raise ValueError(f'{corruption_path}: unknown corruption {corruption!r}; '
+    raise errors.InputError(f'{corruption_path}: unknown corruption {corruption!r}; '
                      f'expected one of {metrics.ALL_CORRUPTIONS}')
   path = os.path.join(corruption_path, str(severity))
   if not tf.io.gfile.isdir(path):
@@ -273,11 +277,11 @@ def perturbation_dir(root: str, perturbation: str, difficulty: int = 1) -> str:
   case is `<root>/<name>` (non-noise difficulties only change the frame step).
   """
   if perturbation not in metrics.ALL_PERTURBATIONS:
-    raise ValueError(f'{os.path.join(root, perturbation)}: unknown '
+    raise errors.InputError(f'{os.path.join(root, perturbation)}: unknown '
                      f'perturbation {perturbation!r}; expected one of '
                      f'{metrics.ALL_PERTURBATIONS}')
   if difficulty not in metrics.DIFFICULTIES:
-    raise ValueError(f'difficulty must be one of {metrics.DIFFICULTIES}, '
+    raise errors.InputError(f'difficulty must be one of {metrics.DIFFICULTIES}, '
                      f'received: {difficulty}')
   name = perturbation
   if metrics.is_noise_perturbation(perturbation) and difficulty > 1:
@@ -297,7 +301,7 @@ def perturbation_dirs(root: str) -> list[str]:
     if suffix.isdigit() and metrics.is_noise_perturbation(base):
       name = base
     if name not in metrics.ALL_PERTURBATIONS:
-      raise ValueError(f'{os.path.join(root, name)}: unknown perturbation '
+      raise errors.InputError(f'{os.path.join(root, name)}: unknown perturbation '
                        f'{name!r}; expected one of '
                        f'{metrics.ALL_PERTURBATIONS}')
     found.add(name)
@@ -360,7 +364,7 @@ def tfrecord_batches(files: Sequence[str], preprocess_fn: PreprocessFn,
   channels) and preprocessed with `preprocess_fn` in numpy.
   """
   if batch_size <= 0:
-    raise ValueError(f'batch_size must be positive, received: {batch_size}')
+    raise errors.InputError(f'batch_size must be positive, received: {batch_size}')
 
   def decode(serialized):
     parsed = records.parse_labeled(serialized)
@@ -375,7 +379,7 @@ def tfrecord_batches(files: Sequence[str], preprocess_fn: PreprocessFn,
   try:
     for image, label in dataset.as_numpy_iterator():
       if label < 0:
-        raise ValueError(f'{files}: a record has no {records.LABEL_KEY}')
+        raise errors.InputError(f'{files}: a record has no {records.LABEL_KEY}')
       images.append(preprocess_fn(image))
       labels.append(label)
       if len(images) == batch_size:

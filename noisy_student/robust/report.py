@@ -34,10 +34,10 @@ def load_results(paths: Sequence[str]) -> list[dict]:
       try:
         loaded = json.load(f)
       except json.JSONDecodeError as err:
-        raise ValueError(f'{path}: not a results JSON: {err}') from err
+        raise errors.InputError(f'{path}: not a results JSON: {err}') from err
     for results in (loaded if isinstance(loaded, list) else [loaded]):
       if not isinstance(results, Mapping) or 'benchmark' not in results:
-        raise ValueError(f'{path}: not a results JSON of eval_robustness '
+        raise errors.InputError(f'{path}: not a results JSON of eval_robustness '
                          '(no `benchmark` key)')
       out.append(dict(results))
   return out
@@ -148,7 +148,7 @@ def _groups(results_list: Sequence[Mapping]) -> dict[str, list[int]]:
   for i, results in enumerate(results_list):
     benchmark = results.get('benchmark')
     if benchmark not in _TITLES:
-      raise ValueError(f'unknown benchmark {benchmark!r} in results {i}')
+      raise errors.InputError(f'unknown benchmark {benchmark!r} in results {i}')
     groups.setdefault(benchmark, []).append(i)
   return groups
 
@@ -236,7 +236,7 @@ def write_report(results_list: Sequence[Mapping], output_dir: str,
   """
   results_list = [dict(r) for r in results_list]
   if not results_list:
-    raise ValueError('write_report: no results')
+    raise errors.InputError('write_report: no results')
   paths = {ext: os.path.join(output_dir, f'{name}.{ext}')
            for ext in ('json', 'md', 'png')}
   writers.write_json(paths['json'], results_list if len(results_list) > 1

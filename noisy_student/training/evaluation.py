@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from data import progress as progress_lib
+from data import records
+from noisy_student.core import errors
 from noisy_student.training import input_pipeline
 
 
@@ -45,11 +47,15 @@ def evaluate_files(model: keras.Model, strategy: tf.distribute.Strategy,
   """
   start = time.time()
   num_examples = input_pipeline.count_examples(files)
+  if not num_examples:
+    raise errors.InputError(f'{files[0]} (and the other {len(files) - 1} '
+                            'shards of its split) hold no records to evaluate')
   global_batch = max(global_batch, strategy.num_replicas_in_sync)
   global_batch -= global_batch % strategy.num_replicas_in_sync
   dataset = input_pipeline.make_eval_dataset(
       files, image_size=image_size, small_image=small_image,
-      global_batch=global_batch, num_examples=num_examples)
+      global_batch=global_batch, num_examples=num_examples,
+      num_classes=int(model.output_shape[-1]))
   dist = strategy.experimental_distribute_dataset(dataset)
   step = _eval_step_fn(model)
 
@@ -62,10 +68,16 @@ def evaluate_files(model: keras.Model, strategy: tf.distribute.Strategy,
   totals = np.zeros(3, np.float64)
   progress = progress_lib.Progress(f'eval {os.path.basename(files[0])}...',
                                    num_examples)
-  for batch in dist:
-    values = np.array([float(v) for v in run(batch)])
-    totals += values
-    progress.update(int(round(values[2])))
+  try:
+    for batch in dist:
+      values = np.array([float(v) for v in run(batch)])
+      totals += values
+      progress.update(int(round(values[2])))
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
+    explained = records.explain_data_error(err, files)
+    if explained is not None:
+      raise explained from None
+    raise
   correct1, correct5, count = totals
   if int(round(count)) != num_examples:
     raise RuntimeError(f'evaluated {count} images but the files hold '

@@ -111,18 +111,20 @@ def _should_cache(files: Sequence[str], use_cache: bool) -> bool:
 # --------------------------------------------------------------------------
 # Record streams.
 # --------------------------------------------------------------------------
-def _read_with_filename(filename: tf.Tensor) -> tf.data.Dataset:
-  return tf.data.TFRecordDataset(filename, buffer_size=_READ_BUFFER_BYTES).map(
-      lambda record: (filename, record))
+def read_with_origin(filename: tf.Tensor) -> tf.data.Dataset:
+  """(filename, record index in the file, serialized record) of one file."""
+  return tf.data.TFRecordDataset(
+      filename, buffer_size=_READ_BUFFER_BYTES).enumerate().map(
+          lambda index, record: (filename, index, record))
 
 
 def record_stream(files: Sequence[str], *, seed: int, cache: bool,
                   shuffle_buffer: int, deterministic: bool) -> tf.data.Dataset:
-  """Infinite, shuffled stream of (filename, serialized record)."""
+  """Infinite, shuffled stream of (filename, record index, serialized record)."""
   files_ds = tf.data.Dataset.from_tensor_slices(list(files))
   cycle = min(len(files), 16)
   if cache:
-    stream = files_ds.interleave(_read_with_filename, cycle_length=cycle,
+    stream = files_ds.interleave(read_with_origin, cycle_length=cycle,
                                  num_parallel_calls=AUTOTUNE,
                                  deterministic=deterministic)
     stream = stream.cache()
@@ -130,7 +132,7 @@ def record_stream(files: Sequence[str], *, seed: int, cache: bool,
                           reshuffle_each_iteration=True).repeat()
   files_ds = files_ds.shuffle(len(files), seed=seed,
                               reshuffle_each_iteration=True).repeat()
-  stream = files_ds.interleave(_read_with_filename, cycle_length=cycle,
+  stream = files_ds.interleave(read_with_origin, cycle_length=cycle,
                                num_parallel_calls=AUTOTUNE,
                                deterministic=deterministic)
   return stream.shuffle(min(shuffle_buffer, 1024), seed=seed)
@@ -187,8 +189,9 @@ def _batched_stream(cfg: config_lib.DataConfig, files: Sequence[str],
 def _labeled_dataset(cfg: config_lib.DataConfig, files: Sequence[str],
                      batch: int, skip: int) -> tf.data.Dataset:
   def parse(index, item):
-    _, serialized = item
-    parsed = records.parse_labeled(serialized)
+    filename, record_index, serialized = item
+    parsed = records.parse_labeled(serialized, cfg.num_classes, filename,
+                                   record_index)
     image = decode(parsed['image_bytes'])
     seed = element_seed(cfg.seed, _LABELED_STREAM, index)
     return {'image': train_view(image, seed, cfg, cfg.augment_name),
@@ -200,10 +203,10 @@ def _labeled_dataset(cfg: config_lib.DataConfig, files: Sequence[str],
 def _unlabeled_dataset(cfg: config_lib.DataConfig, files: Sequence[str],
                        batch: int, skip: int) -> tf.data.Dataset:
   def parse(index, item):
-    filename, serialized = item
+    filename, record_index, serialized = item
     if cfg.pseudo_labels_stored:
       parsed = records.parse_pseudo_labeled(serialized, cfg.num_classes,
-                                            filename=filename)
+                                            filename, record_index)
     else:
       parsed = records.parse_unlabeled(serialized)
     image = decode(parsed['image_bytes'])
@@ -222,11 +225,20 @@ def _unlabeled_dataset(cfg: config_lib.DataConfig, files: Sequence[str],
 
 def train_files(cfg: config_lib.DataConfig) -> tuple[list[str], list[str]]:
   """(labeled files, unlabeled files) of the whole job (all hosts)."""
-  labeled = list_files(cfg.label_data_dir, [cfg.train_prefix],
-                       cfg.num_train_shards)
-  unlabeled = (list_files(cfg.unlabel_data_dir, cfg.unlabel_prefixes)
+  labeled = _with_records(list_files(cfg.label_data_dir, [cfg.train_prefix],
+                                     cfg.num_train_shards))
+  unlabeled = (_with_records(list_files(cfg.unlabel_data_dir,
+                                        cfg.unlabel_prefixes))
                if cfg.unlabel_data_dir else [])
   return labeled, unlabeled
+
+
+def _with_records(files: Sequence[str]) -> list[str]:
+  """`files`, unless all are empty (a repeated empty stream never ends)."""
+  if all(tf.io.gfile.stat(f).length == 0 for f in files):
+    raise errors.InputError(f'{files[0]} (and the other {len(files) - 1} '
+                            'shards of its split) hold no records')
+  return list(files)
 
 
 def make_train_dataset(cfg: config_lib.DataConfig, *, labeled_batch: int,
@@ -276,20 +288,24 @@ def count_examples(files: Sequence[str]) -> int:
 def make_eval_dataset(files: Sequence[str], *, image_size: int,
                       small_image: bool, global_batch: int,
                       labeled: bool = True,
-                      num_examples: Optional[int] = None) -> tf.data.Dataset:
+                      num_examples: Optional[int] = None,
+                      num_classes: Optional[int] = None) -> tf.data.Dataset:
   """Finite, ordered batches for evaluation/prediction, padded to full size.
 
   Every element is {'image', 'label' (labeled only), 'mask'}; the stream is
   padded with zero images of mask 0 up to a multiple of `global_batch`, so
   every replica of every strategy sees full batches and the metrics count each
-  real image exactly once.
+  real image exactly once. With `num_classes`, a label outside the classes
+  fails with an error naming the file and record.
   """
   if num_examples is None:
     num_examples = count_examples(files)
-  parse_fn = records.parse_labeled if labeled else records.parse_unlabeled
 
-  def parse(serialized):
-    parsed = parse_fn(serialized)
+  def parse(filename, index, serialized):
+    if labeled:
+      parsed = records.parse_labeled(serialized, num_classes, filename, index)
+    else:
+      parsed = records.parse_unlabeled(serialized)
     out = {'image': eval_view(decode(parsed['image_bytes']), image_size,
                               small_image),
            'mask': tf.constant(1.0)}
@@ -297,7 +313,8 @@ def make_eval_dataset(files: Sequence[str], *, image_size: int,
       out['label'] = parsed['label']
     return out
 
-  dataset = tf.data.TFRecordDataset(list(files), buffer_size=_READ_BUFFER_BYTES)
+  dataset = tf.data.Dataset.from_tensor_slices(list(files)).interleave(
+      read_with_origin, cycle_length=1)  # file order, record order
   dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
   padding = (-num_examples) % global_batch
   if padding:
@@ -312,24 +329,3 @@ def make_eval_dataset(files: Sequence[str], *, image_size: int,
   options.experimental_distribute.auto_shard_policy = (
       tf.data.experimental.AutoShardPolicy.DATA)
   return dataset.with_options(options).prefetch(AUTOTUNE)
-
-
-def find_undecodable_record(files: Sequence[str]) -> Optional[errors.InputError]:
-  """Scans `files` for the first record whose image cannot be decoded.
-
-  Called after the pipeline failed with an error that does not name the file
-  (TensorFlow's decode errors do not); reads every record, so it is slow on
-  big datasets, but it only runs after a failure.
-  """
-  logging.info('Scanning %d files for an undecodable record...', len(files))
-  for path in files:
-    for index, serialized in enumerate(tf.data.TFRecordDataset(path)):
-      try:
-        fields = records.read_example(serialized.numpy())
-        tf.io.decode_image(fields.get(records.IMAGE_KEY, b''), channels=3,
-                           expand_animations=False)
-      except (tf.errors.InvalidArgumentError, ValueError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return errors.InputError(f'{path}: record {index} has no decodable '
-                          f'`{records.IMAGE_KEY}` image ({message})')
-  return None

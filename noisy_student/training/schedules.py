@@ -21,6 +21,8 @@ import math
 
 import tensorflow as tf
 
+from noisy_student.core import errors
+
 WARMUP_EPOCHS = 5
 DECAY_FACTOR = 0.97
 DEFAULT_DECAY_EPOCHS = 2.4
@@ -74,13 +76,13 @@ def decay_epochs(*, train_steps: int, train_batch_size: int,
   if not final_base_lr:
     return DEFAULT_DECAY_EPOCHS * train_ratio
   if not 0 < final_base_lr < base_learning_rate:
-    raise ValueError(
+    raise errors.ConfigError(
         f'--final_base_lr must be in (0, --base_learning_rate='
         f'{base_learning_rate}), received: {final_base_lr}')
   total_epochs = (train_steps * train_batch_size * 1.0 / num_train_images
                   - WARMUP_EPOCHS)
   if total_epochs <= 0:
-    raise ValueError(
+    raise errors.ConfigError(
         f'--final_base_lr needs more than {WARMUP_EPOCHS} epochs of training; '
         f'--train_steps={train_steps} x --train_batch_size={train_batch_size} '
         f'covers {total_epochs + WARMUP_EPOCHS:.2f} epochs of '
@@ -118,6 +120,6 @@ def from_train_config(train) -> LearningRateSchedule:
       base_learning_rate=train.base_learning_rate,
       train_batch_size=train.train_batch_size,
       num_train_images=train.num_train_images, train_steps=train.train_steps,
-      train_last_step_num=train.train_last_step_num,
+      train_last_step_num=train.last_step,
       train_ratio=train.train_ratio, final_base_lr=train.final_base_lr,
       label_data_sample_prob=train.label_data_sample_prob)

@@ -189,10 +189,11 @@ class Trainer:
     return model
 
   def _restore_or_initialize(self) -> None:
-    latest = self.manager.latest_checkpoint
-    if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
-      logging.info('Resumed from %s at step %d', latest, self.step)
+    if self.manager.latest_checkpoint:
+      prefix = checkpoints.with_fallback(
+          self.manager.directory,
+          lambda p: self.checkpoint.restore(p).assert_existing_objects_matched())
+      logging.info('Resumed from %s at step %d', prefix, self.step)
       return
     if self.config.init_model_path:
       prefix = checkpoints.restore_model_weights(
@@ -349,9 +350,9 @@ class Trainer:
     return loop
 
   def train(self, until_step: Optional[int] = None) -> list[LoopStats]:
-    """Trains until `until_step` (default: train_last_step_num); returns loop stats."""
+    """Trains until `until_step` (default: the config's last_step); returns loop stats."""
     train = self.config.train
-    target = until_step if until_step is not None else train.train_last_step_num
+    target = until_step if until_step is not None else train.last_step
     if self._train_loop_fn is None:
       self._train_loop_fn = self._build_loop()
     if self._iterator is None:
@@ -410,19 +411,11 @@ class Trainer:
   def _run_loop_guarded(self, num_steps: int) -> None:
     try:
       self._train_loop_fn(self._iterator, tf.constant(num_steps, tf.int64))
-    except tf.errors.DataLossError as err:
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
       labeled, unlabeled = input_pipeline.train_files(self.config.data)
-      bad = records.find_bad_file(labeled + unlabeled)
-      if bad is not None:
-        raise bad from err
-      raise
-    except tf.errors.InvalidArgumentError as err:
-      if 'in file' in str(err):  # already names the file (schema checks)
-        raise
-      labeled, unlabeled = input_pipeline.train_files(self.config.data)
-      bad = input_pipeline.find_undecodable_record(labeled + unlabeled)
-      if bad is not None:
-        raise bad from err
+      explained = records.explain_data_error(err, labeled + unlabeled)
+      if explained is not None:
+        raise explained from None
       raise
 
   def _raise_nonfinite(self):

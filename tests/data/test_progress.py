@@ -1,14 +1,21 @@
-"""The progress line: count / total, rate and ETA."""
+"""The progress lines: count / total, rate and ETA, to absl or stderr."""
+
+import types
 
 from absl import logging
 
 from data import progress
 
 
+def _flags_parsed(monkeypatch, parsed):
+  fake_flag_values = types.SimpleNamespace(is_parsed=lambda: parsed)
+  monkeypatch.setattr(progress, 'flags',
+                      types.SimpleNamespace(FLAGS=fake_flag_values))
+
+
 def test_progress_line(monkeypatch):
   lines = []
-  monkeypatch.setattr(logging, 'info',
-                      lambda fmt, *args: lines.append(fmt % args))
+  monkeypatch.setattr(progress, 'emit', lines.append)
   bar = progress.Progress('corrupt', 10, every_s=0.0)
   bar.update(4, 'fog 3')
   assert lines[-1].startswith('corrupt: 4/10 images, ')
@@ -16,8 +23,34 @@ def test_progress_line(monkeypatch):
   assert bar.finish() >= 0 and 'corrupt: 4 images in' in lines[-1]
 
 
+def test_progress_waits_every_s_between_lines(monkeypatch):
+  lines = []
+  monkeypatch.setattr(progress, 'emit', lines.append)
+  bar = progress.Progress('predict', None, every_s=3600.0)
+  bar.update(5)
+  assert lines == []
+  bar.finish()
+  assert lines == [lines[0]] and lines[0].startswith('predict: 5 images in')
+
+
+def test_emit_goes_to_stderr_outside_a_binary(monkeypatch, capsys):
+  _flags_parsed(monkeypatch, False)
+  progress.emit('train: step 3/10')
+  assert capsys.readouterr().err == 'train: step 3/10\n'
+
+
+def test_emit_goes_to_absl_inside_a_binary(monkeypatch, capsys):
+  _flags_parsed(monkeypatch, True)
+  logged = []
+  monkeypatch.setattr(logging, 'info',
+                      lambda fmt, *args: logged.append(fmt % args))
+  progress.emit('train: step 3/10')
+  assert logged == ['train: step 3/10']
+  assert capsys.readouterr().err == ''
+
+
 def test_clock():
-  assert progress._clock(5.2) == '5s'
-  assert progress._clock(125) == '2m05s'
-  assert progress._clock(7300) == '2h01m'
-  assert progress._clock(float('inf')) == '?'
+  assert progress.clock(5.2) == '5s'
+  assert progress.clock(125) == '2m05s'
+  assert progress.clock(7300) == '2h01m'
+  assert progress.clock(float('inf')) == '?'

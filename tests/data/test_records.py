@@ -28,6 +28,23 @@ def test_labeled_roundtrip_is_one_based_in_file(tmp_path):
   assert int(image[0, 0, 0]) == 9
 
 
+def test_label_outside_the_classes_names_file_and_record(tmp_path):
+  path = str(tmp_path / 'train-00000-of-00001')
+  writers.write_records(path, [records.serialize_labeled(_png(7), 0),
+                               records.serialize_labeled(_png(9), 9)])
+  raw = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+  parsed = records.parse_labeled(raw[1], 10, tf.constant(path),
+                                 tf.constant(1, tf.int64))
+  assert int(parsed['label']) == 9  # 10 classes: label 10 (1-based) fits
+  with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+    records.parse_labeled(raw[1], 5, tf.constant(path),
+                          tf.constant(1, tf.int64))
+  assert records.graph_error_line(caught.value) == (
+      f'{path}: record 1 has label 10 (1-based in the file), outside 1..5: '
+      'the data and the class count (--num_label_classes, dataset_info.json) '
+      'disagree')
+
+
 def test_pseudo_labeled_fields_and_length_check(tmp_path):
   probs = [0.1, 0.7, 0.2]
   record = records.serialize_pseudo_labeled(_png(1), probs)
@@ -82,3 +99,21 @@ def test_shard_bounds_cover_everything_evenly():
   assert bounds[0][0] == 0 and bounds[-1][1] == 10
   sizes = [e - s for s, e in bounds]
   assert sum(sizes) == 10 and max(sizes) - min(sizes) <= 1
+
+
+def test_a_writer_removes_the_temporaries_a_killed_run_left(tmp_path):
+  path = str(tmp_path / 'train-00000-of-00001')
+  stale = writers.temp_path(path)
+  open(stale, 'wb').write(b'half a shard')
+  buckets = writers.temp_path(path, suffix='.buckets')
+  os.makedirs(buckets)
+  other = writers.temp_path(str(tmp_path / 'train-00001-of-00002'))
+  open(other, 'wb').write(b'another writer')
+  writers.write_records(path, [b'a', b'b'])
+  left = sorted(os.listdir(tmp_path))
+  # The shard's temp file is gone; the bucket folder (another suffix, owned by
+  # the filter's shuffler) and another path's temporary are not touched.
+  assert os.path.basename(stale) not in left
+  assert os.path.basename(buckets) in left and os.path.basename(other) in left
+  assert writers.remove_stale_temps(path, '.buckets') == [buckets]
+  assert records.count_records(path) == 2

@@ -34,6 +34,7 @@ def test_binary_flags_run_both_passes(tmp_path):
 
 def test_classes_come_from_the_unlabeled_folders_dataset_info(tmp_path):
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   from data import dataset_info  # pylint: disable=g-import-not-at-top
   from noisy_student import filter_unlabel  # pylint: disable=g-import-not-at-top
   root = str(tmp_path)

@@ -50,8 +50,9 @@ def test_svhn_task_defaults_and_train_ratio():
 def test_explicit_flag_beats_task_default():
   cfg = _config('--task_name=svhn', '--use_tpu=false', '--label_data_dir=/d',
                 '--model_dir=/m', '--num_label_classes=11',
-                '--input_image_size=40')
+                '--small_image_model=false', '--input_image_size=40')
   assert cfg.model.num_classes == 11 and cfg.model.image_size == 40
+  assert not cfg.model.small_image
   assert cfg.train.mixed_precision == 'bfloat16'  # --use_bfloat16 default
 
 
@@ -75,6 +76,20 @@ def test_strategy_resolution():
     (('--label_data_dir=/d', '--model_dir=/m', '--augment_name=v2'),
      'augment_name'),
     (('--task_name=mnist',), 'task_name'),
+    (('--task_name=svhn', '--label_data_dir=/d', '--model_dir=/m',
+      '--input_image_size=40'), 'input_image_size=40: the small-image'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--train_steps=-5'),
+     r'--train_steps must be in \[1, inf\), received: -5'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--train_batch_size=0'),
+     '--train_batch_size'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--input_image_size=0'),
+     '--input_image_size must be positive'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--model_name=efficientnet-b99'),
+     'efficientnet-b99'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--dropout_rate=1.5'),
+     '--dropout_rate'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--randaug_mag=-1'),
+     '--randaug_mag'),
 ])
 def test_bad_flags_name_the_flag(argv, flag):
   with pytest.raises(errors.ConfigError, match=flag):
@@ -94,3 +109,16 @@ def test_a_folder_without_dataset_info_and_no_task_is_one_clear_error(tmp_path):
       '--num_label_classes=7', '--num_train_images=70', '--input_image_size=32'))
   assert (cfg.model.num_classes, cfg.train.num_train_images) == (7, 70)
   assert cfg.model.image_size == 32 and cfg.model.small_image
+
+
+def test_init_model_initialises_the_student_only_without_a_teacher():
+  base = ('--task_name=svhn', '--use_tpu=false', '--label_data_dir=/d',
+          '--model_dir=/m', '--init_model', '--init_model_path=/ckpt')
+  assert _config(*base).init_model_path == '/ckpt'
+  assert _config(*base[:-2], '--init_model_path=/ckpt').init_model_path is None
+  # As the original (utils.init_from_ckpt): with a teacher, only the
+  # teacher's checkpoint is read; the student starts from scratch.
+  with_teacher = _config(*base, '--teacher_model_name=efficientnet-b0',
+                         '--teacher_model_path=/teacher')
+  assert with_teacher.init_model_path is None
+  assert with_teacher.teacher.path == '/teacher'

@@ -94,3 +94,26 @@ def test_empty_filter_output_stops_before_the_student(tmp_path):
   assert '--min_threshold=0.3' in message
   final.write_text(json.dumps({'num_written': 120, 'num_prediction_records': 897}))
   assert rounds.check_filter_output(str(tmp_path / 'filter'), 0.3) == 120
+
+
+def test_stage_state_reuses_only_stages_with_the_same_settings(tmp_path):
+  from noisy_student.core import errors  # pylint: disable=g-import-not-at-top
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  calls = []
+  settings = {'train': {'train_steps': 2, 'seed': 0}, 'model': 'b0'}
+  state = rounds.StageState(str(tmp_path))
+  assert state.run('round_0/teacher', lambda: calls.append(1) or 7,
+                   settings) == 7
+  again = rounds.StageState(str(tmp_path))  # a rerun reads state.json
+  assert again.run('round_0/teacher', lambda: calls.append(2) or 8,
+                   settings) == 7
+  assert calls == [1]
+  changed = {'train': {'train_steps': 6, 'seed': 0}, 'model': 'b0'}
+  with pytest.raises(errors.ConfigError,
+                     match=r'round_0/teacher finished with other settings '
+                     r'\(train.train_steps: 2 -> 6\); .*--force'):
+    again.run('round_0/teacher', lambda: 9, changed)
+  forced = rounds.StageState(str(tmp_path), force=True)
+  assert forced.run('round_0/teacher', lambda: 9, changed) == 9
+  with open(tmp_path / 'state.json') as f:
+    assert json.load(f)['round_0/teacher']['settings'] == changed

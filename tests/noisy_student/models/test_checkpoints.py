@@ -87,3 +87,22 @@ def test_a_checkpoint_of_another_architecture_is_refused_by_name(tmp_path):
   wider = backbones.build_model(helpers.tiny_model(width_coefficient=0.2))
   with pytest.raises(errors.CheckpointError, match='ckpt-7: does not fit'):
     checkpoints.restore_model_weights(wider, str(tmp_path))
+
+
+@pytest.mark.parametrize('part', ['index', 'data-00000-of-00001'])
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous(
+    tmp_path, part, caplog):
+  model = backbones.build_model(helpers.tiny_model())
+  _save_ours(str(tmp_path), model, ema=False)
+  broken = tmp_path / f'ckpt-7.{part}'
+  broken.write_bytes(broken.read_bytes()[:len(broken.read_bytes()) // 2])
+  fresh = backbones.build_model(helpers.tiny_model())
+  with caplog.at_level('WARNING'):
+    prefix = checkpoints.restore_model_weights(fresh, str(tmp_path))
+  assert prefix.endswith('ckpt-3')
+  assert 'ckpt-7 is unreadable' in caplog.text and 'ckpt-3' in caplog.text
+  np.testing.assert_array_equal(fresh.weights[0].numpy(),
+                                model.weights[0].numpy())
+  # The only checkpoint broken: one error naming it.
+  with pytest.raises(errors.CheckpointError, match='ckpt-7: unreadable'):
+    checkpoints.restore_model_weights(fresh, str(tmp_path / 'ckpt-7'))

@@ -88,12 +88,25 @@ def test_serving_bytes_takes_grayscale_rgba_and_any_size(model, loaded):
   np.testing.assert_array_equal(out['classes'].numpy(), expected.argmax(-1))
 
 
-def test_serving_bytes_fails_the_whole_request_on_a_bad_element(loaded):
-  # Documented current behaviour (docs/serving.md): no per-element errors.
-  good = _png(np.zeros((32, 32, 3), np.uint8))
-  with pytest.raises(tf.errors.InvalidArgumentError, match='Unknown image'):
-    loaded.signatures['serving_bytes'](
-        image_bytes=tf.constant([good, b'not an image']))
+def test_serving_bytes_flags_bad_elements_and_classifies_the_rest(model,
+                                                                  loaded):
+  rng = np.random.default_rng(5)
+  images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+  good_png = _png(images[0])
+  good_jpeg = image_codec.encode(images[1], 'jpeg', 95)
+  batch = [good_png, b'', good_png[:len(good_png) // 2], b'not an image at all',
+           good_jpeg, good_jpeg[:-40]]
+  out = loaded.signatures['serving_bytes'](image_bytes=tf.constant(batch))
+  np.testing.assert_array_equal(out['valid'].numpy(),
+                                [True, False, False, False, True, False])
+  np.testing.assert_array_equal(out['classes'].numpy()[[1, 2, 3, 5]], -1)
+  assert not out['probabilities'].numpy()[[1, 2, 3, 5]].any()
+  decoded = np.stack([images[0], image_codec.decode(good_jpeg)]).astype(
+      np.float32)
+  expected = model(decoded, training=False).numpy()
+  np.testing.assert_allclose(out['logits'].numpy()[[0, 4]], expected,
+                             rtol=1e-4, atol=1e-4)
+  assert export.looks_whole(tf.constant(good_png)).numpy()
 
 
 def _model_dir(model, path) -> str:

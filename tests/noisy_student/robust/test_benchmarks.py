@@ -7,6 +7,8 @@ import pytest
 
 from data import label_maps
 from data import make_corrupted
+from data import records
+from data import writers
 from noisy_student.robust import benchmarks as re_
 from noisy_student.robust import metrics as rb
 from tests import robustness_fixtures as fx
@@ -48,6 +50,36 @@ def test_imagenet_a_accuracy_uses_the_200_classes(tmp_path):
   # Files are read in class (wnid) order: stingray's folder comes first.
   assert re_.evaluate_imagenet_a(classifier, str(root),
                                  max_images=2)['top_1_accuracy'] == 0.5
+
+
+def _tfds_copy(folder, labeled_photos) -> str:
+  """Shards as data.tfds_to_tfrecord writes them (ImageNet labels, 0-based)."""
+  os.makedirs(folder, exist_ok=True)
+  rows = [records.serialize_labeled(fx.encode_png(fx.photo(name, (40, 36))),
+                                    label) for name, label in labeled_photos]
+  writers.write_records(os.path.join(folder, writers.shard_name('test', 0, 1)),
+                        rows)
+  return str(folder)
+
+
+def test_tfds_copies_of_imagenet_a_and_c_score_like_the_trees(tmp_path):
+  # data.tfds_to_tfrecord --dataset=imagenet_a / imagenet2012_corrupted/...
+  # writes shards where the published trees hold class folders.
+  root = _tfds_copy(tmp_path / 'a', [('chelsea', REVOLVER),
+                                     ('coffee', REVOLVER),
+                                     ('rocket', STINGRAY)])
+  classifier = fx.constant_classifier(_imagenet_logits(c388=9.0, c763=5.0))
+  results = re_.evaluate_imagenet_a(classifier, root, batch_size=2)
+  assert results['top_1_accuracy'] == pytest.approx(2 / 3)
+  assert results['num_images'] == 3
+  for severity in rb.SEVERITIES:
+    _tfds_copy(tmp_path / 'c' / 'fog' / str(severity),
+               [('chelsea', STINGRAY), ('coffee', GOLDFINCH)])
+  stingray = fx.constant_classifier(_imagenet_logits(c6=1.0))
+  corrupted = re_.evaluate_imagenet_c(stingray, str(tmp_path / 'c'),
+                                      batch_size=4)
+  assert corrupted['errors'] == {'fog': {str(s): 0.5 for s in rb.SEVERITIES}}
+  assert corrupted['ce']['fog'] == pytest.approx(50 / 0.819324, rel=1e-6)
 
 
 def _imagenet_c_tree(root, corruptions=('fog', 'gaussian_noise')):

@@ -243,3 +243,42 @@ def test_progress_lines_come_every_log_every_steps_within_a_loop(
   # progress lines inside the 12-step loop, then the loop's summary.
   assert [l.split()[1] for l in lines] == ['4/12', '8/12', '12/12']
   assert 'lab/acc' in lines[-1] and 'ETA' in lines[0]
+
+
+def _trainable_after(steps: int, digits_dir: str, model_dir: str) -> list:
+  cfg = helpers.experiment(model_dir, digits_dir, steps=steps, batch=8,
+                           train_changes=dict(iterations_per_loop=1,
+                                              moving_average_decay=0.0))
+  trainer = trainer_lib.Trainer(cfg, _default())
+  before = [w.numpy().copy() for w in trainer.model.trainable_weights]
+  trainer.train()
+  return before, [w.numpy() for w in trainer.model.trainable_weights]
+
+
+def test_step_k_uses_the_original_rate_of_global_step_k_minus_1(digits_dir,
+                                                                 tmp_path):
+  # The original's graph read the global step before apply_gradients
+  # incremented it: update k ran at lr(k - 1), so the first update runs at
+  # lr(0) = 0 (warm-up) and changes no weight; the second runs at lr(1) > 0.
+  before, after_one = _trainable_after(1, digits_dir, str(tmp_path / 'one'))
+  for initial, trained in zip(before, after_one):
+    np.testing.assert_array_equal(initial, trained)
+  before, after_two = _trainable_after(2, digits_dir, str(tmp_path / 'two'))
+  assert any(not np.array_equal(a, b) for a, b in zip(before, after_two))
+
+  # Per step, the rate the optimizer reads equals the original formula at
+  # global_step - 1 (utils.build_learning_rate of the original).
+  cfg = helpers.experiment(str(tmp_path / 'three'), digits_dir, steps=400,
+                           batch=8)
+  trainer = trainer_lib.Trainer(cfg, _default())
+  per_epoch = cfg.train.num_train_images / 8
+  initial_lr = cfg.train.base_learning_rate * 8 / 256
+  warmup = int(5 * per_epoch)
+  for k in (1, 2, warmup, warmup + 1, 400):
+    original_step = k - 1
+    expected = (initial_lr * original_step / warmup if original_step < warmup
+                else initial_lr * 0.97 ** np.floor(original_step
+                                                   / (2.4 * per_epoch)))
+    trainer.global_step.assign(k)
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(
+        expected, rel=1e-6), k

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Noisy Student on 1,000 labeled CIFAR-10 images (100 per class), the rest of
+# the training images unlabeled, one seed. Results: docs/results.md.
+#
+#   NPZ=cifar10.npz SEED=0 bash local_scripts/cifar10_subset/run.sh
+#
+# The recipe was tuned on the dev split only (200 images; docs/results.md):
+# half-width/depth EfficientNet-B0 (32x32 small-image), 2,000 steps of batch
+# 32 for teacher and student, rate 0.048 -> 0.0015, weight decay 1e-4, no EMA,
+# dropout and stochastic depth 0.2, no RandAugment (at this size it cost the
+# teacher more than it gave); the student learns from soft pseudo-labels with
+# top-1 probability >= 0.5, one per labeled image.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+
+NPZ="${NPZ:?set NPZ to a .npz with x_train, y_train, x_test, y_test}"
+DATA_ROOT="${DATA_ROOT:-data/cifar10_1k}"
+WORK_DIR="${WORK_DIR:-runs/cifar10_1k}"
+SEED="${SEED:-0}"
+TRAIN_STEPS="${TRAIN_STEPS:-2000}"
+
+if [[ ! -f "$DATA_ROOT/unlabeled/dataset_info.json" ]]; then
+  "$PYTHON" "$REPO_ROOT/local_scripts/cifar10_subset/prepare_subset.py" \
+      --npz="$NPZ" --output_dir="$DATA_ROOT/images"
+  for split in train dev test; do
+    "$PYTHON" -m data.images_to_tfrecord --input_dir="$DATA_ROOT/images/$split" \
+        --output_dir="$DATA_ROOT/proc" --split="$split" --num_shards=4 \
+        --image_format=png --name=cifar10_1k
+  done
+  "$PYTHON" -m data.images_to_tfrecord --input_dir="$DATA_ROOT/images/unlabeled" \
+      --unlabeled --output_dir="$DATA_ROOT/unlabeled" --split=extra \
+      --num_shards=8 --image_format=png --name=cifar10_1k
+fi
+
+"$PYTHON" -m noisy_student.iterate --work_dir="$WORK_DIR/seed_$SEED" \
+    --label_data_dir="$DATA_ROOT/proc" --unlabel_data_dir="$DATA_ROOT/unlabeled" \
+    --teacher_model_name=efficientnet-b0 --student_model_names=efficientnet-b0 \
+    --width_coefficient=0.5 --depth_coefficient=0.5 \
+    --teacher_train_steps="$TRAIN_STEPS" --student_train_steps="$TRAIN_STEPS" \
+    --train_batch_size=32 --base_learning_rate=0.048 --final_base_lr=0.0015 \
+    --weight_decay=1e-4 --moving_average_decay=0 \
+    --teacher_augment_name= --student_augment_name= \
+    --teacher_dropout_rate=0.2 --teacher_stochastic_depth_rate=0.2 \
+    --student_dropout_rate=0.2 --student_stochastic_depth_rate=0.2 \
+    --unlabel_ratio=1 --teacher_softmax_temp=1 --min_threshold=0.5 \
+    --iterations_per_loop=200 --seed="$SEED"

@@ -1,0 +1,303 @@
+r"""The paper's small-scale claims, in one command: ablations over seeds.
+
+  python -m noisy_student.ablate --dataset=digits --seeds=0,1,2
+  python -m noisy_student.ablate --data_dir=data/cifar10_1k --seeds=0,1,2 ...
+
+Per seed, one teacher is trained and its filtered pseudo-labels are shared by
+every arm, so the arms differ only in how the student learns:
+
+  full            the noised student (RandAugment, dropout, stochastic depth),
+                  soft pseudo-labels, one round;
+  no_noise        the same student without RandAugment, dropout or stochastic
+                  depth (paper: the gain shrinks, Table 6);
+  data_noise      RandAugment kept, no dropout or stochastic depth (Table 6);
+  hard_labels     one-hot pseudo-labels instead of soft ones (paper: soft are
+                  at least as good);
+  two_rounds      the full student becomes the teacher of a second full
+                  student (paper: iterating helps, Table 5);
+  larger_student  the full student at --larger_scale x width and depth
+                  (paper: an equal-or-larger student).
+
+Writes `<work_dir>/ablation.md`, `ablation.json` and `ablation.png`: test top-1
+per arm as mean +- std over the seeds, and its gain over the teacher. Every
+stage is resumable (a rerun skips finished stages; `state.json` per seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Sequence
+
+from absl import flags
+from absl import logging
+import numpy as np
+
+from data import entry
+from data import prepare_digits
+from data import writers
+from noisy_student.core import config as config_lib
+from noisy_student.core import datasets
+from noisy_student.core import defaults
+from noisy_student.core import errors
+from noisy_student.drivers import rounds as rounds_lib
+
+FLAGS = flags.FLAGS
+ARMS = ('full', 'no_noise', 'data_noise', 'hard_labels', 'two_rounds',
+        'larger_student')
+# What the paper reports for each arm, relative to the full noised student.
+PAPER_DIRECTION = {
+    'teacher': 'the baseline',
+    'full': 'beats the teacher',
+    'no_noise': 'smaller gain than full (Table 6)',
+    'data_noise': 'between no_noise and full (Table 6)',
+    'hard_labels': 'at most full (soft >= hard)',
+    'two_rounds': 'above full (Table 5)',
+    'larger_student': 'at least full (equal-or-larger student)',
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationConfig:
+  """The whole ablation (built from flags by `config_from_flags`).
+
+  Attributes:
+    work_dir: every artifact; `seed_<N>/` per seed.
+    label_data_dir / unlabel_data_dir: labeled shards and unlabeled shards.
+    dataset: classes, sizes, statistics (dataset_info.json or built-in).
+    seeds: one full set of arms per seed.
+    teacher / student: the recipes (the demo's by default).
+    width_coefficient / depth_coefficient: the model's scaling (teacher and
+      every student but the larger one).
+    larger_scale: the larger student's width and depth, x the above.
+    min_threshold: the filter's confidence threshold.
+    arms: the arms to run (default: all).
+  """
+  work_dir: str
+  label_data_dir: str
+  unlabel_data_dir: str
+  dataset: datasets.DatasetInfo
+  seeds: tuple[int, ...]
+  teacher: config_lib.Recipe
+  student: config_lib.Recipe
+  model_name: str = 'efficientnet-b0'
+  width_coefficient: float = defaults.DEMO_WIDTH_COEFFICIENT
+  depth_coefficient: float = defaults.DEMO_DEPTH_COEFFICIENT
+  larger_scale: float = 1.5
+  min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
+  arms: tuple[str, ...] = ARMS
+
+
+def student_recipe(arm: str, student: config_lib.Recipe) -> config_lib.Recipe:
+  """The student recipe of `arm` (the full one for full / two_rounds / larger)."""
+  noise, train = student.noise, student.train
+  if arm == 'no_noise':
+    noise = dataclasses.replace(noise, augment_name=None,
+                                unl_augment_name='default', dropout_rate=0.0,
+                                stochastic_depth_rate=0.0)
+  elif arm == 'data_noise':
+    noise = dataclasses.replace(noise, dropout_rate=0.0,
+                                stochastic_depth_rate=0.0)
+  elif arm == 'hard_labels':
+    train = dataclasses.replace(train, teacher_softmax_temp=-1.0)
+  return config_lib.Recipe(train=train, noise=noise)
+
+
+def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
+  """The shared part of one seed: teacher, full student(s)."""
+  students = (cfg.model_name,) * (2 if 'two_rounds' in cfg.arms else 1)
+  return rounds_lib.RoundsConfig(
+      work_dir=os.path.join(cfg.work_dir, f'seed_{seed}'),
+      dataset=cfg.dataset, label_data_dir=cfg.label_data_dir,
+      unlabel_data_dir=cfg.unlabel_data_dir,
+      teacher_model_name=cfg.model_name, student_model_names=students,
+      teacher=cfg.teacher, student=cfg.student,
+      width_coefficient=cfg.width_coefficient,
+      depth_coefficient=cfg.depth_coefficient,
+      min_threshold=cfg.min_threshold, seed=seed)
+
+
+def run_seed(cfg: AblationConfig, seed: int) -> dict:
+  """{arm or 'teacher': test top-1} of one seed (resumable)."""
+  rounds = rounds_config(cfg, seed)
+  rows = rounds_lib.run(rounds)
+  results = {'teacher': rows[0], 'full': rows[1]}
+  if len(rows) > 2:
+    results['two_rounds'] = rows[2]
+  state = rounds_lib.StageState(rounds.work_dir)
+  pseudo_labels = os.path.join(rounds.work_dir, 'round_1', 'filter', 'data')
+  for arm in cfg.arms:
+    if arm in results:
+      continue
+    arm_rounds = rounds
+    if arm == 'larger_student':
+      arm_rounds = dataclasses.replace(
+          rounds, width_coefficient=cfg.width_coefficient * cfg.larger_scale,
+          depth_coefficient=cfg.depth_coefficient * cfg.larger_scale)
+    stage = rounds_lib.stage_config(
+        arm_rounds, os.path.join(rounds.work_dir, 'ablation', arm),
+        cfg.model_name, student_recipe(arm, cfg.student),
+        unlabel_data_dir=pseudo_labels)
+    results[arm] = state.run(
+        f'ablation/{arm}', lambda s=stage: rounds_lib.train_and_evaluate(s),
+        dataclasses.asdict(stage))
+  return {name: float(row['test']) for name, row in results.items()}
+
+
+def summarize(per_seed: dict[int, dict]) -> list[dict]:
+  """One row per arm: test top-1 and gain over the teacher, mean and std (%)."""
+  names = ['teacher'] + [a for a in ARMS
+                         if all(a in r for r in per_seed.values())]
+  rows = []
+  for name in names:
+    accuracy = np.array([100 * r[name] for r in per_seed.values()])
+    gain = np.array([100 * (r[name] - r['teacher'])
+                     for r in per_seed.values()])
+    rows.append({
+        'arm': name, 'seeds': len(accuracy),
+        'test_top1_mean': float(accuracy.mean()),
+        'test_top1_std': float(accuracy.std(ddof=1)) if len(accuracy) > 1 else 0.0,
+        'gain_mean': float(gain.mean()),
+        'gain_std': float(gain.std(ddof=1)) if len(gain) > 1 else 0.0,
+        'per_seed': [round(float(a), 2) for a in accuracy],
+        'paper': PAPER_DIRECTION[name],
+    })
+  return rows
+
+
+def markdown(rows: Sequence[dict], title: str) -> str:
+  lines = [f'# {title}', '',
+           '| arm | test top-1 (mean +- std) | gain over teacher | per seed | '
+           'paper (direction) |', '|---|---|---|---|---|']
+  for row in rows:
+    gain = ('-' if row['arm'] == 'teacher'
+            else f'{row["gain_mean"]:+.2f} +- {row["gain_std"]:.2f}')
+    lines.append(
+        f'| {row["arm"]} | {row["test_top1_mean"]:.2f} +- '
+        f'{row["test_top1_std"]:.2f} | {gain} | '
+        f'{", ".join(f"{a:.2f}" for a in row["per_seed"])} | {row["paper"]} |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(rows: Sequence[dict], path: str) -> None:
+  from matplotlib import figure as figure_lib  # pylint: disable=g-import-not-at-top
+  fig = figure_lib.Figure(figsize=(6, 3.5))
+  ax = fig.subplots()
+  names = [r['arm'] for r in rows]
+  ax.bar(names, [r['test_top1_mean'] for r in rows],
+         yerr=[r['test_top1_std'] for r in rows], capsize=4,
+         color=['grey'] + ['tab:blue'] * (len(rows) - 1))
+  low = min(r['test_top1_mean'] - r['test_top1_std'] for r in rows)
+  ax.set_ylim(max(0.0, low - 5), 100)
+  ax.set_ylabel('test top-1 (%), mean +- std')
+  ax.set_title(f'Noisy Student ablations ({rows[0]["seeds"]} seeds)')
+  ax.tick_params(axis='x', rotation=30)
+  fig.tight_layout()
+  with writers.atomic_output(path) as f:
+    fig.savefig(f, format='png', dpi=120)
+
+
+def run_ablation(cfg: AblationConfig) -> list[dict]:
+  """Runs every seed and writes ablation.{md,json,png}; returns the rows."""
+  start = time.time()
+  per_seed = {}
+  for seed in cfg.seeds:
+    logging.info('[ablate] seed %d', seed)
+    per_seed[seed] = run_seed(cfg, seed)
+  rows = summarize(per_seed)
+  title = f'Ablations on {cfg.dataset.name}, seeds {list(cfg.seeds)}'
+  writers.write_text(os.path.join(cfg.work_dir, 'ablation.md'),
+                     markdown(rows, title))
+  writers.write_json(os.path.join(cfg.work_dir, 'ablation.json'), {
+      'rows': rows, 'per_seed': {str(k): v for k, v in per_seed.items()},
+      'seconds': round(time.time() - start, 1)})
+  plot(rows, os.path.join(cfg.work_dir, 'ablation.png'))
+  return rows
+
+
+# ---------------------------------------------------------------------------
+# The binary.
+# ---------------------------------------------------------------------------
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+  flags.DEFINE_string('dataset', 'digits', "'digits' (bundled, prepared into "
+                      "--work_dir) or unset with --data_dir.", flag_values=fv)
+  flags.DEFINE_string('data_dir', None, 'A data folder with dataset_info.json '
+                      '(labeled shards) and unlabeled/ (extra-* shards); '
+                      'overrides --dataset.', flag_values=fv)
+  flags.DEFINE_string('work_dir', 'ablation_output', 'Where every artifact '
+                      'goes.', flag_values=fv)
+  flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (comma-separated).',
+                    flag_values=fv)
+  flags.DEFINE_list('arms', list(ARMS), f'Arms to run, of {", ".join(ARMS)}.',
+                    flag_values=fv)
+  flags.DEFINE_integer('teacher_steps', defaults.DEMO_TEACHER.train.train_steps,
+                       'Teacher training steps (batch 32).', flag_values=fv)
+  flags.DEFINE_integer('student_steps', defaults.DEMO_STUDENT.train.train_steps,
+                       'Student training steps (batch 32 labeled + 96 '
+                       'pseudo-labeled).', flag_values=fv)
+  flags.DEFINE_float('width_coefficient', defaults.DEMO_WIDTH_COEFFICIENT,
+                     'EfficientNet-B0 width scaling.', flag_values=fv)
+  flags.DEFINE_float('depth_coefficient', defaults.DEMO_DEPTH_COEFFICIENT,
+                     'EfficientNet-B0 depth scaling.', flag_values=fv)
+  flags.DEFINE_float('larger_scale', 1.5, 'The larger student\'s width and '
+                     'depth, x the others\'.', flag_values=fv)
+  flags.DEFINE_float('min_threshold', defaults.ITERATE_MIN_THRESHOLD,
+                     'The filter\'s confidence threshold.', flag_values=fv)
+
+
+def _with_steps(recipe: config_lib.Recipe, steps: int) -> config_lib.Recipe:
+  return dataclasses.replace(recipe, train=dataclasses.replace(
+      recipe.train, train_steps=steps))
+
+
+def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
+  """Checks the flags (before anything is written) and builds the config."""
+  unknown = sorted(set(fv.arms) - set(ARMS))
+  if unknown or not fv.arms:
+    raise errors.ConfigError(f'--arms={",".join(fv.arms)}: expected some of '
+                             f'{", ".join(ARMS)}')
+  try:
+    seeds = tuple(int(s) for s in fv.seeds)
+  except ValueError:
+    raise errors.ConfigError(f'--seeds={",".join(fv.seeds)}: expected '
+                             'comma-separated integers') from None
+  if not seeds:
+    raise errors.ConfigError('--seeds: give at least one seed')
+  work_dir = os.path.abspath(fv.work_dir)
+  if fv.data_dir:
+    data_dir = fv.data_dir
+    dataset = datasets.resolve(None, data_dir)
+  elif fv.dataset == 'digits':
+    data_dir = os.path.join(work_dir, 'data')
+    dataset = datasets.get_builtin('digits')
+  else:
+    raise errors.ConfigError(f'--dataset={fv.dataset}: only digits is '
+                             'bundled; pass --data_dir for another dataset')
+  return AblationConfig(
+      work_dir=work_dir, label_data_dir=data_dir,
+      unlabel_data_dir=os.path.join(data_dir, 'unlabeled'), dataset=dataset,
+      seeds=seeds,
+      teacher=_with_steps(defaults.DEMO_TEACHER, fv.teacher_steps),
+      student=_with_steps(defaults.DEMO_STUDENT, fv.student_steps),
+      width_coefficient=fv.width_coefficient,
+      depth_coefficient=fv.depth_coefficient, larger_scale=fv.larger_scale,
+      min_threshold=fv.min_threshold,
+      arms=tuple(a for a in ARMS if a in fv.arms))
+
+
+def main(argv):
+  del argv
+  cfg = config_from_flags(FLAGS)
+  if not FLAGS.data_dir:
+    prepare_digits.prepare_digits(cfg.label_data_dir)
+  rows = run_ablation(cfg)
+  print(markdown(rows, f'Ablations on {cfg.dataset.name}'), flush=True)
+
+
+def run():
+  entry.run('ablate', main, define_flags)
+
+
+if __name__ == '__main__':
+  run()

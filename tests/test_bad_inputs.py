@@ -1,0 +1,388 @@
+"""Bad input, through the binaries: one line naming the culprit, status 2, nothing changed.
+
+Each case prepares its bad input on the bundled digits (tiny models), runs a
+binary in a fresh process and checks the error contract of docs/errors.md:
+the exit status, that the last line of stderr is `<binary>: error: ...`
+naming the file / flag / value at fault, and that no file that existed before
+the run changed (sha256 of every file under the case's folder). Cases that
+succeed with a warning (a truncated latest checkpoint) check that instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from typing import Callable, Optional
+
+import pytest
+
+from data import records
+from data import writers
+from tests import helpers
+
+pytestmark = pytest.mark.slow
+
+
+@dataclasses.dataclass
+class Case:
+  """A command on prepared input, and what it must print."""
+  command: list[str]
+  message: str                 # regex on the last stderr line
+  status: int = 2
+  unchanged: Optional[str] = None   # folder whose files must not change
+  max_stderr_lines: Optional[int] = None
+
+
+@pytest.fixture(scope='module')
+def trained(digits_dir, tmp_path_factory) -> str:
+  """A tiny model trained 10 steps on the digits (checkpoints 5 and 10)."""
+  model_dir = str(tmp_path_factory.mktemp('trained') / 'model')
+  helpers.run(helpers.main_flags(digits_dir, model_dir, '--mode=train',
+                                 steps=10))
+  return model_dir
+
+
+def _copy(source: str, target) -> str:
+  shutil.copytree(source, target)
+  return str(target)
+
+
+def _rewrite_shard(path: str, change: Callable[[int, bytes], bytes]) -> None:
+  """Rewrites a shard record by record (change(index, record) -> record)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  rows = [change(i, r.numpy()) for i, r in enumerate(
+      tf.data.TFRecordDataset(path))]
+  writers.write_records(path, rows)
+
+
+def _flip_byte_in_record(path: str, record: int) -> None:
+  """Corrupts one payload byte of record `record` (its CRC no longer matches)."""
+  data = bytearray(open(path, 'rb').read())
+  offset = 0
+  for _ in range(record):
+    length = int.from_bytes(data[offset:offset + 8], 'little')
+    offset += 12 + length + 4
+  data[offset + 12 + 20] ^= 0xFF
+  open(path, 'wb').write(bytes(data))
+
+
+def _labeled(image_bytes: bytes, label_1_based: int) -> bytes:
+  """A labeled record with any label (the writers only write valid ones)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.train.Example(features=tf.train.Features(feature={
+      records.IMAGE_KEY: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[image_bytes])),
+      records.LABEL_KEY: tf.train.Feature(
+          int64_list=tf.train.Int64List(value=[label_1_based])),
+  })).SerializeToString()
+
+
+def _set_label(path: str, record: int, label_1_based: int) -> None:
+  def change(i, serialized):
+    if i != record:
+      return serialized
+    return _labeled(records.read_example(serialized)[records.IMAGE_KEY],
+                    label_1_based)
+  _rewrite_shard(path, change)
+
+
+def _set_image(path: str, record: int, image_bytes: bytes) -> None:
+  def change(i, serialized):
+    if i != record:
+      return serialized
+    label = int(records.read_example(serialized)[records.LABEL_KEY][0])
+    return _labeled(image_bytes, label)
+  _rewrite_shard(path, change)
+
+
+def _main(data: str, model_dir: str, *extra: str, steps: int = 4) -> list[str]:
+  return helpers.main_flags(data, model_dir, *extra, steps=steps)
+
+
+# ---------------------------------------------------------------------------
+# The cases: name -> (tmp, digits_dir, trained model_dir) -> Case.
+# ---------------------------------------------------------------------------
+def label_11_of_10(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _set_label(f'{data}/train-00001-of-00004', 7, 11)
+  # 20 steps of 16 read every one of the 300 training images.
+  return Case(_main(data, str(tmp / 'model'), '--mode=train', steps=20),
+              r'train-00001-of-00004: record 7 has label 11 .*outside 1\.\.10',
+              unchanged=data)
+
+
+def label_0_is_not_1_based(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _set_label(f'{data}/test-00000-of-00002', 3, 0)
+  return Case(_main(data, trained, '--mode=eval'),
+              r'test-00000-of-00002: record 3 has label 0 .*outside 1\.\.10',
+              unchanged=data)
+
+
+def teacher_with_12_classes(tmp, digits, trained):
+  teacher = _copy(trained, tmp / 'teacher')
+  config = json.load(open(f'{teacher}/model_config.json'))
+  config['num_classes'] = 12
+  json.dump(config, open(f'{teacher}/model_config.json', 'w'))
+  return Case(_main(digits, str(tmp / 'model'), '--mode=train',
+                    '--teacher_model_name=efficientnet-b0',
+                    f'--teacher_model_path={teacher}', '--unlabel_ratio=1',
+                    f'--unlabel_data_dir={digits}/unlabeled'),
+              'has 12 classes but the student 10', unchanged=teacher)
+
+
+def resume_with_other_model_flags(tmp, digits, trained):
+  model_dir = _copy(trained, tmp / 'model')
+  return Case(_main(digits, model_dir, '--mode=train', '--width_coefficient=0.2'),
+              r'model_config.json: .*width_coefficient: 0\.1 -> 0\.2',
+              unchanged=model_dir)
+
+
+def unknown_model_name(tmp, digits, trained):
+  model_dir = _copy(trained, tmp / 'model')
+  return Case(_main(digits, model_dir, '--mode=train',
+                    '--model_name=efficientnet-b99'),
+              'efficientnet-b99', unchanged=model_dir)
+
+
+def zero_image_size(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), '--input_image_size=0'),
+              '--input_image_size must be positive, received: 0')
+
+
+def small_image_size_the_data_does_not_have(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), '--input_image_size=40'),
+              r'--input_image_size=40: the small-image .*32x32')
+
+
+def negative_train_steps(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), steps=-5),
+              r'--train_steps must be in \[1, inf\), received: -5')
+
+
+def zero_batch(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), '--train_batch_size=0'),
+              '--train_batch_size must be in')
+
+
+def batch_not_divisible_by_replicas(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), '--mode=train',
+                    '--strategy=mirrored', '--mirrored_cpu_devices=2',
+                    '--train_batch_size=15'),
+              '--train_batch_size=15 is not divisible by the 2 replicas')
+
+
+def corrupted_record_in_training(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _flip_byte_in_record(f'{data}/train-00002-of-00004', 5)
+  return Case(_main(data, str(tmp / 'model'), '--mode=train', steps=20),
+              r'train-00002-of-00004: record 5 is corrupted', unchanged=data)
+
+
+def corrupted_record_in_evaluation(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _flip_byte_in_record(f'{data}/dev-00001-of-00002', 2)
+  return Case(_main(data, trained, '--mode=eval'),
+              r'dev-00001-of-00002: record 2 is corrupted', unchanged=data)
+
+
+def corrupted_record_in_prediction(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _flip_byte_in_record(f'{data}/unlabeled/extra-00003-of-00008', 4)
+  return Case(_main(f'{data}/unlabeled', '', '--mode=predict',
+                    f'--predict_ckpt_path={trained}', '--file_prefix=extra',
+                    '--num_shards=8', '--shard_id=3',
+                    f'--output_dir={tmp}/pred', f'--info_dir={tmp}/info'),
+              r'extra-00003-of-00008: record 4 is corrupted', unchanged=data)
+
+
+def undecodable_image_in_evaluation(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _set_image(f'{data}/test-00001-of-00002', 6, b'\x89PNG but not really')
+  return Case(_main(data, trained, '--mode=eval'),
+              r'test-00001-of-00002: record 6 has no decodable', unchanged=data)
+
+
+def undecodable_image_in_training(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  _set_image(f'{data}/train-00000-of-00004', 2, b'')
+  return Case(_main(data, str(tmp / 'model'), '--mode=train', steps=20),
+              r'train-00000-of-00004: record 2 has no decodable', unchanged=data)
+
+
+def every_checkpoint_truncated(tmp, digits, trained):
+  model_dir = _copy(trained, tmp / 'model')
+  for name in os.listdir(model_dir):
+    if name.endswith('.index'):
+      path = os.path.join(model_dir, name)
+      open(path, 'wb').write(open(path, 'rb').read()[:100])
+  return Case(_main(digits, model_dir, '--mode=eval'),
+              r'ckpt-5: unreadable checkpoint .*no older readable one',
+              unchanged=model_dir)
+
+
+def latest_checkpoint_truncated_falls_back(tmp, digits, trained):
+  model_dir = _copy(trained, tmp / 'model')
+  data_file = os.path.join(model_dir, 'ckpt-10.data-00000-of-00001')
+  open(data_file, 'wb').write(open(data_file, 'rb').read()[:200])
+  return Case(_main(digits, model_dir, '--mode=eval'),
+              r'ckpt-10 is unreadable .*falling back to the previous checkpoint '
+              r'.*ckpt-5', status=0)
+
+
+def init_model_of_another_architecture(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), '--mode=train', '--init_model',
+                    f'--init_model_path={trained}', '--width_coefficient=0.2'),
+              r'ckpt-10: does not fit the student model', max_stderr_lines=12)
+
+
+def unwritable_model_dir(tmp, digits, trained):
+  return Case(_main(digits, _unwritable(tmp) + '/model', '--mode=train'),
+              r'(Operation not permitted|Permission denied|not writable)')
+
+
+def iterate_rerun_with_changed_settings(tmp, digits, trained):
+  work = str(tmp / 'work')
+  command = [sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work}',
+             f'--label_data_dir={digits}',
+             f'--unlabel_data_dir={digits}/unlabeled',
+             '--width_coefficient=0.1', '--depth_coefficient=0.1',
+             '--teacher_train_steps=2', '--student_train_steps=2',
+             '--train_batch_size=16', '--iterations_per_loop=2',
+             '--min_threshold=0']
+  helpers.run(command)
+  return Case(command[:-3] + ['--student_train_steps=6',
+                              '--train_batch_size=16', '--iterations_per_loop=2',
+                              '--min_threshold=0'],
+              r'state.json: stage round_1/student finished with other settings '
+              r'.*train.train_steps: 2 -> 6\); .*--force', unchanged=work)
+
+
+def iterate_truncated_state(tmp, digits, trained):
+  work = tmp / 'work'
+  work.mkdir()
+  (work / 'state.json').write_text('{"round_0/teacher": {"resu')
+  return Case([sys.executable, '-m', 'noisy_student.iterate',
+               f'--work_dir={work}', f'--label_data_dir={digits}',
+               f'--unlabel_data_dir={digits}/unlabeled'],
+              r'state.json: not valid JSON', unchanged=str(work))
+
+
+def iterate_folder_without_description(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  os.remove(f'{data}/dataset_info.json')
+  return Case([sys.executable, '-m', 'noisy_student.iterate',
+               f'--work_dir={tmp}/work', f'--label_data_dir={data}',
+               f'--unlabel_data_dir={data}/unlabeled'],
+              r'has no dataset_info.json .*--task_name', unchanged=data)
+
+
+def eval_robustness_empty_corrupted_folder(tmp, digits, trained):
+  (tmp / 'empty').mkdir()
+  return Case([sys.executable, '-m', 'noisy_student.eval_robustness',
+               '--benchmark=corrupted', f'--model_path={trained}',
+               f'--data_dir={tmp}/empty', f'--output_dir={tmp}/out'],
+              r'empty: no corruption folders')
+
+
+def eval_robustness_missing_model(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'noisy_student.eval_robustness',
+               '--benchmark=fgsm', f'--model_path={tmp}/nothing.keras',
+               f'--data_dir={digits}', f'--output_dir={tmp}/out'],
+              r'nothing.keras: no such model')
+
+
+def make_corrupted_unknown_corruption(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'data.make_corrupted',
+               f'--input_pattern={digits}/test-*', f'--output_dir={tmp}/c',
+               '--corruptions=smudge'],
+              r"unknown corruption 'smudge'")
+
+
+def make_corrupted_no_files(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'data.make_corrupted',
+               f'--input_pattern={tmp}/none-*', f'--output_dir={tmp}/c'],
+              r'--input_pattern .*none-\*.*no files')
+
+
+def images_to_tfrecord_missing_folder(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'data.images_to_tfrecord',
+               f'--input_dir={tmp}/absent', f'--output_dir={tmp}/out'],
+              r'--input_dir=.*absent')
+
+
+def filter_missing_predictions(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'noisy_student.filter_unlabel',
+               f'--input_dir={digits}/unlabeled', f'--prediction_dir={tmp}/p',
+               f'--info_dir={tmp}/i', f'--output_dir={tmp}/o', '--num_shards=8',
+               '--file_prefix=extra', '--shard_id=all', '--only_get_stats=1'],
+              r'info-00000-of-00008-00000.txt: info file of shard 0')
+
+
+def bad_flag_type(tmp, digits, trained):
+  return Case(_main(digits, str(tmp / 'model'), '--train_batch_size=many'),
+              r"flag --train_batch_size=many: invalid literal")
+
+
+CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
+         resume_with_other_model_flags, unknown_model_name, zero_image_size,
+         small_image_size_the_data_does_not_have, negative_train_steps,
+         zero_batch, batch_not_divisible_by_replicas,
+         corrupted_record_in_training, corrupted_record_in_evaluation,
+         corrupted_record_in_prediction, undecodable_image_in_evaluation,
+         undecodable_image_in_training, every_checkpoint_truncated,
+         latest_checkpoint_truncated_falls_back,
+         init_model_of_another_architecture, unwritable_model_dir,
+         iterate_rerun_with_changed_settings, iterate_truncated_state,
+         iterate_folder_without_description,
+         eval_robustness_empty_corrupted_folder, eval_robustness_missing_model,
+         make_corrupted_unknown_corruption, make_corrupted_no_files,
+         images_to_tfrecord_missing_folder, filter_missing_predictions,
+         bad_flag_type]
+
+
+def _unwritable(tmp) -> str:
+  """A folder this process cannot create files in (root ignores modes)."""
+  if os.geteuid() != 0:
+    locked = tmp / 'locked'
+    locked.mkdir()
+    locked.chmod(0o555)
+    return str(locked)
+  return '/sys/noisy_student_test'  # sysfs: EPERM even for root
+
+
+def _hashes(folder: Optional[str]) -> dict:
+  if not folder:
+    return {}
+  out = {}
+  for root, _, files in os.walk(folder):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        out[path] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+@pytest.mark.parametrize('make_case', CASES, ids=[c.__name__ for c in CASES])
+def test_bad_input_gets_one_line_naming_the_culprit(make_case, digits_dir,
+                                                    trained, tmp_path):
+  case = make_case(tmp_path, digits_dir, trained)
+  before = _hashes(case.unchanged)
+  result = helpers.run(case.command, check=False, timeout=900)
+  stderr = result.stderr.strip().splitlines()
+  assert result.returncode == case.status, result.stderr[-3000:]
+  if case.status == 2:
+    binary = re.escape(case.command[2].rsplit('.', 1)[-1])
+    assert re.match(rf'{binary}: error: ', stderr[-1]), stderr[-5:]
+    assert re.search(case.message, stderr[-1]), stderr[-1]
+    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  else:
+    assert re.search(case.message, result.stderr), result.stderr[-3000:]
+  assert _hashes(case.unchanged) == before
+  if case.max_stderr_lines is not None:
+    assert len(stderr) <= case.max_stderr_lines, '\n'.join(stderr[-30:])
