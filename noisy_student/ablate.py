@@ -115,7 +115,7 @@ def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
       teacher=cfg.teacher, student=cfg.student,
       width_coefficient=cfg.width_coefficient,
       depth_coefficient=cfg.depth_coefficient,
-      min_threshold=cfg.min_threshold, seed=seed)
+      min_threshold=cfg.min_threshold, seed=seed, deterministic=True)
 
 
 def run_seed(cfg: AblationConfig, seed: int) -> dict:

@@ -54,6 +54,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
   """Defines the demo's flags on `fv` (defaults: core/defaults.py DEMO_*)."""
   flags.DEFINE_string('work_dir', 'demo_output', 'Where every artifact goes.',
                       flag_values=fv)
+  flags.DEFINE_bool('deterministic', True, 'Fixed record order and '
+                    'deterministic TF ops, so a rerun of a seed repeats its '
+                    'numbers (docs/results.md).', flag_values=fv)
   flags.DEFINE_integer('seed', 0, 'Seed of initialisation, data order and noise.',
                        flag_values=fv)
   flags.DEFINE_integer('teacher_steps', _TEACHER.train.train_steps,
@@ -90,7 +93,8 @@ def rounds_config(fv: flags.FlagValues, work_dir: str,
       student=_with_steps(_STUDENT, fv.student_steps),
       width_coefficient=fv.width_coefficient,
       depth_coefficient=fv.depth_coefficient,
-      min_threshold=fv.min_threshold, seed=fv.seed)
+      min_threshold=fv.min_threshold, seed=fv.seed,
+      deterministic=fv.deterministic)
 
 
 def robustness(rows, data_dir: str, work_dir: str, num_images: int) -> dict:

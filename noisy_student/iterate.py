@@ -115,6 +115,10 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                        'about every 30 s.', flag_values=fv)
   flags.DEFINE_enum('mixed_precision', 'float32', list(config_lib.MIXED_PRECISION),
                     'Training precision.', flag_values=fv)
+  flags.DEFINE_bool('deterministic_input', False, 'Fixed record order and '
+                    'deterministic TF ops: a rerun with the same --seed on the '
+                    'same machine repeats every number (docs/results.md).',
+                    flag_values=fv)
   flags.DEFINE_integer('seed', 0, 'Seed of data order and augmentation.', flag_values=fv)
   flags.DEFINE_bool('force', False, 'Redo finished stages whose settings '
                     'changed (and every stage after them).', flag_values=fv)
@@ -148,7 +152,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> rounds_lib.RoundsConfig:
           num_train_images=fv.num_train_images,
           image_size=fv.input_image_size),
       student_model_names=tuple(fv.student_model_names), teacher=teacher,
-      student=student, image_size=fv.input_image_size)
+      student=student, image_size=fv.input_image_size,
+      deterministic=fv.deterministic_input)
 
 
 def main(argv):

@@ -70,6 +70,9 @@ class RoundsConfig:
       num_image_per_class None = unlabeled images / classes.
     predict_batch_size: images per teacher batch.
     seed: seed of data order, augmentation and the filter's choices.
+    deterministic: a fixed record order and deterministic TF ops, so that a
+      rerun with the same seed on the same machine repeats every number
+      (slightly slower input pipeline).
   """
   work_dir: str
   dataset: datasets.DatasetInfo
@@ -88,6 +91,7 @@ class RoundsConfig:
   upsample: bool = True
   predict_batch_size: int = 256
   seed: int = 0
+  deterministic: bool = False
 
   @property
   def iterations(self) -> int:
@@ -198,7 +202,7 @@ def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
       rounds.dataset, model, recipe.noise,
       label_data_dir=rounds.label_data_dir, unlabel_data_dir=unlabel_data_dir,
       unlabel_prefixes=('train',), pseudo_labels_stored=bool(unlabel_data_dir),
-      seed=rounds.seed)
+      deterministic=rounds.deterministic, seed=rounds.seed)
   train = dataclasses.replace(
       recipe.train,
       num_train_images=rounds.dataset.num_train_images,
@@ -299,6 +303,8 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
     ConfigError when a finished stage's settings changed (unless `force`).
   """
   strategy = strategy or tf.distribute.get_strategy()
+  if rounds.deterministic:
+    tf.config.experimental.enable_op_determinism()
   tf.io.gfile.makedirs(rounds.work_dir)
   state = StageState(rounds.work_dir, force=force)
   num_shards = unlabeled_shards(rounds.unlabel_data_dir,

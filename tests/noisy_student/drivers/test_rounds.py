@@ -117,3 +117,34 @@ def test_stage_state_reuses_only_stages_with_the_same_settings(tmp_path):
   assert forced.run('round_0/teacher', lambda: 9, changed) == 9
   with open(tmp_path / 'state.json') as f:
     assert json.load(f)['round_0/teacher']['settings'] == changed
+
+
+def _student_weights(work_dir: str) -> dict:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  prefix = tf.train.latest_checkpoint(
+      os.path.join(work_dir, 'round_1', 'student'))
+  return {name: np.asarray(tf.train.load_variable(prefix, name))
+          for name, _ in tf.train.list_variables(prefix) if 'model/' in name}
+
+
+@pytest.mark.slow
+def test_deterministic_rerun_repeats_every_weight(digits_dir, tmp_path):
+  # --deterministic_input (the demo's default): fixed record order and
+  # deterministic ops, so the same seed on the same machine repeats the run
+  # bit for bit (docs/results.md says what is not reproducible).
+  runs = []
+  for name in ('a', 'b'):
+    work_dir = str(tmp_path / name)
+    command = _command(digits_dir, work_dir)
+    command[-1] = '--student_model_names=efficientnet-b0'
+    helpers.run(command + ['--deterministic_input', '--seed=3'])
+    with open(os.path.join(work_dir, 'summary.json')) as f:
+      runs.append((json.load(f), _student_weights(work_dir)))
+  (summary_a, weights_a), (summary_b, weights_b) = runs
+  assert [{k: v for k, v in row.items() if k != 'model_dir'}
+          for row in summary_a] == [{k: v for k, v in row.items()
+                                     if k != 'model_dir'} for row in summary_b]
+  assert weights_a and set(weights_a) == set(weights_b)
+  for name, value in weights_a.items():
+    assert (value == weights_b[name]).all(), name
