@@ -32,6 +32,7 @@ from typing import Sequence
 
 from absl import flags
 from absl import logging
+import keras
 import numpy as np
 
 from data import entry
@@ -121,6 +122,7 @@ def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
 def run_seed(cfg: AblationConfig, seed: int) -> dict:
   """{arm or 'teacher': test top-1} of one seed (resumable)."""
   rounds = rounds_config(cfg, seed)
+  keras.utils.set_random_seed(seed)  # as iterate and the demo
   rows = rounds_lib.run(rounds)
   results = {'teacher': rows[0], 'full': rows[1]}
   if len(rows) > 2:
@@ -140,9 +142,15 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
         cfg.model_name, student_recipe(arm, cfg.student),
         unlabel_data_dir=pseudo_labels)
     results[arm] = state.run(
-        f'ablation/{arm}', lambda s=stage: rounds_lib.train_and_evaluate(s),
+        f'ablation/{arm}', lambda s=stage: _train_arm(s, seed),
         dataclasses.asdict(stage))
   return {name: float(row['test']) for name, row in results.items()}
+
+
+def _train_arm(stage: config_lib.ExperimentConfig, seed: int) -> dict:
+  """Trains an arm's student from the seed's initialisation, whatever ran before."""
+  keras.utils.set_random_seed(seed)
+  return rounds_lib.train_and_evaluate(stage)
 
 
 def summarize(per_seed: dict[int, dict]) -> list[dict]:
