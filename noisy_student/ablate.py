@@ -254,11 +254,6 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                      'The filter\'s confidence threshold.', flag_values=fv)
 
 
-def _with_steps(recipe: config_lib.Recipe, steps: int) -> config_lib.Recipe:
-  return dataclasses.replace(recipe, train=dataclasses.replace(
-      recipe.train, train_steps=steps))
-
-
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
   """Checks the flags (before anything is written) and builds the config."""
   unknown = sorted(set(fv.arms) - set(ARMS))
@@ -286,8 +281,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
       work_dir=work_dir, label_data_dir=data_dir,
       unlabel_data_dir=os.path.join(data_dir, 'unlabeled'), dataset=dataset,
       seeds=seeds,
-      teacher=_with_steps(defaults.DEMO_TEACHER, fv.teacher_steps),
-      student=_with_steps(defaults.DEMO_STUDENT, fv.student_steps),
+      teacher=defaults.DEMO_TEACHER.with_steps(fv.teacher_steps),
+      student=defaults.DEMO_STUDENT.with_steps(fv.student_steps),
       width_coefficient=fv.width_coefficient,
       depth_coefficient=fv.depth_coefficient, larger_scale=fv.larger_scale,
       min_threshold=fv.min_threshold,

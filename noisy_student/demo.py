@@ -21,7 +21,6 @@ Everything lands in --work_dir; rerunning resumes / skips finished stages.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import time
@@ -36,7 +35,6 @@ from data import make_corrupted
 from data import prepare_digits
 from data import records
 from data import writers
-from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
 from noisy_student.drivers import rounds as rounds_lib
@@ -75,11 +73,6 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                        flag_values=fv)
 
 
-def _with_steps(recipe: config_lib.Recipe, steps: int) -> config_lib.Recipe:
-  return dataclasses.replace(recipe, train=dataclasses.replace(
-      recipe.train, train_steps=steps))
-
-
 def rounds_config(fv: flags.FlagValues, work_dir: str,
                   data_dir: str) -> rounds_lib.RoundsConfig:
   """The digits Noisy Student job (one round, equal-size student)."""
@@ -89,8 +82,8 @@ def rounds_config(fv: flags.FlagValues, work_dir: str,
       unlabel_data_dir=os.path.join(data_dir, 'unlabeled'),
       teacher_model_name='efficientnet-b0',
       student_model_names=('efficientnet-b0',),
-      teacher=_with_steps(_TEACHER, fv.teacher_steps),
-      student=_with_steps(_STUDENT, fv.student_steps),
+      teacher=_TEACHER.with_steps(fv.teacher_steps),
+      student=_STUDENT.with_steps(fv.student_steps),
       width_coefficient=fv.width_coefficient,
       depth_coefficient=fv.depth_coefficient,
       min_threshold=fv.min_threshold, seed=fv.seed,

@@ -276,3 +276,8 @@ class Recipe:
   """
   train: TrainConfig = TrainConfig()
   noise: NoiseConfig = NoiseConfig()
+
+  def with_steps(self, train_steps: int) -> 'Recipe':
+    """The same recipe trained for `train_steps` steps."""
+    return dataclasses.replace(self, train=dataclasses.replace(
+        self.train, train_steps=train_steps))
