@@ -1,7 +1,9 @@
 r"""The paper's small-scale claims, in one command: ablations over seeds.
 
   python -m noisy_student.ablate --dataset=digits --seeds=0,1,2
-  python -m noisy_student.ablate --data_dir=data/cifar10_1k --seeds=0,1,2 ...
+  python -m noisy_student.ablate --preset=cifar10_subset \
+      --data_dir=data/cifar10_1k/proc \
+      --unlabel_data_dir=data/cifar10_1k/unlabeled --seeds=0,1,2
 
 Per seed, one teacher is trained and its filtered pseudo-labels are shared by
 every arm, so the arms differ only in how the student learns:
@@ -68,12 +70,13 @@ class AblationConfig:
     label_data_dir / unlabel_data_dir: labeled shards and unlabeled shards.
     dataset: classes, sizes, statistics (dataset_info.json or built-in).
     seeds: one full set of arms per seed.
-    teacher / student: the recipes (the demo's by default).
+    teacher / student: the recipes (the --preset's, the demo's by default).
     width_coefficient / depth_coefficient: the model's scaling (teacher and
       every student but the larger one).
     larger_scale: the larger student's width and depth, x the above.
     min_threshold: the filter's confidence threshold.
     arms: the arms to run (default: all).
+    deterministic: fixed record order and deterministic ops in every stage.
   """
   work_dir: str
   label_data_dir: str
@@ -88,6 +91,7 @@ class AblationConfig:
   larger_scale: float = 1.5
   min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
   arms: tuple[str, ...] = ARMS
+  deterministic: bool = True
 
 
 def student_recipe(arm: str, student: config_lib.Recipe) -> config_lib.Recipe:
@@ -116,7 +120,8 @@ def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
       teacher=cfg.teacher, student=cfg.student,
       width_coefficient=cfg.width_coefficient,
       depth_coefficient=cfg.depth_coefficient,
-      min_threshold=cfg.min_threshold, seed=seed, deterministic=True)
+      min_threshold=cfg.min_threshold, seed=seed,
+      deterministic=cfg.deterministic)
 
 
 def run_seed(cfg: AblationConfig, seed: int) -> dict:
@@ -233,25 +238,43 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
   flags.DEFINE_string('data_dir', None, 'A data folder with dataset_info.json '
                       '(labeled shards) and unlabeled/ (extra-* shards); '
                       'overrides --dataset.', flag_values=fv)
+  flags.DEFINE_string('unlabel_data_dir', None, 'The unlabeled (extra-*) '
+                      'shards; default: <data_dir>/unlabeled.',
+                      flag_values=fv)
   flags.DEFINE_string('work_dir', 'ablation_output', 'Where every artifact '
                       'goes.', flag_values=fv)
   flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (comma-separated).',
                     flag_values=fv)
   flags.DEFINE_list('arms', list(ARMS), f'Arms to run, of {", ".join(ARMS)}.',
                     flag_values=fv)
-  flags.DEFINE_integer('teacher_steps', defaults.DEMO_TEACHER.train.train_steps,
-                       'Teacher training steps (batch 32).', flag_values=fv)
-  flags.DEFINE_integer('student_steps', defaults.DEMO_STUDENT.train.train_steps,
-                       'Student training steps (batch 32 labeled + 96 '
-                       'pseudo-labeled).', flag_values=fv)
-  flags.DEFINE_float('width_coefficient', defaults.DEMO_WIDTH_COEFFICIENT,
-                     'EfficientNet-B0 width scaling.', flag_values=fv)
-  flags.DEFINE_float('depth_coefficient', defaults.DEMO_DEPTH_COEFFICIENT,
-                     'EfficientNet-B0 depth scaling.', flag_values=fv)
+  flags.DEFINE_enum('preset', 'demo', list(defaults.PRESETS),
+                    'Recipes, model scaling and filter threshold of the job '
+                    '(noisy_student/core/defaults.py): demo (digits) or '
+                    'cifar10_subset (local_scripts/cifar10_subset).',
+                    flag_values=fv)
+  flags.DEFINE_integer('teacher_steps', None, 'Teacher training steps; '
+                       'default: the preset\'s (demo 800, cifar10_subset '
+                       '2000).', flag_values=fv)
+  flags.DEFINE_integer('student_steps', None, 'Student training steps; '
+                       'default: the preset\'s (demo 700, cifar10_subset '
+                       '2000).', flag_values=fv)
+  flags.DEFINE_float('width_coefficient', None, 'EfficientNet-B0 width '
+                     'scaling; default: the preset\'s (0.5).', flag_values=fv)
+  flags.DEFINE_float('depth_coefficient', None, 'EfficientNet-B0 depth '
+                     'scaling; default: the preset\'s (0.5).', flag_values=fv)
+  flags.DEFINE_bool('deterministic', True, 'Fixed record order and '
+                    'deterministic TF ops (a rerun repeats every number); '
+                    '--nodeterministic reuses the stages of an iterate run '
+                    'made without --deterministic_input.', flag_values=fv)
   flags.DEFINE_float('larger_scale', 1.5, 'The larger student\'s width and '
                      'depth, x the others\'.', flag_values=fv)
-  flags.DEFINE_float('min_threshold', defaults.ITERATE_MIN_THRESHOLD,
-                     'The filter\'s confidence threshold.', flag_values=fv)
+  flags.DEFINE_float('min_threshold', None, 'The filter\'s confidence '
+                     'threshold; default: the preset\'s (demo 0.3, '
+                     'cifar10_subset 0.5).', flag_values=fv)
+
+
+def _or_default(value, default):
+  return default if value is None else value
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
@@ -277,22 +300,43 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
   else:
     raise errors.ConfigError(f'--dataset={fv.dataset}: only digits is '
                              'bundled; pass --data_dir for another dataset')
+  preset = defaults.PRESETS[fv.preset]
+  teacher = preset.teacher.with_steps(
+      _or_default(fv.teacher_steps, preset.teacher.train.train_steps))
+  student = preset.student.with_steps(
+      _or_default(fv.student_steps, preset.student.train.train_steps))
+  arms = tuple(a for a in ARMS if a in fv.arms)
+  if 'data_noise' in arms and student.noise.augment_name is None:
+    # Without RandAugment, "data noise only" is the student without noise.
+    if fv['arms'].present:
+      raise errors.ConfigError(
+          f'--arms=data_noise: the {fv.preset} preset has no RandAugment, so '
+          'data_noise would train the no_noise student again; drop it')
+    logging.warning('[ablate] the %s preset has no RandAugment: data_noise '
+                    'equals no_noise and is left out', fv.preset)
+    arms = tuple(a for a in arms if a != 'data_noise')
   return AblationConfig(
       work_dir=work_dir, label_data_dir=data_dir,
-      unlabel_data_dir=os.path.join(data_dir, 'unlabeled'), dataset=dataset,
-      seeds=seeds,
-      teacher=defaults.DEMO_TEACHER.with_steps(fv.teacher_steps),
-      student=defaults.DEMO_STUDENT.with_steps(fv.student_steps),
-      width_coefficient=fv.width_coefficient,
-      depth_coefficient=fv.depth_coefficient, larger_scale=fv.larger_scale,
-      min_threshold=fv.min_threshold,
-      arms=tuple(a for a in ARMS if a in fv.arms))
+      unlabel_data_dir=(fv.unlabel_data_dir
+                        or os.path.join(data_dir, 'unlabeled')),
+      dataset=dataset,
+      seeds=seeds, teacher=teacher, student=student,
+      width_coefficient=_or_default(fv.width_coefficient,
+                                    preset.width_coefficient),
+      depth_coefficient=_or_default(fv.depth_coefficient,
+                                    preset.depth_coefficient),
+      larger_scale=fv.larger_scale,
+      min_threshold=_or_default(fv.min_threshold, preset.min_threshold),
+      arms=arms, deterministic=fv.deterministic)
 
 
 def main(argv):
   del argv
   cfg = config_from_flags(FLAGS)
-  if not FLAGS.data_dir:
+  if FLAGS.data_dir:
+    datasets.check_folder(cfg.label_data_dir)
+    datasets.check_folder(cfg.unlabel_data_dir)
+  else:
     prepare_digits.prepare_digits(cfg.label_data_dir)
   rows = run_ablation(cfg)
   print(markdown(rows, f'Ablations on {cfg.dataset.name}'), flush=True)

@@ -133,7 +133,8 @@ def _recipe(base: config_lib.Recipe, fv: flags.FlagValues, *, steps: int,
       base.train, train_steps=steps,
       save_checkpoints_steps=fv.iterations_per_loop, **shared, **train_changes)
   noise = dataclasses.replace(
-      base.noise, augment_name=fv[f'{role}_augment_name'].value,
+      base.noise, augment_name=config_lib.augment_name_from_flag(
+          fv[f'{role}_augment_name'].value, f'{role}_augment_name'),
       randaug_magnitude=fv.randaug_mag, randaug_num_layers=fv.randaug_layer,
       dropout_rate=fv[f'{role}_dropout_rate'].value,
       stochastic_depth_rate=fv[f'{role}_stochastic_depth_rate'].value)

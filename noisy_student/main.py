@@ -96,9 +96,11 @@ def resolve_strategy(fv: flags.FlagValues) -> str:
 
 def noise_from_flags(fv: flags.FlagValues) -> config_lib.NoiseConfig:
   return config_lib.NoiseConfig(
-      augment_name=_augment(fv.augment_name, 'augment_name'),
-      unl_augment_name=('default' if fv.unl_aug == 'default'
-                        else _augment(fv.unl_aug, 'unl_aug')),
+      augment_name=config_lib.augment_name_from_flag(fv.augment_name,
+                                                     'augment_name'),
+      unl_augment_name=(
+          'default' if fv.unl_aug == 'default'
+          else config_lib.augment_name_from_flag(fv.unl_aug, 'unl_aug')),
       randaug_magnitude=fv.randaug_mag, randaug_num_layers=fv.randaug_layer,
       use_cutout_op=fv.cutout_op, dropout_rate=fv.dropout_rate,
       stochastic_depth_rate=fv.stochastic_depth_rate)
@@ -163,15 +165,6 @@ def teacher_config_from_flags(fv: flags.FlagValues,
         f'the teacher {fv.teacher_model_path} has {teacher.num_classes} '
         f'classes but the student {model.num_classes} (--num_label_classes)')
   return config_lib.TeacherConfig(model=teacher, path=fv.teacher_model_path)
-
-
-def _augment(name: Optional[str], flag: str) -> Optional[str]:
-  if name in (None, '', 'none', 'None'):
-    return None
-  if name != 'v1':
-    raise errors.ConfigError(f'--{flag}: unknown augmentation {name!r} '
-                             "(None or 'v1' = RandAugment)")
-  return name
 
 
 def _check_flags(fv: flags.FlagValues) -> None:

@@ -282,6 +282,22 @@ def iterate_folder_without_description(tmp, digits, trained):
               r'has no dataset_info.json .*--task_name', unchanged=data)
 
 
+def iterate_unknown_augmentation(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'noisy_student.iterate',
+               f'--work_dir={tmp}/work', f'--label_data_dir={digits}',
+               f'--unlabel_data_dir={digits}/unlabeled',
+               '--student_augment_name=v2'],
+              r"--student_augment_name: unknown augmentation 'v2'")
+
+
+def ablate_data_noise_without_randaugment(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'noisy_student.ablate',
+               f'--work_dir={tmp}/work', f'--data_dir={digits}',
+               '--preset=cifar10_subset', '--arms=full,data_noise'],
+              r'--arms=data_noise: the cifar10_subset preset has no '
+              r'RandAugment')
+
+
 def eval_robustness_empty_corrupted_folder(tmp, digits, trained):
   (tmp / 'empty').mkdir()
   return Case([sys.executable, '-m', 'noisy_student.eval_robustness',
@@ -339,7 +355,8 @@ CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          latest_checkpoint_truncated_falls_back,
          init_model_of_another_architecture, unwritable_model_dir,
          iterate_rerun_with_changed_settings, iterate_truncated_state,
-         iterate_folder_without_description,
+         iterate_folder_without_description, iterate_unknown_augmentation,
+         ablate_data_noise_without_randaugment,
          eval_robustness_empty_corrupted_folder, eval_robustness_missing_model,
          make_corrupted_unknown_corruption, make_corrupted_no_files,
          images_to_tfrecord_missing_folder, filter_missing_predictions,

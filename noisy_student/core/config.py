@@ -87,6 +87,20 @@ class ModelConfig:
     return cls(**values)
 
 
+def augment_name_from_flag(name: Optional[str], flag: str) -> Optional[str]:
+  """A flag's augmentation name: None for '', 'none' or 'None', else 'v1'.
+
+  Raises:
+    ConfigError naming `--<flag>` for any other name.
+  """
+  if name in (None, '', 'none', 'None'):
+    return None
+  if name != 'v1':
+    raise errors.ConfigError(f'--{flag}: unknown augmentation {name!r} '
+                             "(None or 'v1' = RandAugment)")
+  return name
+
+
 @dataclasses.dataclass(frozen=True)
 class NoiseConfig:
   """The noise of one training run: data noise and model noise.

@@ -8,7 +8,12 @@ one place:
 
 * `ORIGINAL`: `python -m noisy_student.main` (its flags default to these);
 * `ITERATE_TEACHER` / `ITERATE_STUDENT`: `python -m noisy_student.iterate`;
-* `DEMO_TEACHER` / `DEMO_STUDENT`: the offline digits demo (`bash demo.sh`).
+* `DEMO_TEACHER` / `DEMO_STUDENT`: the offline digits demo (`bash demo.sh`);
+* `CIFAR10_SUBSET_TEACHER` / `CIFAR10_SUBSET_STUDENT`: 1,000 labeled CIFAR-10
+  images (`local_scripts/cifar10_subset/run.sh`).
+
+`PRESETS` names the small-scale jobs (recipes + model scaling + filter
+threshold) that `python -m noisy_student.ablate --preset=...` runs.
 """
 
 from __future__ import annotations
@@ -54,3 +59,46 @@ DEMO_STUDENT = config_lib.Recipe(
     noise=_DEMO_NOISE)
 DEMO_WIDTH_COEFFICIENT = 0.5
 DEMO_DEPTH_COEFFICIENT = 0.5
+
+# The CIFAR-10 subset: 1,000 labeled 32x32 images, batch 32, chosen on the
+# 200-image dev split (2026-12-02, docs/results.md). No RandAugment: at this
+# size it cost the teacher more than it gave, so both models are noised by
+# dropout and stochastic depth only. local_scripts/cifar10_subset/run.sh passes
+# these values to iterate as flags (a test checks they agree).
+_CIFAR10_SUBSET_TRAIN = dataclasses.replace(
+    _ITERATE_TRAIN, train_steps=2000, train_batch_size=32,
+    base_learning_rate=0.048, final_base_lr=0.0015, weight_decay=1e-4,
+    moving_average_decay=0.0, iterations_per_loop=200,
+    save_checkpoints_steps=200)
+_CIFAR10_SUBSET_NOISE = config_lib.NoiseConfig(
+    augment_name=None, dropout_rate=0.2, stochastic_depth_rate=0.2)
+CIFAR10_SUBSET_TEACHER = config_lib.Recipe(train=_CIFAR10_SUBSET_TRAIN,
+                                           noise=_CIFAR10_SUBSET_NOISE)
+CIFAR10_SUBSET_STUDENT = config_lib.Recipe(
+    train=dataclasses.replace(_CIFAR10_SUBSET_TRAIN, unlabel_ratio=1.0,
+                              teacher_softmax_temp=1.0),
+    noise=_CIFAR10_SUBSET_NOISE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """A whole small-scale job: both recipes, the model's scaling, the filter.
+
+  Attributes:
+    teacher / student: the recipes of round 0 and of every student.
+    width_coefficient / depth_coefficient: EfficientNet-B0 scaling of both.
+    min_threshold: pseudo-labels below this top-1 probability are dropped.
+  """
+  teacher: config_lib.Recipe
+  student: config_lib.Recipe
+  width_coefficient: float
+  depth_coefficient: float
+  min_threshold: float
+
+
+PRESETS = {
+    'demo': Preset(DEMO_TEACHER, DEMO_STUDENT, DEMO_WIDTH_COEFFICIENT,
+                   DEMO_DEPTH_COEFFICIENT, ITERATE_MIN_THRESHOLD),
+    'cifar10_subset': Preset(CIFAR10_SUBSET_TEACHER, CIFAR10_SUBSET_STUDENT,
+                             0.5, 0.5, min_threshold=0.5),
+}

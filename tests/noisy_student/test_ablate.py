@@ -4,6 +4,7 @@ import json
 import os
 import sys
 
+from absl import flags
 import pytest
 
 from noisy_student import ablate
@@ -24,6 +25,40 @@ def test_each_arm_removes_only_its_noise():
   assert data_only.noise.dropout_rate == 0.0
   hard = ablate.student_recipe('hard_labels', full)
   assert hard.train.teacher_softmax_temp == -1.0 and hard.noise == full.noise
+
+
+def _config(*argv):
+  fv = flags.FlagValues()
+  ablate.define_flags(fv)
+  fv(['ablate', *argv])
+  return ablate.config_from_flags(fv)
+
+
+def test_demo_preset_is_the_default():
+  cfg = _config('--work_dir=/tmp/unused')
+  assert (cfg.teacher, cfg.student) == (defaults.DEMO_TEACHER,
+                                        defaults.DEMO_STUDENT)
+  assert cfg.min_threshold == defaults.ITERATE_MIN_THRESHOLD
+  assert cfg.arms == ablate.ARMS
+  cfg = _config('--work_dir=/tmp/unused', '--teacher_steps=48',
+                '--min_threshold=0.1', '--width_coefficient=0.25')
+  assert cfg.teacher.train.train_steps == 48
+  assert cfg.student.train.train_steps == defaults.DEMO_STUDENT.train.train_steps
+  assert (cfg.min_threshold, cfg.width_coefficient,
+          cfg.depth_coefficient) == (0.1, 0.25, 0.5)
+
+
+def test_cifar_preset_takes_its_recipe_and_leaves_out_data_noise(digits_dir):
+  cfg = _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
+                f'--data_dir={digits_dir}', '--unlabel_data_dir=/tmp/extra')
+  preset = defaults.PRESETS['cifar10_subset']
+  assert (cfg.teacher, cfg.student) == (preset.teacher, preset.student)
+  assert cfg.teacher.train.train_steps == 2000 and cfg.min_threshold == 0.5
+  assert cfg.unlabel_data_dir == '/tmp/extra'
+  assert 'data_noise' not in cfg.arms and 'no_noise' in cfg.arms
+  with pytest.raises(ablate.errors.ConfigError, match='data_noise'):
+    _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
+            f'--data_dir={digits_dir}', '--arms=no_noise,data_noise')
 
 
 def test_summary_means_stds_and_gains():
