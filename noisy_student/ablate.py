@@ -179,21 +179,28 @@ def summarize(per_seed: dict[int, dict]) -> list[dict]:
   return rows
 
 
+def _spread(mean: float, std: float, seeds: int, sign: str = '') -> str:
+  """'mean +- std' (std over seeds), just the mean for one seed."""
+  text = f'{mean:{sign}.2f}'
+  return f'{text} +- {std:.2f}' if seeds > 1 else text
+
+
 def markdown(rows: Sequence[dict], title: str) -> str:
   lines = [f'# {title}', '',
            '| arm | test top-1 (mean +- std) | gain over teacher | per seed | '
            'paper (direction) |', '|---|---|---|---|---|']
   for row in rows:
-    gain = ('-' if row['arm'] == 'teacher'
-            else f'{row["gain_mean"]:+.2f} +- {row["gain_std"]:.2f}')
+    gain = ('-' if row['arm'] == 'teacher' else
+            _spread(row['gain_mean'], row['gain_std'], row['seeds'], '+'))
+    accuracy = _spread(row['test_top1_mean'], row['test_top1_std'],
+                       row['seeds'])
     lines.append(
-        f'| {row["arm"]} | {row["test_top1_mean"]:.2f} +- '
-        f'{row["test_top1_std"]:.2f} | {gain} | '
+        f'| {row["arm"]} | {accuracy} | {gain} | '
         f'{", ".join(f"{a:.2f}" for a in row["per_seed"])} | {row["paper"]} |')
   return '\n'.join(lines) + '\n'
 
 
-def plot(rows: Sequence[dict], path: str) -> None:
+def plot(rows: Sequence[dict], path: str, dataset: str) -> None:
   from matplotlib import figure as figure_lib  # pylint: disable=g-import-not-at-top
   fig = figure_lib.Figure(figsize=(6, 3.5))
   ax = fig.subplots()
@@ -204,7 +211,9 @@ def plot(rows: Sequence[dict], path: str) -> None:
   low = min(r['test_top1_mean'] - r['test_top1_std'] for r in rows)
   ax.set_ylim(max(0.0, low - 5), 100)
   ax.set_ylabel('test top-1 (%), mean +- std')
-  ax.set_title(f'Noisy Student ablations ({rows[0]["seeds"]} seeds)')
+  seeds = rows[0]['seeds']
+  ax.set_title(f'Noisy Student ablations on {dataset} '
+               f'({seeds} seed{"s" if seeds != 1 else ""})')
   ax.tick_params(axis='x', rotation=30)
   fig.tight_layout()
   with writers.atomic_output(path) as f:
@@ -225,7 +234,7 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
   writers.write_json(os.path.join(cfg.work_dir, 'ablation.json'), {
       'rows': rows, 'per_seed': {str(k): v for k, v in per_seed.items()},
       'seconds': round(time.time() - start, 1)})
-  plot(rows, os.path.join(cfg.work_dir, 'ablation.png'))
+  plot(rows, os.path.join(cfg.work_dir, 'ablation.png'), cfg.dataset.name)
   return rows
 
 

@@ -72,6 +72,8 @@ def test_summary_means_stds_and_gains():
   assert rows['no_noise']['gain_mean'] == pytest.approx(2.0)
   table = ablate.markdown(list(rows.values()), 'x')
   assert '| full | 83.00 +- 9.90 | +8.00 +- 2.83 | 90.00, 76.00 |' in table
+  one_seed = ablate.markdown(ablate.summarize({0: per_seed[0]}), 'x')
+  assert '| full | 90.00 | +10.00 | 90.00 |' in one_seed  # no std of one
 
 
 @pytest.mark.slow
