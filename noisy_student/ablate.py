@@ -152,6 +152,21 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
   return {name: float(row['test']) for name, row in results.items()}
 
 
+_STAGE_OF = {'teacher': 'round_0/teacher', 'full': 'round_1/student',
+             'two_rounds': 'round_2/student'}
+
+
+def finished_results(cfg: AblationConfig, seed: int) -> dict:
+  """{arm or 'teacher': test top-1} of the seed's finished stages; trains nothing."""
+  state = rounds_lib.StageState(os.path.join(cfg.work_dir, f'seed_{seed}'))
+  results = {}
+  for name in ('teacher',) + ARMS:
+    stage = state.done.get(_STAGE_OF.get(name, f'ablation/{name}'))
+    if stage is not None:
+      results[name] = float(stage['result']['test'])
+  return results
+
+
 def _train_arm(stage: config_lib.ExperimentConfig, seed: int) -> dict:
   """Trains an arm's student from the seed's initialisation, whatever ran before."""
   keras.utils.set_random_seed(seed)
@@ -159,16 +174,23 @@ def _train_arm(stage: config_lib.ExperimentConfig, seed: int) -> dict:
 
 
 def summarize(per_seed: dict[int, dict]) -> list[dict]:
-  """One row per arm: test top-1 and gain over the teacher, mean and std (%)."""
+  """One row per arm: test top-1 and gain over the teacher, mean and std (%).
+
+  An arm enters with the seeds that finished it and their teacher; `seeds`
+  and `seed_ids` say which (a partial ablation is summarised as it stands).
+  """
   names = ['teacher'] + [a for a in ARMS
-                         if all(a in r for r in per_seed.values())]
+                         if any(a in r for r in per_seed.values())]
   rows = []
   for name in names:
-    accuracy = np.array([100 * r[name] for r in per_seed.values()])
-    gain = np.array([100 * (r[name] - r['teacher'])
-                     for r in per_seed.values()])
+    done = {seed: r for seed, r in per_seed.items()
+            if name in r and 'teacher' in r}
+    if not done:
+      continue
+    accuracy = np.array([100 * r[name] for r in done.values()])
+    gain = np.array([100 * (r[name] - r['teacher']) for r in done.values()])
     rows.append({
-        'arm': name, 'seeds': len(accuracy),
+        'arm': name, 'seeds': len(accuracy), 'seed_ids': sorted(done),
         'test_top1_mean': float(accuracy.mean()),
         'test_top1_std': float(accuracy.std(ddof=1)) if len(accuracy) > 1 else 0.0,
         'gain_mean': float(gain.mean()),
@@ -187,8 +209,8 @@ def _spread(mean: float, std: float, seeds: int, sign: str = '') -> str:
 
 def markdown(rows: Sequence[dict], title: str) -> str:
   lines = [f'# {title}', '',
-           '| arm | test top-1 (mean +- std) | gain over teacher | per seed | '
-           'paper (direction) |', '|---|---|---|---|---|']
+           '| arm | test top-1 (mean +- std) | gain over teacher | seeds | '
+           'per seed | paper (direction) |', '|---|---|---|---|---|---|']
   for row in rows:
     gain = ('-' if row['arm'] == 'teacher' else
             _spread(row['gain_mean'], row['gain_std'], row['seeds'], '+'))
@@ -196,6 +218,7 @@ def markdown(rows: Sequence[dict], title: str) -> str:
                        row['seeds'])
     lines.append(
         f'| {row["arm"]} | {accuracy} | {gain} | '
+        f'{",".join(str(i) for i in row["seed_ids"])} | '
         f'{", ".join(f"{a:.2f}" for a in row["per_seed"])} | {row["paper"]} |')
   return '\n'.join(lines) + '\n'
 
@@ -220,13 +243,23 @@ def plot(rows: Sequence[dict], path: str, dataset: str) -> None:
     fig.savefig(f, format='png', dpi=120)
 
 
-def run_ablation(cfg: AblationConfig) -> list[dict]:
-  """Runs every seed and writes ablation.{md,json,png}; returns the rows."""
+def run_ablation(cfg: AblationConfig, summarize_only: bool = False) -> list[dict]:
+  """Runs every seed and writes ablation.{md,json,png}; returns the rows.
+
+  With `summarize_only`, trains nothing: the table holds the stages that
+  finished (e.g. while another process is still running the ablation).
+  """
   start = time.time()
   per_seed = {}
   for seed in cfg.seeds:
+    if summarize_only:
+      per_seed[seed] = finished_results(cfg, seed)
+      continue
     logging.info('[ablate] seed %d', seed)
     per_seed[seed] = run_seed(cfg, seed)
+  if not any(per_seed.values()):
+    raise errors.InputError(f'{cfg.work_dir}: no finished stage for seeds '
+                            f'{list(cfg.seeds)}; nothing to summarize')
   rows = summarize(per_seed)
   title = f'Ablations on {cfg.dataset.name}, seeds {list(cfg.seeds)}'
   writers.write_text(os.path.join(cfg.work_dir, 'ablation.md'),
@@ -275,6 +308,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                     'deterministic TF ops (a rerun repeats every number); '
                     '--nodeterministic reuses the stages of an iterate run '
                     'made without --deterministic_input.', flag_values=fv)
+  flags.DEFINE_bool('summarize_only', False, 'Train nothing: write the table '
+                    'from the stages that finished (arms of unfinished '
+                    'seeds have fewer seeds).', flag_values=fv)
   flags.DEFINE_float('larger_scale', 1.5, 'The larger student\'s width and '
                      'depth, x the others\'.', flag_values=fv)
   flags.DEFINE_float('min_threshold', None, 'The filter\'s confidence '
@@ -342,12 +378,12 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
 def main(argv):
   del argv
   cfg = config_from_flags(FLAGS)
-  if FLAGS.data_dir:
+  if FLAGS.data_dir and not FLAGS.summarize_only:
     datasets.check_folder(cfg.label_data_dir)
     datasets.check_folder(cfg.unlabel_data_dir)
-  else:
+  elif not FLAGS.summarize_only:
     prepare_digits.prepare_digits(cfg.label_data_dir)
-  rows = run_ablation(cfg)
+  rows = run_ablation(cfg, summarize_only=FLAGS.summarize_only)
   print(markdown(rows, f'Ablations on {cfg.dataset.name}'), flush=True)
 
 

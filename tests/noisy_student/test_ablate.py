@@ -71,9 +71,29 @@ def test_summary_means_stds_and_gains():
   assert rows['full']['gain_mean'] == pytest.approx(8.0)
   assert rows['no_noise']['gain_mean'] == pytest.approx(2.0)
   table = ablate.markdown(list(rows.values()), 'x')
-  assert '| full | 83.00 +- 9.90 | +8.00 +- 2.83 | 90.00, 76.00 |' in table
+  assert '| full | 83.00 +- 9.90 | +8.00 +- 2.83 | 0,1 | 90.00, 76.00 |' in table
   one_seed = ablate.markdown(ablate.summarize({0: per_seed[0]}), 'x')
-  assert '| full | 90.00 | +10.00 | 90.00 |' in one_seed  # no std of one
+  assert '| full | 90.00 | +10.00 | 0 | 90.00 |' in one_seed  # no std of one
+
+
+def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
+  cfg = _config(f'--work_dir={tmp_path}', '--seeds=0,1')
+  finished = {0: {'round_0/teacher': 0.80, 'round_1/student': 0.90,
+                  'ablation/no_noise': 0.84, 'round_1/predict': None},
+              1: {'round_0/teacher': 0.70, 'round_1/student': 0.76}}
+  for seed, stages in finished.items():
+    (tmp_path / f'seed_{seed}').mkdir()
+    (tmp_path / f'seed_{seed}' / 'state.json').write_text(json.dumps(
+        {name: {'result': {'test': test} if test else {}, 'settings': {}}
+         for name, test in stages.items()}))
+  assert ablate.finished_results(cfg, 0) == {'teacher': 0.80, 'full': 0.90,
+                                             'no_noise': 0.84}
+  rows = {r['arm']: r for r in ablate.run_ablation(cfg, summarize_only=True)}
+  assert rows['full']['seed_ids'] == [0, 1]
+  assert rows['no_noise']['seed_ids'] == [0]  # seed 1 has not finished it
+  assert rows['no_noise']['gain_mean'] == pytest.approx(4.0)
+  assert not (tmp_path / 'seed_0' / 'ablation').exists()  # nothing trained
+  assert '| no_noise | 84.00 | +4.00 | 0 |' in (tmp_path / 'ablation.md').read_text()
 
 
 @pytest.mark.slow
