@@ -378,11 +378,12 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
 def main(argv):
   del argv
   cfg = config_from_flags(FLAGS)
-  if FLAGS.data_dir and not FLAGS.summarize_only:
-    datasets.check_folder(cfg.label_data_dir)
-    datasets.check_folder(cfg.unlabel_data_dir)
-  elif not FLAGS.summarize_only:
-    prepare_digits.prepare_digits(cfg.label_data_dir)
+  if not FLAGS.summarize_only:  # training needs the data; a summary does not
+    if FLAGS.data_dir:
+      datasets.check_folder(cfg.label_data_dir)
+      datasets.check_folder(cfg.unlabel_data_dir)
+    else:
+      prepare_digits.prepare_digits(cfg.label_data_dir)
   rows = run_ablation(cfg, summarize_only=FLAGS.summarize_only)
   print(markdown(rows, f'Ablations on {cfg.dataset.name}'), flush=True)
 
