@@ -147,13 +147,19 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
         cfg.model_name, student_recipe(arm, cfg.student),
         unlabel_data_dir=pseudo_labels)
     results[arm] = state.run(
-        f'ablation/{arm}', lambda s=stage: _train_arm(s, seed),
+        _arm_stage(arm), lambda s=stage: _train_arm(s, seed),
         dataclasses.asdict(stage))
   return {name: float(row['test']) for name, row in results.items()}
 
 
-_STAGE_OF = {'teacher': 'round_0/teacher', 'full': 'round_1/student',
-             'two_rounds': 'round_2/student'}
+_STAGE_OF = {'teacher': rounds_lib.model_stage(0),
+             'full': rounds_lib.model_stage(1),
+             'two_rounds': rounds_lib.model_stage(2)}
+
+
+def _arm_stage(arm: str) -> str:
+  """The state name of an arm trained by the ablation alone."""
+  return f'ablation/{arm}'
 
 
 def finished_results(cfg: AblationConfig, seed: int) -> dict:
@@ -161,7 +167,7 @@ def finished_results(cfg: AblationConfig, seed: int) -> dict:
   state = rounds_lib.StageState(os.path.join(cfg.work_dir, f'seed_{seed}'))
   results = {}
   for name in ('teacher',) + ARMS:
-    stage = state.done.get(_STAGE_OF.get(name, f'ablation/{name}'))
+    stage = state.done.get(_STAGE_OF.get(name, _arm_stage(name)))
     if stage is not None:
       results[name] = float(stage['result']['test'])
   return results

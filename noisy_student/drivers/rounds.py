@@ -295,6 +295,11 @@ def _settings(value) -> dict:
   return dataclasses.asdict(value)
 
 
+def model_stage(round_index: int) -> str:
+  """The state name of a round's trained model (round_0/teacher, round_r/student)."""
+  return f'round_{round_index}/' + ('teacher' if round_index == 0 else 'student')
+
+
 def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
         *, force: bool = False) -> list[dict]:
   """Runs (or resumes) every stage; returns the summary rows.
@@ -314,7 +319,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
   teacher_dir = os.path.join(rounds.work_dir, 'round_0', 'teacher')
   teacher_cfg = stage_config(rounds, teacher_dir, rounds.teacher_model_name,
                              rounds.teacher)
-  result = state.run('round_0/teacher',
+  result = state.run(model_stage(0),
                      lambda: train_and_evaluate(teacher_cfg, strategy),
                      _settings(teacher_cfg))
   rows.append({'round': 0, 'role': 'teacher',
@@ -335,7 +340,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
     student_cfg = stage_config(
         rounds, student_dir, student_name, rounds.student,
         unlabel_data_dir=os.path.join(fcfg.output_dir, 'data'))
-    result = state.run(f'round_{r}/student',
+    result = state.run(model_stage(r),
                        lambda: train_and_evaluate(student_cfg, strategy),
                        _settings(student_cfg))
     rows.append({'round': r, 'role': 'student', 'model': student_name,
