@@ -1,12 +1,9 @@
-"""TFRecord schema, converters and the binaries' entry point (docs/architecture.md).
+"""Data on disk: the TFRecord schema, atomic writers, file layout and converters.
 
-Importing it checks that the project's import names are its own
-(`data/packages.py`) and makes TensorFlow's first import drop its start-up
-banner (`data/quiet.py`; TensorFlow itself is not imported here).
+docs/architecture.md maps the modules. The package runs no code of its own;
+its one import is the project's start-up (`noisy_student/__init__.py`: the
+import-name check and TensorFlow's first import without its banner), which
+must come before any module here imports TensorFlow.
 """
 
-from data import packages as _packages
-from data import quiet as _quiet
-
-_packages.check()
-_quiet.install()
+import noisy_student.runtime  # noqa: F401  pylint: disable=unused-import

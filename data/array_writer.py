@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from data import dataset_info
 from data import image_codec
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
 

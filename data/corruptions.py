@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from data import errors
+from noisy_student.runtime import errors
 
 # The 15 ImageNet-C benchmark corruptions in the published order (also the
 # order of imagecorruptions' `get_corruption_names('common')`), then the 4

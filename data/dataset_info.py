@@ -35,7 +35,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from data import errors
+from noisy_student.runtime import errors
 from data import records
 from data import writers
 

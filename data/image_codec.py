@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from PIL import UnidentifiedImageError
 
-from data import errors
+from noisy_student.runtime import errors
 
 FORMATS = ('png', 'jpeg')
 # Formats whose bytes are stored unchanged when they hold an RGB image.

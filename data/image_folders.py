@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from data import errors
+from noisy_student.runtime import errors
 from data import label_maps
 
 IMAGE_EXTENSIONS = frozenset({

@@ -29,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from data import dataset_info
-from data import errors
+from noisy_student.runtime import errors
 from data import image_codec
 from data import image_folders
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
 

@@ -30,7 +30,7 @@ import os
 
 from absl import flags
 
-from data import entry
+from noisy_student.runtime import entry
 from data import image_codec
 from data import image_shards
 

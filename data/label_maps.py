@@ -22,7 +22,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from data import errors
+from noisy_student.runtime import errors
 
 WNIDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           'imagenet_wnids.txt')

@@ -36,10 +36,10 @@ import tensorflow as tf
 
 from data import corruptions as corruptions_lib
 from data import dataset_info
-from data import entry
-from data import errors
+from noisy_student.runtime import entry
+from noisy_student.runtime import errors
 from data import label_maps
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
 

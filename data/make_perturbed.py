@@ -30,12 +30,12 @@ import numpy as np
 import tensorflow as tf
 
 from data import corruptions as corruptions_lib
-from data import entry
-from data import errors
+from noisy_student.runtime import entry
+from noisy_student.runtime import errors
 from data import label_maps
 from data import make_corrupted
 from data import perturbations as perturbations_lib
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import writers
 
 INFO_FILE = 'perturbed_info.json'

@@ -31,7 +31,7 @@ from scipy import ndimage
 from skimage import color as skcolor
 from skimage import filters
 
-from data import errors
+from noisy_student.runtime import errors
 
 NOISE_PERTURBATIONS = ('gaussian_noise', 'shot_noise', 'speckle_noise')
 GEOMETRIC_PERTURBATIONS = ('translate', 'rotate', 'scale', 'shear')

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from data import array_writer
-from data import entry
+from noisy_student.runtime import entry
 
 NUM_IMAGES = 1797
 NUM_CLASSES = 10

@@ -33,8 +33,8 @@ from absl import logging
 import numpy as np
 
 from data import array_writer
-from data import entry
-from data import errors
+from noisy_student.runtime import entry
+from noisy_student.runtime import errors
 from data import image_codec
 
 MAT_FILENAMES = {'train': 'train_32x32.mat', 'test': 'test_32x32.mat',

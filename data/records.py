@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from data import errors
+from noisy_student.runtime import errors
 
 IMAGE_KEY = 'image/encoded'
 LABEL_KEY = 'image/class/label'          # 1-based in files

@@ -6,12 +6,12 @@
 
 Importing the package registers its custom Keras objects, which is all
 `keras.saving.load_model('model.keras')` needs (docs/serving.md), and checks
-that `efficientnet` and `data` are this project's (`data/packages.py`).
+that `efficientnet` and `data` are this project's (`noisy_student/runtime/packages.py`).
 """
 
-# First: importing `data` checks that `data` and `efficientnet` are this
-# project's (data/packages.py) before the rest loads.
-import data  # noqa: F401  pylint: disable=unused-import
+# First: importing the runtime (and so `noisy_student/__init__.py`) checks
+# that `data` and `efficientnet` are this project's before the rest loads.
+import noisy_student.runtime  # noqa: F401  pylint: disable=unused-import
 from efficientnet.layers import BATCH_NORM_EPSILON
 from efficientnet.layers import BATCH_NORM_MOMENTUM
 from efficientnet.layers import drop_path

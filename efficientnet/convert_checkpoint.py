@@ -18,8 +18,8 @@ from typing import Optional
 
 from absl import flags
 
-from data import entry
-from data import errors
+from noisy_student.runtime import entry
+from noisy_student.runtime import errors
 from data import writers
 from efficientnet import model as model_lib
 from efficientnet import params

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data import errors
+from noisy_student.runtime import errors
 from data import writers
 from efficientnet import params
 

@@ -8,13 +8,22 @@ The Python API (docs/python_api.md), loaded on first use:
 `dataset`, `experiment`, `train`, `evaluate`, `predict`,
 `filter_pseudo_labels`, `run_rounds` and `RoundsConfig` come from
 `noisy_student.api`; `defaults` is `noisy_student.core.defaults` (the
-recipes). Importing the package makes TensorFlow's first import drop its
-start-up banner (through `data`, imported first; `data/quiet.py`).
+recipes).
+
+Importing any module of the project (`data.*` and `efficientnet.*` import
+`noisy_student.runtime`, and so this package, first) checks that the three
+import names are this project's (`noisy_student/runtime/packages.py`) and
+makes TensorFlow's first import drop its start-up banner
+(`noisy_student/runtime/quiet.py`).
 """
 
 import importlib
 
-import data  # noqa: F401  pylint: disable=unused-import
+from noisy_student.runtime import packages as _packages
+from noisy_student.runtime import quiet as _quiet
+
+_packages.check()
+_quiet.install()
 
 _API = ('dataset', 'experiment', 'train', 'evaluate', 'predict',
         'filter_pseudo_labels', 'run_rounds', 'RoundsConfig')

@@ -37,13 +37,13 @@ from absl import logging
 import keras
 import numpy as np
 
-from data import entry
+from noisy_student.runtime import entry
 from data import prepare_digits
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import rounds as rounds_lib
 
 FLAGS = flags.FLAGS

@@ -10,7 +10,7 @@
 
 Every function takes or builds the same frozen configs the binaries use
 (`noisy_student.core.config`), and prints its progress lines to stderr
-(`data.progress`), so they show in a notebook without any logging set-up.
+(`noisy_student.runtime.progress`), so they show in a notebook without any logging set-up.
 docs/python_api.md has a complete example (run by its test).
 """
 

@@ -25,9 +25,9 @@ from typing import Sequence
 
 from absl import flags
 
-from data import entry
+from noisy_student.runtime import entry
 from noisy_student.cli import filter_flags
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import beam_pipeline
 
 FLAGS = flags.FLAGS

@@ -30,7 +30,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from data import entry
+from noisy_student.runtime import entry
 from data import make_corrupted
 from data import prepare_digits
 from data import records

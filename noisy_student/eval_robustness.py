@@ -24,8 +24,8 @@ from typing import Sequence
 from absl import flags
 from absl import logging
 
-from data import entry
-from noisy_student.core import errors
+from noisy_student.runtime import entry
+from noisy_student.runtime import errors
 from noisy_student.models import loading
 from noisy_student.robust import benchmarks
 from noisy_student.robust import report

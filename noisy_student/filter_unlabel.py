@@ -23,9 +23,9 @@ from typing import Sequence
 from absl import flags
 
 from data import dataset_info
-from data import entry
+from noisy_student.runtime import entry
 from noisy_student.cli import filter_flags
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import shard_names

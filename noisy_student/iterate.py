@@ -19,7 +19,7 @@ from absl import flags
 from absl import logging
 import keras
 
-from data import entry
+from noisy_student.runtime import entry
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults

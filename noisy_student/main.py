@@ -25,12 +25,12 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from data import entry
+from noisy_student.runtime import entry
 from data import writers
 from noisy_student.cli import main_flags
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints

@@ -4,7 +4,7 @@ Reads every module's imports (top-level and function-local) from its source,
 so it needs neither TensorFlow nor an import of the code. The layers, from the
 bottom (docs/architecture.md):
 
-  data < efficientnet < noisy_student.core < noisy_student.augment
+  noisy_student.runtime < data < efficientnet < noisy_student.core < noisy_student.augment
   < noisy_student.models < {training, pseudo, robust} < {drivers, api}
   < noisy_student.cli < the binaries (noisy_student.<binary>) and benchmarks
 """
@@ -20,6 +20,7 @@ from tests import conftest
 
 PACKAGES = ('data', 'efficientnet', 'noisy_student', 'benchmarks')
 LAYERS = (
+    ('noisy_student.runtime',),  # errors, the binaries' entry, progress, start-up
     ('data',),
     ('efficientnet',),
     ('noisy_student.core',),

@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from data import packages
+from noisy_student.runtime import packages
 from tests import conftest
 
 REPO_ROOT = conftest.REPO_ROOT
@@ -33,7 +33,7 @@ def _requirement(text: str):
 
 
 def _binaries() -> set[str]:
-  """Modules with a top-level `def run():` (the binaries, data/entry.py)."""
+  """Modules with a top-level `def run():` (the binaries, noisy_student/runtime/entry.py)."""
   found = set()
   for package in packages.PACKAGES:
     for path in sorted((REPO_ROOT / package).rglob('*.py')):
@@ -108,7 +108,7 @@ def test_package_data_lists_every_data_file():
 
 
 # --------------------------------------------------------------------------
-# The import-name check (data/packages.py)
+# The import-name check (noisy_student/runtime/packages.py)
 # --------------------------------------------------------------------------
 def _import_data(pythonpath: str, cwd, **env) -> subprocess.CompletedProcess:
   """`python -c 'import data'` (the working directory comes first on sys.path)."""

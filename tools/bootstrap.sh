@@ -108,7 +108,7 @@ echo "bootstrap: installing $(grep -cvE '^\s*(#|$)' "$requirements") pinned pack
 pip install --quiet --upgrade pip
 pip install --quiet -r "$install_from"
 # (PYTHONWARNINGS: setuptools' editable-install notice about same-named folders in
-# the working directory, which data/packages.py checks for at import time.)
+# the working directory, which noisy_student/runtime/packages.py checks for at import time.)
 PYTHONWARNINGS=ignore::UserWarning pip install --quiet --no-deps --no-build-isolation -e "$repo_root"
 if [[ -n "${BOOTSTRAP_DRY_RUN:-}" ]]; then
   echo "+ TensorFlow from $(basename "$requirements"): $(grep -E '^tensorflow(-cpu)?(\[[a-z-]+\])?[=<>~ ]' "$install_from")"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.pseudo import selection
 
 

@@ -16,7 +16,7 @@ import json
 import math
 from typing import Optional, Sequence
 
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker', 'tpu')
 # Flag names of config fields whose flag is named otherwise.

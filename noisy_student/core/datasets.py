@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 from data import dataset_info
 from efficientnet import params
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 # ImageNet statistics: the EfficientNet checkpoints' (efficientnet/params.py).
 IMAGENET_MEAN_RGB = params.IMAGENET_MEAN_RGB

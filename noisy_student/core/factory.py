@@ -25,7 +25,7 @@ import tensorflow as tf
 import efficientnet
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 # NoiseConfig fields the input pipeline applies (DataConfig has the same names).
 _DATA_NOISE_FIELDS = ('augment_name', 'randaug_magnitude', 'randaug_num_layers',

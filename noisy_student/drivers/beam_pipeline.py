@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from data import image_shards
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
 from noisy_student.models import loading

@@ -41,7 +41,7 @@ from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints

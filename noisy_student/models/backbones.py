@@ -29,7 +29,7 @@ import keras
 
 import efficientnet
 from noisy_student.core import config as config_lib
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.core import factory
 
 # Head dropout of keras.applications backbones when the config leaves it None.

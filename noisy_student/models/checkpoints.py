@@ -27,7 +27,7 @@ import tensorflow as tf
 from data import writers
 import efficientnet
 from noisy_student.core import config as config_lib
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.models import ema as ema_lib
 
 MODEL_CONFIG_FILE = 'model_config.json'

@@ -22,7 +22,7 @@ import tensorflow as tf
 import efficientnet  # noqa: F401  (registers the custom layers .keras files use)
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints

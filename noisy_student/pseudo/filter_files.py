@@ -31,9 +31,9 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.pseudo import selection
 from noisy_student.pseudo import shard_names
 

@@ -28,10 +28,10 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import selection
 

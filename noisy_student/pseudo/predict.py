@@ -31,11 +31,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
 from noisy_student.augment import preprocessing
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.pseudo import shard_names
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from data import label_maps
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.models import classifier as classifier_lib
 from noisy_student.robust import fgsm
 from noisy_student.robust import metrics

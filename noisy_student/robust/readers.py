@@ -31,7 +31,7 @@ from data import label_maps
 from data import records
 from data import writers
 from noisy_student.augment import preprocessing
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.robust import metrics
 
 PreprocessFn = Callable[[np.ndarray], np.ndarray]

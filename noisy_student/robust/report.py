@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.robust import metrics
 
 _CORRUPTION_BENCHMARKS = ('imagenet_c', 'corrupted')

@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.training import input_pipeline
 
 

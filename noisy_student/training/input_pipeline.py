@@ -34,7 +34,7 @@ from data import records
 from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.core import config as config_lib
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 AUTOTUNE = tf.data.AUTOTUNE
 _READ_BUFFER_BYTES = 8 * 1024 * 1024

@@ -21,7 +21,7 @@ import math
 
 import tensorflow as tf
 
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 WARMUP_EPOCHS = 5
 DECAY_FACTOR = 0.97

@@ -13,7 +13,7 @@ steps each, sized so that a progress line (step, running loss, rate, ETA)
 appears at least every `log_every_steps` steps and about every 30 seconds;
 after each loop the trainer writes TensorBoard scalars (the original's names),
 prints a summary line, checks the loss is finite and saves checkpoints every
-`save_checkpoints_steps`. Lines go through `data.progress.emit` (absl's log in
+`save_checkpoints_steps`. Lines go through `noisy_student.runtime.progress.emit` (absl's log in
 a binary, stderr in a notebook).
 """
 
@@ -29,10 +29,10 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from data import progress as progress_lib
+from noisy_student.runtime import progress as progress_lib
 from data import records
 from noisy_student.core import config as config_lib
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from data import dataset_info
-from data import errors
+from noisy_student.runtime import errors
 from data import records
 from data import tfds_to_tfrecord
 from tests.data import readback

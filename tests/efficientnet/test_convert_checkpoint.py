@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from data import errors
+from noisy_student.runtime import errors
 import efficientnet
 from efficientnet import convert_checkpoint
 from tests.conftest import REPO_ROOT

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from data import records
 from noisy_student import beam_label
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import beam_pipeline
 from noisy_student.drivers import rounds
 from tests import helpers

@@ -5,7 +5,7 @@ import pytest
 
 from noisy_student import main
 from noisy_student.cli import main_flags
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 
 def _export_job(*extra: str) -> main.MainJob:

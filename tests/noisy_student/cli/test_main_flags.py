@@ -4,7 +4,7 @@ from absl import flags
 import pytest
 
 from noisy_student import main
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 
 
 def _flags(*argv) -> flags.FlagValues:

@@ -6,7 +6,7 @@ import pytest
 
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.core import factory
 
 IMAGENET = datasets.get_builtin('imagenet')

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from data import records
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import beam_pipeline
 from noisy_student.drivers import modes
 from noisy_student.models import backbones

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
 from tests import helpers

@@ -97,7 +97,7 @@ def test_empty_filter_output_stops_before_the_student(tmp_path):
 
 
 def test_stage_state_reuses_only_stages_with_the_same_settings(tmp_path):
-  from noisy_student.core import errors  # pylint: disable=g-import-not-at-top
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
   from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
   calls = []
   settings = {'train': {'train_steps': 2, 'seed': 0}, 'model': 'b0'}

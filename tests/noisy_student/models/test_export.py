@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from data import image_codec
 from noisy_student.augment import preprocessing
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import export

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import efficientnet
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import export

@@ -12,7 +12,7 @@ import pytest
 
 from data import records
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import selection

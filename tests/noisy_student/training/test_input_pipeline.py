@@ -9,7 +9,7 @@ import tensorflow as tf
 from data import image_codec
 from data import records
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.training import input_pipeline
 from tests import helpers
 

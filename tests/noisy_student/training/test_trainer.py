@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from data import records
 from data import writers
-from noisy_student.core import errors
+from noisy_student.runtime import errors
 from noisy_student.drivers import modes
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints

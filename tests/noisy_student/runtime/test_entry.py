@@ -1,4 +1,4 @@
-"""data/entry.py: the error contract every binary runs under (docs/errors.md)."""
+"""noisy_student/runtime/entry.py: the error contract every binary runs under (docs/errors.md)."""
 
 import errno
 import subprocess
@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import tensorflow as tf
 
-from data import entry
+from noisy_student.runtime import entry
 
 
 @pytest.mark.parametrize('code', [errno.ENOSPC, errno.EROFS, errno.EACCES,
@@ -38,8 +38,8 @@ def test_other_errors_are_bugs():
 def _run_binary(body: str, *argv: str) -> subprocess.CompletedProcess:
   program = textwrap.dedent('''
       from absl import flags
-      from data import entry
-      from data import errors
+      from noisy_student.runtime import entry
+      from noisy_student.runtime import errors
 
       def define_flags():
         flags.DEFINE_integer('steps', 1, 'Steps.')

@@ -6,7 +6,9 @@ generic names: other distributions install packages of the same names (PyPI's
 `efficientnet`, for one), and a folder of that name with an `__init__.py` in
 the working directory or on PYTHONPATH can shadow ours. Python has one package
 per import name, so such a distribution cannot share an environment with this
-project. `check()` runs when `data` or `efficientnet` is imported and raises
+project. `check()` runs when the project is first imported
+(`noisy_student/__init__.py`, which `data.*` and `efficientnet.*` import
+through `noisy_student.runtime`) and raises
 `PackageConflictError` (an ImportError) naming the culprit when
 
 * one of the three names resolves to a folder that is not beside the other two
@@ -103,9 +105,10 @@ def problems(root: Optional[str] = None) -> list[str]:
 
   Args:
     root: the folder that holds this project's packages; default: the one
-      holding this `data` package.
+      holding this `noisy_student` package.
   """
-  root = root or os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+  root = root or os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.realpath(__file__))))
   found = []
   for name in PACKAGES:
     location = _package_dir(name)

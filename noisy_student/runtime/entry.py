@@ -27,7 +27,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from data import errors
+from noisy_student.runtime import errors
 
 USAGE_ERROR_STATUS = 2
 ConfigT = TypeVar('ConfigT')
@@ -98,7 +98,7 @@ def run(name: str, main: Callable[[Sequence[str]], object],
   define_flags()
   if 'verbose' not in flags.FLAGS:
     flags.DEFINE_bool('verbose', False, 'Also show TensorFlow\'s start-up '
-                      'lines (data/quiet.py) and debug logs.')
+                      'lines (noisy_student/runtime/quiet.py) and debug logs.')
 
   def guarded(argv: Sequence[str]) -> None:
     if flags.FLAGS.verbose:

@@ -4,7 +4,7 @@ import types
 
 from absl import logging
 
-from data import progress
+from noisy_student.runtime import progress
 
 
 def _flags_parsed(monkeypatch, parsed):
