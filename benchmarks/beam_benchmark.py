@@ -77,6 +77,7 @@ def write_image_inputs(root: str) -> int:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from data import prepare_digits  # pylint: disable=g-import-not-at-top
+  from data import layout  # pylint: disable=g-import-not-at-top
   from data import writers  # pylint: disable=g-import-not-at-top
   prepare_digits.prepare_digits(f'{root}/digits')
   pool = list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
@@ -85,7 +86,7 @@ def write_image_inputs(root: str) -> int:
   for shard, (start, end) in enumerate(writers.shard_bounds(FLAGS.num_records,
                                                             num_shards)):
     writers.write_records(
-        f'{root}/unl/' + writers.shard_name('extra', shard, num_shards),
+        f'{root}/unl/' + layout.shard_name('extra', shard, num_shards),
         (pool[i % len(pool)] for i in range(start, end)))
   return num_shards
 

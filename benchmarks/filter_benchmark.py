@@ -49,7 +49,7 @@ def write_inputs(root: str, num_records: int, per_shard: int, num_classes: int,
   """Writes unlabeled shards, predictions and info files; returns num_shards."""
   from data import records  # pylint: disable=g-import-not-at-top,g-multiple-import
   from data import writers  # pylint: disable=g-import-not-at-top,g-multiple-import
-  from noisy_student.pseudo import shard_names  # pylint: disable=g-import-not-at-top
+  from data import layout  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
   num_shards = -(-num_records // per_shard)
   weights = 1.0 / np.arange(1, num_classes + 1)   # Zipf-like: some scarce
@@ -59,7 +59,7 @@ def write_inputs(root: str, num_records: int, per_shard: int, num_classes: int,
     n = end - start
     payload = rng.integers(0, 256, size=(n, image_bytes), dtype=np.uint8)
     writers.write_records(
-        shard_names.input_shard_path(f'{root}/unl', 'extra', shard, num_shards),
+        layout.shard_path(f'{root}/unl', 'extra', shard, num_shards),
         (records.serialize_unlabeled(row.tobytes()) for row in payload))
     labels = rng.choice(num_classes, size=n, p=weights)
     probs = rng.dirichlet(np.ones(num_classes), size=n).astype(np.float32)
@@ -68,9 +68,9 @@ def write_inputs(root: str, num_records: int, per_shard: int, num_classes: int,
               )[:, None]
     probs[np.arange(n), labels] = top
     writers.write_records(
-        shard_names.prediction_path(f'{root}/pred', shard, num_shards, 0),
+        layout.prediction_path(f'{root}/pred', shard, num_shards, 0),
         (records.serialize_prediction(p) for p in probs))
-    writers.write_json(shard_names.info_path(f'{root}/info', shard, num_shards, 0),
+    writers.write_json(layout.info_path(f'{root}/info', shard, num_shards, 0),
                        {'image_num': n})
   return num_shards
 

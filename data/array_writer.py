@@ -24,6 +24,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import layout
 from data import dataset_info
 from data import image_codec
 from noisy_student.runtime import progress as progress_lib
@@ -72,7 +73,7 @@ class ArraySplit:
     return labels if self.indices is None else labels[self.indices]
 
   def file_pattern(self) -> str:
-    return os.path.join(self.subdir, f'{self.name}-*-of-{self.num_shards:05d}')
+    return layout.total_pattern(self.subdir, self.name, self.num_shards)
 
 
 def _check_split(split: ArraySplit) -> None:
@@ -133,7 +134,7 @@ def complete_info(output_dir: str, config: Mapping) -> dict | None:
     return None
   for name, split in info.get('splits', {}).items():
     directory = os.path.join(output_dir, split['directory'])
-    paths = writers.shard_paths(directory, name, split['num_shards'])
+    paths = layout.shard_paths(directory, name, split['num_shards'])
     bounds = writers.shard_bounds(split['num_examples'], split['num_shards'])
     for path, (start, end) in zip(paths, bounds):
       if _record_count(path) != end - start:
@@ -281,7 +282,7 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
           log_fn(f'removing {path} (another shard count)')
           tf.io.gfile.remove(path)
     progress = progress_lib.Progress(split.name, split.num_examples)
-    paths = writers.shard_paths(directory, split.name, split.num_shards)
+    paths = layout.shard_paths(directory, split.name, split.num_shards)
     bounds = writers.shard_bounds(split.num_examples, split.num_shards)
     for path, (start, end) in zip(paths, bounds):
       if not overwrite and _record_count(path) == end - start:

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import errors
+from data import layout
 from data import records
 from data import writers
 
@@ -209,7 +210,7 @@ def shard_files(folder: str, split: str, entry: Mapping) -> list[str]:
   """The shard paths one split entry names (they may not all exist)."""
   prefix = entry.get('split', split)
   directory = os.path.join(folder, entry.get('directory', ''))
-  return writers.shard_paths(directory, prefix, int(entry['num_shards']))
+  return layout.shard_paths(directory, prefix, int(entry['num_shards']))
 
 
 def check_shards(folder: str, info: Optional[Mapping] = None,

@@ -28,6 +28,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from data import layout
 from data import dataset_info
 from noisy_student.runtime import errors
 from data import image_codec
@@ -314,7 +315,7 @@ def convert(config: ConvertConfig,
     items = [items[i] for i in order]
   fingerprint = _fingerprint(config, listing, labeled)
   summary_path = os.path.join(config.output_dir, f'{config.split}-summary.json')
-  paths = writers.shard_paths(config.output_dir, config.split,
+  paths = layout.shard_paths(config.output_dir, config.split,
                               config.num_shards)
   bounds = writers.shard_bounds(len(items), config.num_shards)
 

@@ -34,6 +34,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from data import layout
 from data import corruptions as corruptions_lib
 from data import dataset_info
 from noisy_student.runtime import entry
@@ -60,7 +61,7 @@ def read_source(file_pattern: str, max_images: int | None = None
     FileNotFoundError naming the pattern when nothing matches; ValueError
     naming the file and record of a record without a label.
   """
-  files = writers.glob_records(file_pattern)
+  files = layout.glob_user_records(file_pattern)
   if not files:
     raise errors.MissingFileError(f'--input_pattern {file_pattern!r}: no files '
                             'match')
@@ -160,7 +161,7 @@ def make_corrupted(file_pattern: str, output_dir: str, *, split: str = 'test',
   for corruption, severity in itertools.product(corruptions, severities):
     directory = os.path.join(output_dir, corruption, str(severity))
     if output_format == 'tfrecord':
-      targets = writers.shard_paths(directory, split, num_shards)
+      targets = layout.shard_paths(directory, split, num_shards)
     else:
       targets = _folder_paths(directory, labels, split, label_map_obj,
                               image_format)
@@ -212,7 +213,7 @@ def make_corrupted(file_pattern: str, output_dir: str, *, split: str = 'test',
       'corruptions': [c for c in corruptions_lib.CORRUPTION_NAMES
                       if c in done],
       'severities': sorted(done_severities),
-      'source_files': writers.glob_records(file_pattern),
+      'source_files': layout.glob_user_records(file_pattern),
       'imagecorruptions_version': metadata.version('imagecorruptions-imaug'),
       'computed': [f'{c}/{s}' for c, s, _, _ in todo],
       'seconds': round(seconds, 2),

@@ -26,6 +26,7 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
+from data import layout
 from data import array_writer
 from noisy_student.runtime import entry
 
@@ -38,7 +39,7 @@ SPLITS = (
     ('test', 400, 2, True, ''),
     ('dev', 200, 2, True, ''),
     ('train', 300, 4, True, ''),
-    ('extra', 897, 8, False, 'unlabeled'),
+    ('extra', 897, 8, False, layout.UNLABELED_SUBDIR),
 )
 SPLIT_SIZES = {name: size for name, size, _, _, _ in SPLITS}
 FORMAT_VERSION = 1  # bump when the conversion changes, to invalidate outputs

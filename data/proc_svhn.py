@@ -32,6 +32,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from data import layout
 from data import array_writer
 from noisy_student.runtime import entry
 from noisy_student.runtime import errors
@@ -281,7 +282,7 @@ def build_splits(config: SvhnConfig, data: dict[str, tuple[np.ndarray,
   if extra is not None:
     splits.append(array_writer.ArraySplit(
         'extra', extra[0], extra[1], extra_order, False, config.extra_shards,
-        subdir='unlabeled'))
+        subdir=layout.UNLABELED_SUBDIR))
   flag = {'train': 'train_shards', 'dev': 'eval_shards', 'test': 'eval_shards',
           'extra': 'extra_shards'}
   for split in splits:

@@ -37,6 +37,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from data import layout
 from data import dataset_info
 from noisy_student.runtime import entry
 from noisy_student.runtime import errors
@@ -121,7 +122,8 @@ def parse_splits(spec: str, unlabeled: Sequence[str],
     is_unlabeled = split in unlabeled
     mappings.append(SplitMapping(
         tfds_split.strip(), split, labeled=not is_unlabeled,
-        directory=directory or ('unlabeled' if is_unlabeled else '')))
+        directory=directory or (layout.UNLABELED_SUBDIR if is_unlabeled
+                                else '')))
   keys = [m.key for m in mappings]
   if len(set(keys)) != len(keys):
     raise errors.ConfigError(f'--splits={spec}: a split is written twice')
@@ -200,7 +202,7 @@ def _split_done(config: TfdsConfig, info: Optional[dict], mapping: SplitMapping,
 def _remove_old_shards(directory: str, split: str) -> None:
   if tf.io.gfile.isdir(directory):
     for name in tf.io.gfile.listdir(directory):
-      if writers.is_shard_name(name, split):
+      if layout.is_shard_name(name, split):
         tf.io.gfile.remove(os.path.join(directory, name))
 
 
@@ -243,7 +245,7 @@ def write_split(config: TfdsConfig, examples, mapping: SplitMapping,
                                f'{config.dataset} has no examples')
     _remove_old_shards(directory, mapping.split)
     for index, temp in enumerate(temps):
-      tf.io.gfile.rename(temp, os.path.join(directory, writers.shard_name(
+      tf.io.gfile.rename(temp, os.path.join(directory, layout.shard_name(
           mapping.split, index, len(temps))), overwrite=True)
   finally:
     if writer is not None:

@@ -2,8 +2,7 @@
 
 Every output is first written to a temporary file in the destination folder and
 renamed into place only when complete, so a killed job never leaves a file that
-looks finished. Shard names follow the original release:
-`<split>-00000-of-00128`.
+looks finished. File names are `data.layout`'s.
 """
 
 from __future__ import annotations
@@ -17,41 +16,7 @@ import uuid
 
 import tensorflow as tf
 
-
-def shard_name(split: str, index: int, num_shards: int) -> str:
-  """`train-00003-of-00128` style file name (5-digit, zero-padded)."""
-  if not 0 <= index < num_shards:
-    raise ValueError(f'shard index {index} is outside [0, {num_shards})')
-  return f'{split}-{index:05d}-of-{num_shards:05d}'
-
-
-# `<prefix>-00003-of-00128`, and the pseudo-labeled `<prefix>-<task>-00003-of-00128`
-# of the filter (the original release's names).
-_SHARD_NAME = re.compile(r'^(?P<prefix>.+?)(?:-(?P<task>\d+))?-(?P<index>\d{5,})'
-                         r'-of-(?P<total>\d{5,})$')
-
-
-def is_shard_name(name: str, prefix: str) -> bool:
-  """True when the file name `name` is a shard of `prefix` (never a report)."""
-  match = _SHARD_NAME.match(os.path.basename(name))
-  return bool(match) and match['prefix'] == prefix
-
-
-# Files a user's glob may catch beside the shards: a converter's reports.
-_NOT_RECORDS = ('.json', '.txt', '.md', '.png', '.csv')
-
-
-def glob_records(pattern: str) -> list[str]:
-  """Sorted files of a user's glob, without reports, temporaries and folders."""
-  return sorted(
-      f for f in tf.io.gfile.glob(pattern)
-      if not os.path.basename(f).startswith('.')
-      and not f.endswith(_NOT_RECORDS) and not tf.io.gfile.isdir(f))
-
-
-def shard_paths(output_dir: str, split: str, num_shards: int) -> list[str]:
-  return [os.path.join(output_dir, shard_name(split, i, num_shards))
-          for i in range(num_shards)]
+from data import layout
 
 
 TEMP_MARKER = '.tmp-'
@@ -182,7 +147,7 @@ def write_sharded(records: Sequence[bytes], output_dir: str, split: str,
   Idempotent: a shard that already exists is kept unless `overwrite`. Returns
   the shard paths.
   """
-  paths = shard_paths(output_dir, split, num_shards)
+  paths = layout.shard_paths(output_dir, split, num_shards)
   for path, (start, end) in zip(paths, shard_bounds(len(records), num_shards)):
     if not overwrite and tf.io.gfile.exists(path):
       continue

@@ -37,6 +37,7 @@ from absl import logging
 import keras
 import numpy as np
 
+from data import layout
 from noisy_student.runtime import entry
 from data import prepare_digits
 from data import writers
@@ -113,7 +114,7 @@ def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
   """The shared part of one seed: teacher, full student(s)."""
   students = (cfg.model_name,) * (2 if 'two_rounds' in cfg.arms else 1)
   return rounds_lib.RoundsConfig(
-      work_dir=os.path.join(cfg.work_dir, f'seed_{seed}'),
+      work_dir=layout.seed_dir(cfg.work_dir, seed),
       dataset=cfg.dataset, label_data_dir=cfg.label_data_dir,
       unlabel_data_dir=cfg.unlabel_data_dir,
       teacher_model_name=cfg.model_name, student_model_names=students,
@@ -133,7 +134,7 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
   if len(rows) > 2:
     results['two_rounds'] = rows[2]
   state = rounds_lib.StageState(rounds.work_dir)
-  pseudo_labels = os.path.join(rounds.work_dir, 'round_1', 'filter', 'data')
+  dirs = layout.RoundDirs(rounds.work_dir)
   for arm in cfg.arms:
     if arm in results:
       continue
@@ -143,31 +144,26 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
           rounds, width_coefficient=cfg.width_coefficient * cfg.larger_scale,
           depth_coefficient=cfg.depth_coefficient * cfg.larger_scale)
     stage = rounds_lib.stage_config(
-        arm_rounds, os.path.join(rounds.work_dir, 'ablation', arm),
-        cfg.model_name, student_recipe(arm, cfg.student),
-        unlabel_data_dir=pseudo_labels)
+        arm_rounds, dirs.arm(arm), cfg.model_name,
+        student_recipe(arm, cfg.student), unlabel_data_dir=dirs.filter(1).data)
     results[arm] = state.run(
-        _arm_stage(arm), lambda s=stage: _train_arm(s, seed),
+        dirs.arm_stage(arm), lambda s=stage: _train_arm(s, seed),
         dataclasses.asdict(stage))
   return {name: float(row['test']) for name, row in results.items()}
 
 
-_STAGE_OF = {'teacher': rounds_lib.model_stage(0),
-             'full': rounds_lib.model_stage(1),
-             'two_rounds': rounds_lib.model_stage(2)}
-
-
-def _arm_stage(arm: str) -> str:
-  """The state name of an arm trained by the ablation alone."""
-  return f'ablation/{arm}'
+# Arms that are stages of the seed's rounds (the others are ablation/<arm>).
+_STAGE_OF = {'teacher': layout.RoundDirs.model_stage(0),
+             'full': layout.RoundDirs.model_stage(1),
+             'two_rounds': layout.RoundDirs.model_stage(2)}
 
 
 def finished_results(cfg: AblationConfig, seed: int) -> dict:
   """{arm or 'teacher': test top-1} of the seed's finished stages; trains nothing."""
-  state = rounds_lib.StageState(os.path.join(cfg.work_dir, f'seed_{seed}'))
+  state = rounds_lib.StageState(layout.seed_dir(cfg.work_dir, seed))
   results = {}
   for name in ('teacher',) + ARMS:
-    stage = state.done.get(_STAGE_OF.get(name, _arm_stage(name)))
+    stage = state.done.get(_STAGE_OF.get(name, layout.RoundDirs.arm_stage(name)))
     if stage is not None:
       results[name] = float(stage['result']['test'])
   return results
@@ -268,12 +264,12 @@ def run_ablation(cfg: AblationConfig, summarize_only: bool = False) -> list[dict
                             f'{list(cfg.seeds)}; nothing to summarize')
   rows = summarize(per_seed)
   title = f'Ablations on {cfg.dataset.name}, seeds {list(cfg.seeds)}'
-  writers.write_text(os.path.join(cfg.work_dir, 'ablation.md'),
+  writers.write_text(layout.ablation_table(cfg.work_dir, 'md'),
                      markdown(rows, title))
-  writers.write_json(os.path.join(cfg.work_dir, 'ablation.json'), {
+  writers.write_json(layout.ablation_table(cfg.work_dir, 'json'), {
       'rows': rows, 'per_seed': {str(k): v for k, v in per_seed.items()},
       'seconds': round(time.time() - start, 1)})
-  plot(rows, os.path.join(cfg.work_dir, 'ablation.png'), cfg.dataset.name)
+  plot(rows, layout.ablation_table(cfg.work_dir, 'png'), cfg.dataset.name)
   return rows
 
 
@@ -369,7 +365,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
   return AblationConfig(
       work_dir=work_dir, label_data_dir=data_dir,
       unlabel_data_dir=(fv.unlabel_data_dir
-                        or os.path.join(data_dir, 'unlabeled')),
+                        or layout.unlabeled_dir(data_dir)),
       dataset=dataset,
       seeds=seeds, teacher=teacher, student=student,
       width_coefficient=_or_default(fv.width_coefficient,

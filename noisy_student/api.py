@@ -17,12 +17,12 @@ docs/python_api.md has a complete example (run by its test).
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 import keras
 import tensorflow as tf
 
+from data import layout
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
@@ -33,7 +33,6 @@ from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import predict as predict_lib
 from noisy_student.pseudo import selection
-from noisy_student.pseudo import shard_names
 
 RoundsConfig = rounds.RoundsConfig
 
@@ -111,11 +110,11 @@ def predict(teacher_dir: str, unlabeled_dir: str, output_dir: str, *,
   Writes `<output_dir>/predict_label/train-info-*` and `<output_dir>/info/`;
   returns {'images': N, 'num_shards': S}.
   """
-  num_shards = rounds.unlabeled_shards(unlabeled_dir, file_prefix)
+  num_shards = layout.count_shards(unlabeled_dir, file_prefix)
+  dirs = layout.PredictionDirs(output_dir)
   pcfg = modes.PredictConfig(
       predict_ckpt_path=teacher_dir, data_dir=unlabeled_dir,
-      output_dir=os.path.join(output_dir, 'predict_label'),
-      info_dir=os.path.join(output_dir, 'info'), file_prefix=file_prefix,
+      output_dir=dirs.predictions, info_dir=dirs.info, file_prefix=file_prefix,
       num_shards=num_shards, shard_ids=tuple(range(num_shards)),
       batch_size=batch_size)
   counts = modes.predict(None, pcfg, _strategy(strategy))
@@ -136,18 +135,19 @@ def filter_pseudo_labels(unlabeled_dir: str, prediction_dir: str,
   `selection.Settings` fields (max_prob, upsample, balance, ...). The
   pseudo-labeled shards land in `<output_dir>/data`; returns final_stats.json.
   """
-  num_shards = rounds.unlabeled_shards(unlabeled_dir, file_prefix)
+  num_shards = layout.count_shards(unlabeled_dir, file_prefix)
+  predicted = layout.PredictionDirs(prediction_dir)
   if num_classes is None:
     num_classes = dataset(unlabeled_dir).num_classes
   if num_image_per_class is None:
-    total = sum(predict_lib.read_info(shard_names.info_path(
-        os.path.join(prediction_dir, 'info'), shard, num_shards, 0)) or 0
+    total = sum(predict_lib.read_info(layout.info_path(
+        predicted.info, shard, num_shards, 0)) or 0
                 for shard in range(num_shards))
     num_image_per_class = max(1, total // num_classes)
   config = filter_files.FilterConfig(
       input_dir=unlabeled_dir,
-      prediction_dir=os.path.join(prediction_dir, 'predict_label'),
-      info_dir=os.path.join(prediction_dir, 'info'), output_dir=output_dir,
+      prediction_dir=predicted.predictions, info_dir=predicted.info,
+      output_dir=output_dir,
       file_prefix=file_prefix, num_shards=num_shards,
       settings=selection.Settings(
           num_label_classes=num_classes, num_image=num_image_per_class,

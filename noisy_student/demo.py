@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from noisy_student.runtime import entry
+from data import layout
 from data import make_corrupted
 from data import prepare_digits
 from data import records
@@ -79,7 +80,7 @@ def rounds_config(fv: flags.FlagValues, work_dir: str,
   return rounds_lib.RoundsConfig(
       work_dir=work_dir, dataset=datasets.get_builtin('digits'),
       label_data_dir=data_dir,
-      unlabel_data_dir=os.path.join(data_dir, 'unlabeled'),
+      unlabel_data_dir=layout.unlabeled_dir(data_dir),
       teacher_model_name='efficientnet-b0',
       student_model_names=('efficientnet-b0',),
       teacher=_TEACHER.with_steps(fv.teacher_steps),
@@ -151,7 +152,7 @@ def main(argv):
   print(f'[demo] writing the bundled digits to {data_dir}', flush=True)
   prepare_digits.prepare_digits(data_dir)
   keras.utils.set_random_seed(FLAGS.seed)
-  run_dir = os.path.join(work_dir, f'seed_{FLAGS.seed}')
+  run_dir = layout.seed_dir(work_dir, FLAGS.seed)
   print('[demo] teacher -> pseudo-labels -> filter/balance -> noised student '
         f'(logs: {run_dir})', flush=True)
   rows = rounds_lib.run(rounds_config(FLAGS, run_dir, data_dir))

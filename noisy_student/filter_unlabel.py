@@ -22,13 +22,13 @@ from typing import Sequence
 
 from absl import flags
 
+from data import layout
 from data import dataset_info
 from noisy_student.runtime import entry
 from noisy_student.cli import filter_flags
 from noisy_student.runtime import errors
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
-from noisy_student.pseudo import shard_names
 
 FLAGS = flags.FLAGS
 
@@ -101,7 +101,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
         total_replicas=fv.total_replicas,
         num_samples_per_class=fv.num_samples_per_class,
         shuffle_buffer_bytes=fv.shuffle_buffer_mb << 20)
-    shards = shard_names.parse_shard_ids(fv.shard_id, fv.num_shards)
+    shards = layout.parse_shard_ids(fv.shard_id, fv.num_shards)
   except ValueError as err:
     raise errors.ConfigError(str(err)) from None
   if fv.task == -1:

@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from noisy_student.runtime import entry
+from data import layout
 from data import writers
 from noisy_student.cli import main_flags
 from noisy_student.core import config as config_lib
@@ -35,7 +36,6 @@ from noisy_student.core import factory
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
 from noisy_student.models import export as export_lib
-from noisy_student.pseudo import shard_names
 from noisy_student.training import distribute
 
 FLAGS = flags.FLAGS
@@ -278,7 +278,7 @@ def predict_config_from_flags(fv: flags.FlagValues,
   if fv.data_type != 'tfrecord':
     raise errors.ConfigError(f'--data_type={fv.data_type}: only tfrecord')
   try:
-    shard_ids = tuple(shard_names.parse_shard_ids(fv.shard_id, fv.num_shards))
+    shard_ids = tuple(layout.parse_shard_ids(fv.shard_id, fv.num_shards))
   except ValueError as err:
     raise errors.ConfigError(str(err)) from None
   if not 0 <= fv.worker_id < fv.total_replicas:
@@ -308,8 +308,8 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
     if keras_path:
       export_lib.check_keras_path(keras_path)
     export = ExportSettings(
-        export_dir=fv.export_dir or os.path.join(experiment.model_dir,
-                                                 'saved_model'),
+        export_dir=fv.export_dir or layout.default_export_dir(
+            experiment.model_dir),
         keras_path=keras_path,
         checkpoint_path=fv.predict_ckpt_path or None)
   if fv.mode in ('train', 'train_and_eval', 'eval'):
@@ -345,7 +345,7 @@ def run_job(job: MainJob) -> dict:
     config.train.per_replica_batches(strategy.num_replicas_in_sync)
     modes.check_model_dir(config.model_dir, config.model)
     if distribute.is_chief(strategy):
-      writers.write_json(os.path.join(config.model_dir, 'FLAGS.json'),
+      writers.write_json(os.path.join(config.model_dir, layout.FLAGS_FILE),
                          job.flags_json)
     every = (config.train.steps_per_eval if job.mode == 'train_and_eval'
              else None)

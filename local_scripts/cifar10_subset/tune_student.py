@@ -26,6 +26,7 @@ import re
 
 import keras
 
+from data import layout
 from noisy_student import ablate
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -76,7 +77,7 @@ def main():
   rows = rounds_lib.run(rounds)
   results = {'teacher': rows[0]}
   state = rounds_lib.StageState(rounds.work_dir)
-  pseudo_labels = os.path.join(rounds.work_dir, 'round_1', 'filter', 'data')
+  pseudo_labels = layout.RoundDirs(rounds.work_dir).filter(1).data
   for name in names:
     if name == 'none' and steps == preset.student.train.train_steps:
       results[name] = rows[1]

@@ -46,6 +46,7 @@ from apache_beam.runners.portability import fn_api_runner
 from apache_beam.utils import shared
 import tensorflow as tf
 
+from data import layout
 from data import image_shards
 from data import writers
 from noisy_student.runtime import errors
@@ -147,7 +148,7 @@ def list_inputs(config: BeamLabelConfig) -> Inputs:
                  for a, b in writers.shard_bounds(len(images), num_shards))
   shards = tuple(
       os.path.join(config.prediction_dir, 'image_shards',
-                   writers.shard_name(IMAGE_SHARD_PREFIX, i, num_shards))
+                   layout.shard_name(IMAGE_SHARD_PREFIX, i, num_shards))
       for i in range(num_shards))
   return Inputs(shards, groups)
 
@@ -182,7 +183,7 @@ def check_teacher(path: str) -> None:
     return
   raise errors.CheckpointError(
       f'--teacher={path}: neither a model_dir/checkpoint with '
-      f'{checkpoints.MODEL_CONFIG_FILE}, a .keras file nor a SavedModel')
+      f'{layout.MODEL_CONFIG_FILE}, a .keras file nor a SavedModel')
 
 
 class _ClassifierModel:

@@ -20,6 +20,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
@@ -28,14 +29,10 @@ from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
 from noisy_student.pseudo import predict as predict_lib
-from noisy_student.pseudo import shard_names
 from noisy_student.training import distribute
 from noisy_student.training import evaluation
 from noisy_student.training import input_pipeline
 from noisy_student.training import trainer as trainer_lib
-
-EVAL_RESULTS_FILE = 'eval_results.json'
-
 
 def check_model_dir(model_dir: str, model: config_lib.ModelConfig) -> None:
   """Refuses to train into a model_dir whose saved architecture differs.
@@ -97,7 +94,7 @@ def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
 
 
 def _append_eval_results(model_dir: str, results: dict) -> None:
-  path = os.path.join(model_dir, EVAL_RESULTS_FILE)
+  path = os.path.join(model_dir, layout.EVAL_RESULTS_FILE)
   history = []
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
@@ -197,7 +194,7 @@ def inference_config(path: str, fallback: Optional[config_lib.ModelConfig],
   config = checkpoints.read_model_config(path) or fallback
   if config is None:
     raise errors.CheckpointError(
-        f'{path}: no {checkpoints.MODEL_CONFIG_FILE} next to the checkpoint; '
+        f'{path}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
         'pass the architecture (e.g. --model_name, --num_label_classes)')
   return dataclasses.replace(
       config, sync_batch_norm=False,
@@ -223,9 +220,8 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
                   small_image=config.small_image,
                   batch_size=pcfg.batch_size)
     if pcfg.reassign_label:
-      source = shard_names.reassign_input_path(
-          pcfg.data_dir, pcfg.file_prefix, pcfg.worker_id, shard_id,
-          pcfg.num_shards)
+      source = layout.shard_path(pcfg.data_dir, pcfg.file_prefix, shard_id,
+                                 pcfg.num_shards, task=pcfg.worker_id)
       if not tf.io.gfile.exists(source) and len(pcfg.shard_ids) > 1:
         logging.warning('%s does not exist (no image of this shard was kept '
                         'by the filter); skipping it', source)
@@ -240,6 +236,6 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
           **common)
   if pcfg.reassign_label and not counts:
     raise errors.InputError(
-        f'{pcfg.data_dir}: none of the filtered shards '
-        f'{pcfg.file_prefix}-{pcfg.worker_id}-*-of-{pcfg.num_shards:05d} exists')
+        f'{pcfg.data_dir}: none of the filtered shards of --shard_id exists '
+        f'(e.g. {layout.shard_name(pcfg.file_prefix, pcfg.shard_ids[0], pcfg.num_shards, pcfg.worker_id)})')
   return counts

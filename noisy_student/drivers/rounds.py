@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import re
 import time
 from typing import Callable, Optional, Sequence
 
@@ -37,6 +35,7 @@ import keras
 from matplotlib import figure as figure_lib
 import tensorflow as tf
 
+from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -49,7 +48,6 @@ from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import selection
 
-STATE_FILE = 'state.json'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +104,7 @@ class StageState:
   """state.json: {stage: {'result', 'settings'}} of finished stages (atomic rewrites)."""
 
   def __init__(self, work_dir: str, force: bool = False):
-    self.path = os.path.join(work_dir, STATE_FILE)
+    self.path = layout.RoundDirs(work_dir).state
     self.force = force
     self.done = {}
     if tf.io.gfile.exists(self.path):
@@ -172,23 +170,6 @@ def _differences(old: dict, new: dict, prefix: str):
       yield f'{prefix}{key}', before, after
 
 
-def unlabeled_shards(data_dir: str, prefix: str) -> int:
-  """Number of shards N of `<prefix>-xxxxx-of-N` files (all must be there)."""
-  names = [os.path.basename(p) for p in
-           tf.io.gfile.glob(os.path.join(data_dir, f'{prefix}-*-of-*'))]
-  totals = {int(m.group(1)) for m in
-            (re.match(rf'{re.escape(prefix)}-\d+-of-(\d+)$', n) for n in names) if m}
-  if len(totals) != 1:
-    raise errors.InputError(
-        f'{data_dir}: expected unlabeled shards {prefix}-00000-of-N (one N), '
-        f'found {sorted(names)[:5]}')
-  total = totals.pop()
-  if len(names) != total:
-    raise errors.InputError(f'{data_dir}: {len(names)} of {total} '
-                            f'{prefix} shards present')
-  return total
-
-
 def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
                  recipe: config_lib.Recipe, unlabel_data_dir: str = ''
                  ) -> config_lib.ExperimentConfig:
@@ -228,12 +209,12 @@ def train_and_evaluate(config: config_lib.ExperimentConfig,
   return _top1(modes.evaluate(config, strategy))
 
 
-def _predict_config(rounds: RoundsConfig, teacher_dir: str, round_dir: str,
+def _predict_config(rounds: RoundsConfig, teacher_dir: str, r: int,
                     num_shards: int) -> modes.PredictConfig:
+  predicted = layout.RoundDirs(rounds.work_dir).predict(r)
   return modes.PredictConfig(
       predict_ckpt_path=teacher_dir, data_dir=rounds.unlabel_data_dir,
-      output_dir=os.path.join(round_dir, 'predict', 'predict_label'),
-      info_dir=os.path.join(round_dir, 'predict', 'info'),
+      output_dir=predicted.predictions, info_dir=predicted.info,
       file_prefix=rounds.unlabel_file_prefix, num_shards=num_shards,
       shard_ids=tuple(range(num_shards)),
       batch_size=rounds.predict_batch_size)
@@ -245,18 +226,17 @@ def _predict(pcfg: modes.PredictConfig, strategy: tf.distribute.Strategy) -> dic
   return {'images': int(sum(counts.values()))}
 
 
-def filter_config(rounds: RoundsConfig, round_dir: str, num_shards: int,
+def filter_config(rounds: RoundsConfig, r: int, num_shards: int,
                   num_images: int) -> filter_files.FilterConfig:
-  """The filter of one round: every predicted shard, balanced per class."""
+  """The filter of round `r`: every predicted shard, balanced per class."""
   num_classes = rounds.dataset.num_classes
   per_class = rounds.num_image_per_class or max(1, num_images // num_classes)
-  filter_dir = os.path.join(round_dir, 'filter')
+  dirs = layout.RoundDirs(rounds.work_dir)
+  predicted, filtered = dirs.predict(r), dirs.filter(r)
   return filter_files.FilterConfig(
       input_dir=rounds.unlabel_data_dir,
-      prediction_dir=os.path.join(round_dir, 'predict', 'predict_label'),
-      info_dir=os.path.join(round_dir, 'predict', 'info'),
-      output_dir=filter_dir,
-      prelim_stats_dir=os.path.join(filter_dir, 'prelim_stats'),
+      prediction_dir=predicted.predictions, info_dir=predicted.info,
+      output_dir=filtered.root, prelim_stats_dir=filtered.prelim_stats,
       file_prefix=rounds.unlabel_file_prefix, num_shards=num_shards,
       settings=selection.Settings(
           num_label_classes=num_classes, num_image=per_class,
@@ -277,7 +257,7 @@ def check_filter_output(filter_dir: str, min_threshold: float) -> int:
   """The number of pseudo-labeled images the selection wrote (from
   `<filter_dir>/stats/final_stats.json`); raises FilterError when it is 0,
   since a student cannot train on an empty unlabeled set."""
-  path = filter_files.final_stats_file(filter_dir)
+  path = layout.FilterDirs(filter_dir).final_stats
   with tf.io.gfile.GFile(path) as f:
     stats = json.load(f)
   written = int(stats['num_written'])
@@ -295,11 +275,6 @@ def _settings(value) -> dict:
   return dataclasses.asdict(value)
 
 
-def model_stage(round_index: int) -> str:
-  """The state name of a round's trained model (round_0/teacher, round_r/student)."""
-  return f'round_{round_index}/' + ('teacher' if round_index == 0 else 'student')
-
-
 def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
         *, force: bool = False) -> list[dict]:
   """Runs (or resumes) every stage; returns the summary rows.
@@ -312,14 +287,15 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
     tf.config.experimental.enable_op_determinism()
   tf.io.gfile.makedirs(rounds.work_dir)
   state = StageState(rounds.work_dir, force=force)
-  num_shards = unlabeled_shards(rounds.unlabel_data_dir,
-                                rounds.unlabel_file_prefix)
+  num_shards = layout.count_shards(rounds.unlabel_data_dir,
+                                   rounds.unlabel_file_prefix)
+  dirs = layout.RoundDirs(rounds.work_dir)
   rows = []
 
-  teacher_dir = os.path.join(rounds.work_dir, 'round_0', 'teacher')
+  teacher_dir = dirs.model(0)
   teacher_cfg = stage_config(rounds, teacher_dir, rounds.teacher_model_name,
                              rounds.teacher)
-  result = state.run(model_stage(0),
+  result = state.run(dirs.model_stage(0),
                      lambda: train_and_evaluate(teacher_cfg, strategy),
                      _settings(teacher_cfg))
   rows.append({'round': 0, 'role': 'teacher',
@@ -327,20 +303,19 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
                **result})
 
   for r, student_name in enumerate(rounds.student_model_names, start=1):
-    round_dir = os.path.join(rounds.work_dir, f'round_{r}')
-    pcfg = _predict_config(rounds, teacher_dir, round_dir, num_shards)
-    predicted = state.run(f'round_{r}/predict',
+    pcfg = _predict_config(rounds, teacher_dir, r, num_shards)
+    predicted = state.run(dirs.predict_stage(r),
                           lambda: _predict(pcfg, strategy), _settings(pcfg))
-    fcfg = filter_config(rounds, round_dir, num_shards, predicted['images'])
-    state.run(f'round_{r}/filter_stats', lambda: _filter(fcfg, True),
+    fcfg = filter_config(rounds, r, num_shards, predicted['images'])
+    state.run(dirs.filter_stats_stage(r), lambda: _filter(fcfg, True),
               _settings(fcfg))
-    state.run(f'round_{r}/filter', lambda: _filter(fcfg, False),
+    state.run(dirs.filter_stage(r), lambda: _filter(fcfg, False),
               _settings(fcfg))
-    student_dir = os.path.join(round_dir, 'student')
+    student_dir = dirs.model(r)
     student_cfg = stage_config(
         rounds, student_dir, student_name, rounds.student,
-        unlabel_data_dir=os.path.join(fcfg.output_dir, 'data'))
-    result = state.run(model_stage(r),
+        unlabel_data_dir=dirs.filter(r).data)
+    result = state.run(dirs.model_stage(r),
                        lambda: train_and_evaluate(student_cfg, strategy),
                        _settings(student_cfg))
     rows.append({'round': r, 'role': 'student', 'model': student_name,
@@ -366,8 +341,9 @@ def summary_markdown(rows: Sequence[dict]) -> str:
 
 def write_summary(work_dir: str, rows: Sequence[dict]) -> None:
   """summary.json, summary.md and summary.png (top-1 per round)."""
-  writers.write_json(os.path.join(work_dir, 'summary.json'), list(rows))
-  writers.write_text(os.path.join(work_dir, 'summary.md'), summary_markdown(rows))
+  dirs = layout.RoundDirs(work_dir)
+  writers.write_json(dirs.summary('json'), list(rows))
+  writers.write_text(dirs.summary('md'), summary_markdown(rows))
   splits = _splits(rows)
   fig = figure_lib.Figure(figsize=(5, 3.5))
   ax = fig.subplots()
@@ -383,6 +359,5 @@ def write_summary(work_dir: str, rows: Sequence[dict]) -> None:
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  path = os.path.join(work_dir, 'summary.png')
-  with writers.atomic_output(path) as f:
+  with writers.atomic_output(dirs.summary('png')) as f:
     fig.savefig(f, format='png', dpi=120)

@@ -24,13 +24,13 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from data import layout
 from data import writers
 import efficientnet
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
 from noisy_student.models import ema as ema_lib
 
-MODEL_CONFIG_FILE = 'model_config.json'
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 
 
@@ -51,13 +51,12 @@ def is_object_based(prefix: str) -> bool:
 
 
 def model_config_path(path: str) -> str:
-  directory = path if tf.io.gfile.isdir(path) else os.path.dirname(path)
-  return os.path.join(directory, MODEL_CONFIG_FILE)
+  return layout.model_dir_file(path, layout.MODEL_CONFIG_FILE)
 
 
 def write_model_config(model_dir: str, config: config_lib.ModelConfig) -> None:
   """Writes `<model_dir>/model_config.json` (atomically)."""
-  writers.write_text(os.path.join(model_dir, MODEL_CONFIG_FILE),
+  writers.write_text(os.path.join(model_dir, layout.MODEL_CONFIG_FILE),
                      config.to_json() + '\n')
 
 

@@ -30,6 +30,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from data import layout
 from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
@@ -133,11 +134,6 @@ def export_saved_model(model: keras.Model, export_dir: str, *,
   return export_dir
 
 
-def default_keras_path(export_dir: str) -> str:
-  """`<export_dir>.keras`: the `.keras` file beside the SavedModel folder."""
-  return export_dir.rstrip('/') + '.keras'
-
-
 def check_keras_path(path: str) -> None:
   """Raises ConfigError unless `path` ends in .keras (what Keras 3 saves)."""
   if not path.endswith('.keras'):
@@ -164,7 +160,7 @@ def export(model_dir: str, export_dir: str, *,
   Args:
     model_dir: a model_dir written by training (model_config.json + checkpoints).
     export_dir: the SavedModel folder (replaced whole).
-    keras_path: the `.keras` file; None: `default_keras_path(export_dir)`;
+    keras_path: the `.keras` file; None: `layout.keras_file_beside(export_dir)`;
       '': none.
     checkpoint_path: a checkpoint other than the latest in `model_dir`.
 
@@ -172,13 +168,13 @@ def export(model_dir: str, export_dir: str, *,
     {'checkpoint': prefix, 'saved_model': export_dir, 'keras': path (when written)}.
   """
   if keras_path is None:
-    keras_path = default_keras_path(export_dir)
+    keras_path = layout.keras_file_beside(export_dir)
   if keras_path:
     check_keras_path(keras_path)
   config = checkpoints.read_model_config(model_dir)
   if config is None:
     raise errors.CheckpointError(
-        f'{model_dir}: no {checkpoints.MODEL_CONFIG_FILE}; is this a model_dir '
+        f'{model_dir}: no {layout.MODEL_CONFIG_FILE}; is this a model_dir '
         'written by --mode=train?')
   config = dataclasses.replace(config, sync_batch_norm=False,
                                image_size=factory.inference_image_size(config))

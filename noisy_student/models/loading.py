@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 import efficientnet  # noqa: F401  (registers the custom layers .keras files use)
+from data import layout
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.runtime import errors
@@ -56,7 +57,7 @@ def load_model(path: str,
   config = checkpoints.read_model_config(path) or fallback
   if config is None:
     raise errors.CheckpointError(
-        f'{path}: no {checkpoints.MODEL_CONFIG_FILE} next to the checkpoint; '
+        f'{path}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
         'pass the architecture (e.g. --model_name, --num_label_classes)')
   overrides = {k: v for k, v in overrides.items() if v is not None}
   if overrides:

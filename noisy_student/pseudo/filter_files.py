@@ -32,10 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import progress as progress_lib
+from data import layout
 from data import records
 from noisy_student.runtime import errors
 from noisy_student.pseudo import selection
-from noisy_student.pseudo import shard_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ class FilterConfig:
                        f'{self.num_samples_per_class}')
     if not self.prelim_stats_dir:
       object.__setattr__(self, 'prelim_stats_dir',
-                         os.path.join(self.output_dir, 'prelim_stats'))
+                         layout.FilterDirs(self.output_dir).prelim_stats)
 
   @property
   def units(self) -> list[tuple[int, int]]:
@@ -103,54 +103,50 @@ class FilterConfig:
 # --------------------------------------------------------------------------
 # Paths (the original's names).
 # --------------------------------------------------------------------------
+def dirs(c: FilterConfig) -> layout.FilterDirs:
+  return layout.FilterDirs(c.output_dir, c.prelim_stats_dir)
+
+
 def input_shard_path(c: FilterConfig, shard: int) -> str:
   if c.input_files:
     return c.input_files[shard]
-  return shard_names.input_shard_path(c.input_dir, c.file_prefix, shard,
-                                           c.num_shards)
+  return layout.shard_path(c.input_dir, c.file_prefix, shard, c.num_shards)
 
 
 def prediction_path(c: FilterConfig, shard: int, task: int) -> str:
-  return shard_names.prediction_path(c.prediction_dir, shard,
-                                          c.num_shards, task)
+  return layout.prediction_path(c.prediction_dir, shard, c.num_shards, task)
 
 
 def info_path(c: FilterConfig, shard: int, task: int) -> str:
-  return shard_names.info_path(c.info_dir, shard, c.num_shards, task)
+  return layout.info_path(c.info_dir, shard, c.num_shards, task)
 
 
 def prelim_stats_path(c: FilterConfig, shard: int, task: int) -> str:
-  return os.path.join(c.prelim_stats_dir, f'prelim_stats_{shard:05d}_{task}.json')
+  return dirs(c).prelim_unit_stats(shard, task)
 
 
 def total_counts_path(c: FilterConfig) -> str:
-  return os.path.join(c.prelim_stats_dir, 'total_counts.json')
+  return dirs(c).total_counts
 
 
 def plan_path(c: FilterConfig) -> str:
-  return os.path.join(c.output_dir, 'allocation_plan.json')
+  return dirs(c).plan
 
 
 def output_shard_path(c: FilterConfig, shard: int, task: int) -> str:
-  return os.path.join(c.output_dir, 'data',
-                      f'train-{task}-{shard:05d}-of-{c.num_shards:05d}')
+  return dirs(c).shard(shard, c.num_shards, task)
 
 
 def unit_stats_path(c: FilterConfig, shard: int, task: int) -> str:
-  return os.path.join(c.output_dir, 'stats', f'stats_{shard:05d}_{task}.json')
+  return dirs(c).unit_stats(shard, task)
 
 
 def final_stats_path(c: FilterConfig) -> str:
-  return final_stats_file(c.output_dir)
-
-
-def final_stats_file(output_dir: str) -> str:
-  """final_stats.json of a filter run writing to `output_dir`."""
-  return os.path.join(output_dir, 'stats', 'final_stats.json')
+  return dirs(c).final_stats
 
 
 def sample_dir(c: FilterConfig) -> str:
-  return os.path.join(c.output_dir, 'samples')
+  return dirs(c).samples
 
 
 def load_json(path: str):

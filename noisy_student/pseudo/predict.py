@@ -32,11 +32,11 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import progress as progress_lib
+from data import layout
 from data import records
 from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
-from noisy_student.pseudo import shard_names
 
 
 def read_info(path: str) -> Optional[int]:
@@ -147,10 +147,10 @@ def predict_shard(model: keras.Model, strategy: tf.distribute.Strategy, *,
   name (inputs named otherwise, e.g. the Beam pipeline's file pattern);
   `model` is anything called as `model(images, training=False)` -> logits.
   """
-  input_file = input_file or shard_names.input_shard_path(
+  input_file = input_file or layout.shard_path(
       data_dir, file_prefix, shard_id, num_shards)
-  pred_file = shard_names.prediction_path(output_dir, shard_id, num_shards, worker_id)
-  info_file = shard_names.info_path(info_dir, shard_id, num_shards, worker_id)
+  pred_file = layout.prediction_path(output_dir, shard_id, num_shards, worker_id)
+  info_file = layout.info_path(info_dir, shard_id, num_shards, worker_id)
   if shard_is_done(pred_file, info_file):
     logging.info('%s is done (%s); skipping', pred_file, info_file)
     return read_info(info_file)
@@ -177,8 +177,8 @@ def reassign_shard(model: keras.Model, strategy: tf.distribute.Strategy, *,
                    image_size: int, small_image: bool, batch_size: int,
                    num_samples: int = 0, seed: int = 0) -> int:
   """Re-labels one filtered pseudo-labeled shard with `model` (the new teacher)."""
-  input_file = shard_names.reassign_input_path(data_dir, file_prefix, worker_id, shard_id,
-                                   num_shards)
+  input_file = layout.shard_path(data_dir, file_prefix, shard_id, num_shards,
+                                 task=worker_id)
   output_file = os.path.join(output_dir, os.path.basename(input_file))
   if not tf.io.gfile.exists(input_file):
     raise errors.MissingFileError(f'{input_file}: filtered shard not found')

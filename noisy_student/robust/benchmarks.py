@@ -20,10 +20,10 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from data import layout
 from data import label_maps
 from noisy_student.runtime import progress as progress_lib
 from data import records
-from data import writers
 from noisy_student.runtime import errors
 from noisy_student.models import classifier as classifier_lib
 from noisy_student.robust import fgsm
@@ -279,9 +279,9 @@ def evaluate_corrupted(classifier: Classifier, corrupted_root: str,
     if tf.io.gfile.exists(info_path):
       with tf.io.gfile.GFile(info_path) as f:
         pattern = json.load(f).get('source_file_pattern')
-      if pattern and writers.glob_records(pattern):
+      if pattern and layout.glob_user_records(pattern):
         clean_file_pattern = pattern
-  clean_files = (writers.glob_records(clean_file_pattern)
+  clean_files = (layout.glob_user_records(clean_file_pattern)
                  if clean_file_pattern else [])
   if clean_file_pattern and not clean_files:
     raise errors.MissingFileError(f'{clean_file_pattern}: no clean TFRecords match')
@@ -398,7 +398,7 @@ def evaluate_fgsm(classifier: Classifier, file_pattern: str, *,
     file_pattern: clean labeled TFRecords, e.g. `<dir>/validation-*`.
     epsilons: the sweep; 0 gives the clean accuracy.
   """
-  files = writers.glob_records(file_pattern)
+  files = layout.glob_user_records(file_pattern)
   if not files:
     raise errors.MissingFileError(f'{file_pattern}: no TFRecords match')
   progress = progress_lib.Progress('fgsm', _num_records(files, max_images))

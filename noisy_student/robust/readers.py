@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
+from data import layout
 from data import label_maps
 from data import records
-from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
 from noisy_student.robust import metrics
@@ -335,7 +335,7 @@ def split_files(directory: str, split: str) -> list[str]:
   """
   pattern = os.path.join(directory, f'{split}-*')
   files = sorted(f for f in tf.io.gfile.glob(pattern)
-                 if writers.is_shard_name(f, split))
+                 if layout.is_shard_name(f, split))
   if not files:
     raise errors.MissingFileError(f'{pattern}: no TFRecord shards match')
   return files
@@ -352,7 +352,7 @@ def shards_in(directory: str) -> list[str]:
     return []
   return sorted(os.path.join(directory, name)
                 for name in tf.io.gfile.listdir(directory)
-                if writers.is_shard_name(name, name.split('-')[0]))
+                if layout.is_shard_name(name, name.split('-')[0]))
 
 
 def tfrecord_batches(files: Sequence[str], preprocess_fn: PreprocessFn,

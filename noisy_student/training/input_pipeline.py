@@ -30,8 +30,8 @@ from typing import Optional, Sequence
 from absl import logging
 import tensorflow as tf
 
+from data import layout
 from data import records
-from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
@@ -59,10 +59,10 @@ def list_files(data_dirs: str, prefixes: Sequence[str],
   files, patterns = [], []
   for data_dir in [d for d in data_dirs.split(';') if d]:
     for prefix in prefixes:
-      pattern = os.path.join(data_dir, f'{prefix}-*-of-*')
+      pattern = layout.shard_pattern(data_dir, prefix)
       patterns.append(pattern)
       files.extend(f for f in tf.io.gfile.glob(pattern)
-                   if writers.is_shard_name(f, prefix))
+                   if layout.is_shard_name(f, prefix))
   files = sorted(set(files))
   if max_files:
     files = files[:max_files]

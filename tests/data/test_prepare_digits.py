@@ -92,14 +92,12 @@ def test_splits_are_disjoint_cover_everything_and_round_trip_exactly(written):
   assert sorted(map(bytes, on_disk)) == sorted(map(bytes, expected))
 
 
-def test_fast_and_idempotent(written):
-  out, _, seconds = written
-  assert seconds < 2.0
+def test_idempotent(written):
+  # (Its speed is a benchmark's job, never a test's: no wall-clock asserts.)
+  out, _, _ = written
   files = readback.shard_files(out, 'train')
   mtimes = [os.path.getmtime(f) for f in files]
-  start = time.perf_counter()
   info = prepare_digits.prepare_digits(out)
-  assert time.perf_counter() - start < 0.5
   assert info['shards_written'] == 0 and info['shards_kept'] == 16
   assert [os.path.getmtime(f) for f in files] == mtimes
 

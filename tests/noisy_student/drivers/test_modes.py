@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from data import layout
 from noisy_student.runtime import errors
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
@@ -16,14 +17,14 @@ def test_check_model_dir_names_every_changed_field(tmp_path):
   modes.check_model_dir(str(tmp_path), config)  # empty: nothing to compare
   checkpoints.write_model_config(str(tmp_path), config)
   modes.check_model_dir(str(tmp_path), config)  # same model: resume
-  before = (tmp_path / checkpoints.MODEL_CONFIG_FILE).read_bytes()
+  before = (tmp_path / layout.MODEL_CONFIG_FILE).read_bytes()
   changed = dataclasses.replace(config, width_coefficient=0.2, num_classes=7)
   with pytest.raises(errors.ConfigError) as error:
     modes.check_model_dir(str(tmp_path), changed)
   message = str(error.value)
   assert 'width_coefficient: 0.1 -> 0.2' in message
   assert 'num_classes: 10 -> 7' in message and 'model_dir' in message
-  assert (tmp_path / checkpoints.MODEL_CONFIG_FILE).read_bytes() == before
+  assert (tmp_path / layout.MODEL_CONFIG_FILE).read_bytes() == before
 
 
 def test_train_refuses_another_model_before_writing(digits_dir, tmp_path):
@@ -34,4 +35,4 @@ def test_train_refuses_another_model_before_writing(digits_dir, tmp_path):
       cfg.model, depth_coefficient=0.2))
   with pytest.raises(errors.ConfigError, match='depth_coefficient'):
     modes.train(other, tf.distribute.get_strategy())
-  assert sorted(os.listdir(cfg.model_dir)) == [checkpoints.MODEL_CONFIG_FILE]
+  assert sorted(os.listdir(cfg.model_dir)) == [layout.MODEL_CONFIG_FILE]

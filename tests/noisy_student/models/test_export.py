@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from data import layout
 from data import image_codec
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
@@ -125,7 +126,7 @@ def test_export_writes_the_keras_file_beside_the_saved_model(model, tmp_path):
   assert outputs['keras'] == str(tmp_path / 'serving' / 'student.keras')
   assert sorted(p.name for p in (tmp_path / 'serving').iterdir()) == [
       'student', 'student.keras']
-  assert export.default_keras_path('out/sm/') == 'out/sm.keras'
+  assert layout.keras_file_beside('out/sm/') == 'out/sm.keras'
   outputs = export.export(model_dir, str(tmp_path / 'only'), keras_path='')
   assert 'keras' not in outputs and not (tmp_path / 'only.keras').exists()
   # A bad --export_keras_path is refused before anything is written.

@@ -12,12 +12,12 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
+from data import layout
 from data import records
 from data import writers
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import selection
-from noisy_student.pseudo import shard_names
 
 NUM_CLASSES = 4
 NUM_SHARDS = 3
@@ -54,7 +54,7 @@ def write_inputs(root: str, total_replicas: int = 1, seed: int = 0):
   for shard in range(NUM_SHARDS):
     images = [png(shard * PER_SHARD + i) for i in range(PER_SHARD)]
     writers.write_records(
-        shard_names.input_shard_path(f'{root}/unl', 'extra', shard, NUM_SHARDS),
+        layout.shard_path(f'{root}/unl', 'extra', shard, NUM_SHARDS),
         [records.serialize_unlabeled(img) for img in images])
     probs = probabilities(rng, PER_SHARD)
     for i in range(PER_SHARD):
@@ -62,9 +62,9 @@ def write_inputs(root: str, total_replicas: int = 1, seed: int = 0):
     for task in range(total_replicas):
       mine = list(range(task, PER_SHARD, total_replicas))
       writers.write_records(
-          shard_names.prediction_path(f'{root}/pred', shard, NUM_SHARDS, task),
+          layout.prediction_path(f'{root}/pred', shard, NUM_SHARDS, task),
           [records.serialize_prediction(probs[i]) for i in mine])
-      writers.write_json(shard_names.info_path(f'{root}/info', shard, NUM_SHARDS,
+      writers.write_json(layout.info_path(f'{root}/info', shard, NUM_SHARDS,
                                            task), {'image_num': len(mine)})
   return truth
 

@@ -10,13 +10,13 @@ import os
 import numpy as np
 import pytest
 
+from data import layout
 from data import records
 from data import writers
 from noisy_student.runtime import errors
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import selection
-from noisy_student.pseudo import shard_names
 from tests.noisy_student.pseudo import filter_inputs as fi
 
 
@@ -154,8 +154,8 @@ def test_bad_prediction_shards_stop_with_error_naming_the_shard(tmp_path, fault)
   root = str(tmp_path)
   fi.write_inputs(root)
   config = fi.filter_config(root)
-  pred = shard_names.prediction_path(f'{root}/pred', 1, fi.NUM_SHARDS, 0)
-  info = shard_names.info_path(f'{root}/info', 1, fi.NUM_SHARDS, 0)
+  pred = layout.prediction_path(f'{root}/pred', 1, fi.NUM_SHARDS, 0)
+  info = layout.info_path(f'{root}/info', 1, fi.NUM_SHARDS, 0)
   if fault == 'missing':
     os.remove(pred)
     error, named = FileNotFoundError, pred

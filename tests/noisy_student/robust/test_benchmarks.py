@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from data import layout
 from data import label_maps
 from data import make_corrupted
 from data import records
@@ -57,7 +58,7 @@ def _tfds_copy(folder, labeled_photos) -> str:
   os.makedirs(folder, exist_ok=True)
   rows = [records.serialize_labeled(fx.encode_png(fx.photo(name, (40, 36))),
                                     label) for name, label in labeled_photos]
-  writers.write_records(os.path.join(folder, writers.shard_name('test', 0, 1)),
+  writers.write_records(os.path.join(folder, layout.shard_name('test', 0, 1)),
                         rows)
   return str(folder)
 

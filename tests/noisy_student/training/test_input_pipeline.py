@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import layout
 from data import image_codec
 from data import records
 from data import writers
@@ -25,7 +26,7 @@ def _write_split(directory, split, num_shards, per_shard, label_offset=0):
           image_codec.encode(image, 'png'), (index + label_offset) % 10))
       index += 1
     writers.write_records(os.path.join(
-        directory, writers.shard_name(split, shard, num_shards)), rows)
+        directory, layout.shard_name(split, shard, num_shards)), rows)
   return index
 
 
