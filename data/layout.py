@@ -266,13 +266,21 @@ def model_dir_file(path: str, name: str) -> str:
   return os.path.join(directory, name)
 
 
+KERAS_SUFFIX = '.keras'
+
+
+def is_keras_file(path: str) -> bool:
+  """True for a `.keras` file name (Keras 3's zip format; what Keras saves)."""
+  return path.endswith(KERAS_SUFFIX)
+
+
 def default_export_dir(model_dir: str) -> str:
   return os.path.join(model_dir, 'saved_model')
 
 
 def keras_file_beside(export_dir: str) -> str:
   """`<export_dir>.keras`: the `.keras` file beside a SavedModel folder."""
-  return export_dir.rstrip('/') + '.keras'
+  return export_dir.rstrip('/') + KERAS_SUFFIX
 
 
 # ---------------------------------------------------------------------------

@@ -21,7 +21,6 @@ Everything lands in --work_dir; rerunning resumes / skips finished stages.
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 
@@ -95,7 +94,7 @@ def robustness(rows, data_dir: str, work_dir: str, num_images: int) -> dict:
   """digits-C errors of every row's model; students normalised by the teacher."""
   corrupted_dir = os.path.join(work_dir, 'digits_c')
   make_corrupted.make_corrupted(
-      os.path.join(data_dir, 'test-*'), corrupted_dir, split='test',
+      layout.shard_pattern(data_dir, 'test'), corrupted_dir, split='test',
       max_images=num_images, seed=0)
   results, teacher_result = [], None
   for row in rows:
@@ -114,13 +113,13 @@ def robustness(rows, data_dir: str, work_dir: str, num_images: int) -> dict:
 
 def classify_one(saved_model_dir: str, data_dir: str, work_dir: str) -> dict:
   """Runs the exported SavedModel's `serving_bytes` on the first test image."""
-  path = sorted(glob.glob(os.path.join(data_dir, 'test-*')))[0]
+  path = layout.find_shards(data_dir, 'test')[0]
   fields = records.read_example(next(iter(tf.data.TFRecordDataset(path))).numpy())
   image_bytes = fields[records.IMAGE_KEY]
   label = int(fields[records.LABEL_KEY][0]) - 1
   with open(os.path.join(work_dir, 'example_digit.png'), 'wb') as f:
     f.write(image_bytes)
-  loaded = tf.saved_model.load(saved_model_dir)
+  loaded = loading.load_saved_model(saved_model_dir)
   out = loaded.signatures['serving_bytes'](image_bytes=tf.constant([image_bytes]))
   predicted = int(out['classes'][0])
   return {'file': os.path.join(work_dir, 'example_digit.png'),

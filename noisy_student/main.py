@@ -33,6 +33,7 @@ from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.runtime import errors
 from noisy_student.core import factory
+from noisy_student.core import model_refs
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
 from noisy_student.models import export as export_lib
@@ -150,7 +151,7 @@ def teacher_config_from_flags(fv: flags.FlagValues,
   if not fv.teacher_model_path:
     raise errors.ConfigError('--teacher_model_name needs --teacher_model_path')
   teacher = factory.teacher_model_config(model, fv.teacher_model_name)
-  if not fv.teacher_model_path.endswith('.keras'):
+  if model_refs.name_kind(fv.teacher_model_path) != model_refs.KERAS_FILE:
     saved = checkpoints.read_model_config(fv.teacher_model_path)
     if saved is not None:
       if saved.model_name != fv.teacher_model_name:

@@ -15,16 +15,12 @@ here, so an image size, a normalisation or a noise setting is decided once:
 
 from __future__ import annotations
 
-import json
 from typing import Optional
-import zipfile
-
-import keras
-import tensorflow as tf
 
 import efficientnet
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
+from noisy_student.core import model_refs
 from noisy_student.runtime import errors
 
 # NoiseConfig fields the input pipeline applies (DataConfig has the same names).
@@ -32,63 +28,8 @@ _DATA_NOISE_FIELDS = ('augment_name', 'randaug_magnitude', 'randaug_num_layers',
                       'use_cutout_op')
 
 
-# Kinds of model (see noisy_student/models/backbones.py).
-EFFICIENTNET = 'efficientnet'
-KERAS_APPLICATION = 'keras_application'
-KERAS_FILE = 'keras_file'
-KERAS_PREFIX = 'keras:'
 # Input size of keras.applications backbones when the dataset has none.
 KERAS_DEFAULT_IMAGE_SIZE = 224
-
-
-def model_kind(model_name: str) -> str:
-  """EFFICIENTNET, KERAS_APPLICATION (`keras:<name>`) or KERAS_FILE (`*.keras`)."""
-  if model_name.startswith(KERAS_PREFIX):
-    return KERAS_APPLICATION
-  if model_name.endswith('.keras'):
-    return KERAS_FILE
-  return EFFICIENTNET
-
-
-def keras_application(name: str):
-  """The `keras.applications` constructor `name`; ConfigError lists the known."""
-  constructor = getattr(keras.applications, name, None)
-  if not name[:1].isupper() or not callable(constructor):
-    known = sorted(n for n in dir(keras.applications) if n[:1].isupper())
-    raise errors.ConfigError(
-        f'--model_name=keras:{name}: not a keras.applications model; known: '
-        f'{", ".join(known)}')
-  return constructor
-
-
-def check_model_name(model_name: str) -> None:
-  """Raises ConfigError naming `model_name` unless the project can build it."""
-  kind = model_kind(model_name)
-  if kind == KERAS_APPLICATION:
-    keras_application(model_name[len(KERAS_PREFIX):])
-  elif kind == KERAS_FILE:
-    if not tf.io.gfile.exists(model_name):
-      raise errors.ConfigError(f'--model_name={model_name}: no such .keras file')
-  elif not efficientnet_name(model_name):
-    raise errors.ConfigError(
-        f'--model_name={model_name!r} is not a model this project builds: '
-        f'expected one of {", ".join(efficientnet.list_models())}, '
-        'keras:<keras.applications name> (e.g. keras:ResNet50), or a path to '
-        'a .keras classifier')
-
-
-def keras_file_image_size(path: str) -> int:
-  """The input side of a `.keras` model, read from the file's config.json."""
-  try:
-    with tf.io.gfile.GFile(path, 'rb') as f, zipfile.ZipFile(f) as archive:
-      config = json.loads(archive.read('config.json'))
-    for layer in config['config']['layers']:
-      if layer['class_name'] == 'InputLayer':
-        return int(layer['config']['batch_shape'][1])
-  except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as err:
-    raise errors.ConfigError(f'{path}: cannot read its input size '
-                             f'({type(err).__name__}: {err})') from None
-  raise errors.ConfigError(f'{path}: no InputLayer in its config')
 
 
 def model_resolution(model_name: str, *, for_eval: bool = False) -> int:
@@ -97,12 +38,12 @@ def model_resolution(model_name: str, *, for_eval: bool = False) -> int:
   Raises:
     ConfigError naming the model when it is unknown.
   """
-  check_model_name(model_name)
-  kind = model_kind(model_name)
-  if kind == KERAS_APPLICATION:
+  model_refs.check_model_name(model_name)
+  kind = model_refs.name_kind(model_name)
+  if kind == model_refs.KERAS_APPLICATION:
     return KERAS_DEFAULT_IMAGE_SIZE
-  if kind == KERAS_FILE:
-    return keras_file_image_size(model_name)
+  if kind == model_refs.KERAS_FILE:
+    return model_refs.keras_file_image_size(model_name)
   return efficientnet.default_image_size(model_name, for_eval=for_eval)
 
 
@@ -131,15 +72,12 @@ def inference_image_size(model: config_lib.ModelConfig) -> int:
   800); a model trained at a size the user chose, a small-image model and a
   model of another family are run at the size they were trained at.
   """
-  if model.small_image or not efficientnet_name(model.model_name):
+  if (model.small_image
+      or model_refs.name_kind(model.model_name) != model_refs.EFFICIENTNET):
     return model.image_size
   if model.image_size == model_resolution(model.model_name):
     return model_resolution(model.model_name, for_eval=True)
   return model.image_size
-
-
-def efficientnet_name(model_name: str) -> bool:
-  return model_name in efficientnet.list_models()
 
 
 def model_config(dataset: datasets.DatasetInfo, model_name: str, *,
@@ -154,7 +92,7 @@ def model_config(dataset: datasets.DatasetInfo, model_name: str, *,
                  for_eval: bool = False) -> config_lib.ModelConfig:
   """The architecture of `model_name` for `dataset` (None: the dataset's value)."""
   noise = noise or config_lib.NoiseConfig()
-  check_model_name(model_name)
+  model_refs.check_model_name(model_name)
   small_image = dataset.small_image if small_image is None else small_image
   if image_size_override is not None:
     _check_positive_size(image_size_override)

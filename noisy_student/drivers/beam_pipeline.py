@@ -50,7 +50,7 @@ from data import layout
 from data import image_shards
 from data import writers
 from noisy_student.runtime import errors
-from noisy_student.drivers import modes
+from noisy_student.core import model_refs
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
 from noisy_student.pseudo import filter_files
@@ -177,24 +177,16 @@ def teacher_num_classes(path: str) -> Optional[int]:
 
 def check_teacher(path: str) -> None:
   """Raises CheckpointError naming `path` unless it looks like a teacher."""
-  if path.endswith('.keras') and tf.io.gfile.exists(path):
-    return
-  if loading.is_saved_model(path) or checkpoints.read_model_config(path):
+  try:
+    kind = model_refs.kind(path)
+  except errors.MissingFileError:
+    kind = None
+  if kind in (model_refs.SAVED_MODEL, model_refs.CHECKPOINT) or (
+      kind == model_refs.KERAS_FILE and tf.io.gfile.exists(path)):
     return
   raise errors.CheckpointError(
       f'--teacher={path}: neither a model_dir/checkpoint with '
       f'{layout.MODEL_CONFIG_FILE}, a .keras file nor a SavedModel')
-
-
-class _ClassifierModel:
-  """A SavedModel `Classifier` called like a Keras model (images -> logits)."""
-
-  def __init__(self, classifier):
-    self.classifier = classifier
-
-  def __call__(self, images, training=False):
-    del training
-    return self.classifier.logits(images)
 
 
 class Teacher:
@@ -207,22 +199,12 @@ class Teacher:
   """
 
   def __init__(self, path: str, image_size: Optional[int], small_image: bool):
-    if loading.is_saved_model(path):
-      classifier = loading.load_classifier(path)
-      if image_size not in (None, classifier.image_size):
-        raise errors.ConfigError(
-            f'--image_size={image_size}: the SavedModel {path} takes '
-            f'{classifier.image_size}x{classifier.image_size} images')
-      self.model = _ClassifierModel(classifier)
-      self.image_size, self.small_image = classifier.image_size, small_image
-    else:
-      self.model, model_config = modes.load_inference_model(
-          path, None, tf.distribute.get_strategy(), image_size=image_size,
-          name='teacher')
-      self.image_size = model_config.image_size
-      # A .keras file does not record it; checkpoints do (model_config.json).
-      self.small_image = (small_image if path.endswith('.keras')
-                          else model_config.small_image)
+    # A .keras file or SavedModel does not record small_image; checkpoints do.
+    self.model, model_config = loading.load_for_inference(
+        path, None, image_size=image_size, small_image=small_image,
+        name='teacher')
+    self.image_size = model_config.image_size
+    self.small_image = model_config.small_image
     logging.info('teacher %s loaded (%dx%d)', path, self.image_size,
                  self.image_size)
 

@@ -17,15 +17,12 @@ import os
 from typing import Optional
 
 from absl import logging
-import keras
 import tensorflow as tf
 
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
-from noisy_student.core import factory
-from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
 from noisy_student.pseudo import predict as predict_lib
@@ -110,13 +107,13 @@ def evaluate(config: config_lib.ExperimentConfig,
   """EMA evaluation of the latest (or given) checkpoint on the eval splits.
 
   The model runs at `image_size`, else its inference size
-  (`factory.inference_image_size`).
+  (`loading.inference_config`).
   """
   path = checkpoint_path or config.model_dir
-  model_config = inference_config(path, config.model, image_size)
+  model_config = loading.inference_config(path, config.model, image_size)
   with strategy.scope():
-    model = backbones.build_model(model_config, name='eval')
-    prefix = checkpoints.restore_model_weights(model, path, use_ema=True)
+    model = loading.build(model_config, name='eval')
+    prefix = loading.restore(model, path, use_ema=True)
   step = _checkpoint_step(prefix)
   results = {}
   for split in config.eval_splits:
@@ -161,46 +158,6 @@ class PredictConfig:
   image_size: Optional[int] = None
 
 
-def load_inference_model(path: str, fallback: Optional[config_lib.ModelConfig],
-                         strategy: tf.distribute.Strategy, *,
-                         image_size: Optional[int] = None, name: str
-                         ) -> tuple[keras.Model, config_lib.ModelConfig]:
-  """(model with EMA weights, its ModelConfig at the inference size).
-
-  The architecture is the checkpoint's own (model_config.json), else
-  `fallback` (original TF1 checkpoints; for a `.keras` file only its
-  small-image setting is used). `image_size` overrides the inference size
-  (`factory.inference_image_size`).
-  """
-  if path.endswith('.keras'):
-    with strategy.scope():
-      model = loading.load_keras_file(path)
-    size = int(model.input_shape[1])
-    small_image = bool(fallback and fallback.small_image)
-    return model, config_lib.ModelConfig(
-        model_name=path, num_classes=int(model.output_shape[-1]),
-        image_size=size, small_image=small_image)
-  config = inference_config(path, fallback, image_size)
-  with strategy.scope():
-    model = backbones.build_model(config, name=name)
-    checkpoints.restore_model_weights(model, path, use_ema=True)
-  return model, config
-
-
-def inference_config(path: str, fallback: Optional[config_lib.ModelConfig],
-                     image_size: Optional[int] = None
-                     ) -> config_lib.ModelConfig:
-  """The checkpoint's architecture (else `fallback`) at its inference size."""
-  config = checkpoints.read_model_config(path) or fallback
-  if config is None:
-    raise errors.CheckpointError(
-        f'{path}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
-        'pass the architecture (e.g. --model_name, --num_label_classes)')
-  return dataclasses.replace(
-      config, sync_batch_norm=False,
-      image_size=image_size or factory.inference_image_size(config))
-
-
 def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
             strategy: tf.distribute.Strategy) -> dict:
   """Predicts (or re-labels) every requested shard with the EMA teacher.
@@ -208,7 +165,7 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
   `fallback` is the teacher's architecture when `pcfg.predict_ckpt_path` has
   no model_config.json (original TF1 checkpoints).
   """
-  model, config = load_inference_model(
+  model, config = loading.load_for_inference(
       pcfg.predict_ckpt_path, fallback, strategy, image_size=pcfg.image_size,
       name='predict')
   counts = {}

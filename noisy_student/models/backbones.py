@@ -14,8 +14,8 @@ checkpoints, EMA, export and prediction only ever see that model. Kinds, by
   pooling, dropout (`dropout_rate`, default 0.2) and a dense layer. Stochastic
   depth is the backbone's own where it has one (keras' EfficientNet B0-B7
   keep their built-in 0.2); `stochastic_depth_rate` cannot set it.
-* a path to a `.keras` classifier: that model, its weights as the start. Its
-  own dropout stays; the config's noise fields cannot change it.
+A `.keras` model_name (a classifier file: that model, its weights as the
+start) is read by `noisy_student.models.loading.build`, the one loader.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import keras
 import efficientnet
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
-from noisy_student.core import factory
+from noisy_student.core import model_refs
 
 # Head dropout of keras.applications backbones when the config leaves it None.
 KERAS_DEFAULT_DROPOUT = 0.2
@@ -38,11 +38,17 @@ KERAS_DEFAULT_DROPOUT = 0.2
 
 def build_model(config: config_lib.ModelConfig,
                 name: Optional[str] = None) -> keras.Model:
-  """The keras.Model of `config` (freshly initialised, or the .keras file's)."""
-  kind = factory.model_kind(config.model_name)
-  if kind == factory.KERAS_FILE:
-    return _keras_file(config)
-  if kind == factory.KERAS_APPLICATION:
+  """The freshly initialised keras.Model of a named `config`.
+
+  Raises:
+    ConfigError for a `.keras` model_name (`loading.build` reads files).
+  """
+  kind = model_refs.name_kind(config.model_name)
+  if kind == model_refs.KERAS_FILE:
+    raise errors.ConfigError(
+        f'{config.model_name}: a .keras file is read by loading.build, not '
+        'built')
+  if kind == model_refs.KERAS_APPLICATION:
     return _keras_application(config, name)
   # `ModelConfig`'s fields are `efficientnet.build_model`'s arguments.
   return efficientnet.build_model(**dataclasses.asdict(config), name=name)
@@ -50,8 +56,8 @@ def build_model(config: config_lib.ModelConfig,
 
 def _keras_application(config: config_lib.ModelConfig,
                        name: Optional[str]) -> keras.Model:
-  app_name = config.model_name[len(factory.KERAS_PREFIX):]
-  constructor = factory.keras_application(app_name)
+  app_name = config.model_name[len(model_refs.KERAS_PREFIX):]
+  constructor = model_refs.keras_application(app_name)
   size = config.image_size
   options = dict(include_top=False, weights=None, input_shape=(size, size, 3),
                  pooling='avg')
@@ -83,23 +89,3 @@ def _keras_application(config: config_lib.ModelConfig,
   logits = keras.layers.Dense(config.num_classes, dtype='float32',
                               name='logits')(x)
   return keras.Model(images, logits, name=name or app_name)
-
-
-def _keras_file(config: config_lib.ModelConfig) -> keras.Model:
-  path = config.model_name
-  try:
-    model = keras.models.load_model(path, compile=False)
-  except (ValueError, TypeError, OSError) as err:
-    raise errors.CheckpointError(
-        f'{path}: cannot load this .keras classifier: '
-        f'{str(err).splitlines()[0] if str(err) else type(err).__name__}'
-    ) from None
-  shape = tuple(model.input_shape)
-  classes = int(model.output_shape[-1])
-  if shape[1:3] != (config.image_size, config.image_size) or (
-      classes != config.num_classes):
-    raise errors.ConfigError(
-        f'{path} takes {shape[1]}x{shape[2]} images and predicts {classes} '
-        f'classes, but the job needs {config.image_size}x{config.image_size} '
-        f'and {config.num_classes} (--input_image_size, --num_label_classes)')
-  return model

@@ -35,8 +35,8 @@ from data import writers
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
 from noisy_student.core import factory
-from noisy_student.models import backbones
 from noisy_student.models import checkpoints
+from noisy_student.models import loading
 
 # (magic bytes at the start, end marker, how near the end it must be) of the
 # formats serving_bytes reads; BMP has no end marker.
@@ -136,7 +136,7 @@ def export_saved_model(model: keras.Model, export_dir: str, *,
 
 def check_keras_path(path: str) -> None:
   """Raises ConfigError unless `path` ends in .keras (what Keras 3 saves)."""
-  if not path.endswith('.keras'):
+  if not layout.is_keras_file(path):
     raise errors.ConfigError(
         f'--export_keras_path must end in .keras, received: {path}')
 
@@ -178,9 +178,8 @@ def export(model_dir: str, export_dir: str, *,
         'written by --mode=train?')
   config = dataclasses.replace(config, sync_batch_norm=False,
                                image_size=factory.inference_image_size(config))
-  model = backbones.build_model(config, name='exported')
-  prefix = checkpoints.restore_model_weights(model, checkpoint_path or model_dir,
-                                             use_ema=True)
+  model = loading.build(config, name='exported')
+  prefix = loading.restore(model, checkpoint_path or model_dir, use_ema=True)
   outputs = {'checkpoint': prefix,
              'saved_model': export_saved_model(model, export_dir,
                                                small_image=config.small_image)}

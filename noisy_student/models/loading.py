@@ -1,13 +1,20 @@
-"""One loader for every model format a user may hand us.
+"""The one loader: any model reference -> a model and its `ModelConfig`.
 
-* `load_model(path)` -> keras.Model, from
-  - a `.keras` file (architecture + weights),
-  - a training checkpoint of ours (a `model_dir` or a `ckpt-N` prefix;
-    architecture from the `model_config.json` beside it, EMA weights),
-  - an original TF1 checkpoint (architecture from the `fallback` config);
-* `load_classifier(path)` -> `Classifier`, from any of the above or from a
-  SavedModel exported by `main --mode=export`.
-Every failure is an `errors.CheckpointError` naming the path.
+`noisy_student.core.model_refs.kind` says what a reference is; this module is
+the only one that reads model files (`tests/test_ownership.py`):
+
+* `build(config)`: the network of a `ModelConfig`, built fresh for a name
+  (`efficientnet-b0`, `keras:ResNet50`) or read from its `.keras` file;
+* `restore(model, ref)`: weights from our checkpoint (EMA by default), an
+  original TF1 checkpoint or a `.keras` file into a built model;
+* `load_model(ref)`: a `.keras` file, or a checkpoint (ours: architecture
+  from its `model_config.json`; TF1: from `fallback`);
+* `load_for_inference(ref)`: a model at its inference size with its config,
+  for predicting and evaluating (SavedModels too, as a callable);
+* `load_classifier(ref)`: images -> logits for any reference
+  (robustness benchmarks, the demo);
+* `load_saved_model(path)`: the SavedModel object (its signatures).
+Every failure is a `CheckpointError` (or `MissingFileError`) naming the path.
 """
 
 from __future__ import annotations
@@ -23,68 +30,197 @@ import efficientnet  # noqa: F401  (registers the custom layers .keras files use
 from data import layout
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
-from noisy_student.runtime import errors
 from noisy_student.core import factory
+from noisy_student.core import model_refs
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import classifier as classifier_lib
+from noisy_student.runtime import errors
+
+
+# ---------------------------------------------------------------------------
+# Files.
+# ---------------------------------------------------------------------------
+def _first_line(err: BaseException) -> str:
+  return str(err).splitlines()[0][:300] if str(err) else type(err).__name__
 
 
 def load_keras_file(path: str) -> keras.Model:
-  """A `.keras` file saved by this project (or any Keras 3 model)."""
+  """A `.keras` file (ours or any Keras 3 model), not compiled."""
   if not tf.io.gfile.exists(path):
     raise errors.CheckpointError(f'{path}: no such .keras file')
   try:
     return keras.models.load_model(path, compile=False)
   except (ValueError, TypeError, OSError) as err:
-    first_line = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
     raise errors.CheckpointError(f'{path}: cannot load this .keras file: '
-                                 f'{first_line}') from err
+                                 f'{_first_line(err)}') from err
 
 
-def load_model(path: str,
-               fallback: Optional[config_lib.ModelConfig] = None, *,
+def load_saved_model(path: str):
+  """The SavedModel in folder `path` (`.signatures['serving_default']`, ...)."""
+  try:
+    return tf.saved_model.load(path)
+  except (ValueError, OSError, tf.errors.OpError) as err:
+    raise errors.CheckpointError(f'{path}: cannot load this SavedModel: '
+                                 f'{_first_line(err)}') from None
+
+
+# ---------------------------------------------------------------------------
+# Building and restoring.
+# ---------------------------------------------------------------------------
+def build(config: config_lib.ModelConfig,
+          name: Optional[str] = None) -> keras.Model:
+  """The keras.Model of `config`: fresh, or the `.keras` file's (its weights).
+
+  A `.keras` model_name must take the config's image size and classes.
+  """
+  if model_refs.name_kind(config.model_name) != model_refs.KERAS_FILE:
+    return backbones.build_model(config, name=name)
+  path = config.model_name
+  model = load_keras_file(path)
+  shape = tuple(model.input_shape)
+  classes = int(model.output_shape[-1])
+  if shape[1:3] != (config.image_size, config.image_size) or (
+      classes != config.num_classes):
+    raise errors.ConfigError(
+        f'{path} takes {shape[1]}x{shape[2]} images and predicts {classes} '
+        f'classes, but the job needs {config.image_size}x{config.image_size} '
+        f'and {config.num_classes} ({errors.field_name("image_size")}, '
+        f'{errors.field_name("num_classes")})')
+  return model
+
+
+def restore(model: keras.Model, ref: str, *, use_ema: bool = True) -> str:
+  """Loads the weights of `ref` into `model`; returns what was read.
+
+  `ref` is our checkpoint (a model_dir or prefix; a truncated latest
+  checkpoint falls back to the previous one), an original TF1 checkpoint or
+  a `.keras` file of the same architecture.
+
+  Raises:
+    CheckpointError naming `ref` when nothing matches or shapes differ.
+  """
+  kind = model_refs.name_kind(ref)
+  if kind is None and model_refs.is_saved_model(ref):
+    kind = model_refs.SAVED_MODEL
+  if kind == model_refs.KERAS_FILE:
+    source = load_keras_file(ref)
+    if len(source.weights) != len(model.weights) or any(
+        tuple(a.shape) != tuple(b.shape)
+        for a, b in zip(source.weights, model.weights)):
+      raise errors.CheckpointError(
+          f'{ref}: its weights do not fit the {model.name} model being '
+          'initialised (another architecture or class count)')
+    model.set_weights(source.get_weights())
+    return ref
+  if kind is not None:
+    raise errors.CheckpointError(
+        f'{ref}: a {kind.replace("_", " ")} holds no weights to restore into '
+        'a model (expected a model_dir, a checkpoint or a .keras file)')
+  return checkpoints.restore_model_weights(model, ref, use_ema=use_ema)
+
+
+def load_model(ref: str, fallback: Optional[config_lib.ModelConfig] = None, *,
                use_ema: bool = True, name: Optional[str] = None,
                **overrides) -> keras.Model:
-  """A keras.Model with weights from a `.keras` file or a checkpoint.
+  """A keras.Model with the weights of a `.keras` file or a checkpoint.
 
   For checkpoints the architecture comes from `model_config.json` next to it
   (ours), else from `fallback`; `overrides` (e.g. image_size, num_classes,
   sync_batch_norm) replace fields of that config (None values are ignored).
   """
-  if path.endswith('.keras'):
-    return load_keras_file(path)
-  config = checkpoints.read_model_config(path) or fallback
+  if model_refs.name_kind(ref) == model_refs.KERAS_FILE:
+    return load_keras_file(ref)
+  config = checkpoints.read_model_config(ref) or fallback
   if config is None:
     raise errors.CheckpointError(
-        f'{path}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
+        f'{ref}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
         'pass the architecture (e.g. --model_name, --num_label_classes)')
   overrides = {k: v for k, v in overrides.items() if v is not None}
   if overrides:
     config = dataclasses.replace(config, **overrides)
   model = backbones.build_model(config, name=name)
-  checkpoints.restore_model_weights(model, path, use_ema=use_ema)
+  restore(model, ref, use_ema=use_ema)
   return model
 
 
-def tf1_fallback_config(model_name: str, *, num_classes: Optional[int] = None,
-                        image_size: Optional[int] = None,
-                        small_image: Optional[bool] = None,
-                        mean_rgb=None, stddev_rgb=None
-                        ) -> config_lib.ModelConfig:
-  """The architecture of an original checkpoint: ImageNet unless overridden.
+# ---------------------------------------------------------------------------
+# Inference: evaluation, prediction, teachers.
+# ---------------------------------------------------------------------------
+def inference_config(ref: str, fallback: Optional[config_lib.ModelConfig],
+                     image_size: Optional[int] = None
+                     ) -> config_lib.ModelConfig:
+  """The checkpoint's architecture (else `fallback`) at its inference size."""
+  config = checkpoints.read_model_config(ref) or fallback
+  if config is None:
+    raise errors.CheckpointError(
+        f'{ref}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
+        'pass the architecture (e.g. --model_name, --num_label_classes)')
+  return dataclasses.replace(
+      config, sync_batch_norm=False,
+      image_size=image_size or factory.inference_image_size(config))
 
-  Normalisation defaults to the ImageNet mean/std and the size to the model's
-  eval resolution, as the original evaluation used.
+
+class SavedModelTeacher:
+  """A SavedModel called like a Keras model: `(images, training=False)` -> logits."""
+
+  def __init__(self, classifier: classifier_lib.Classifier):
+    self.classifier = classifier
+    self.name = classifier.name
+
+  def __call__(self, images, training=False):
+    del training
+    return self.classifier.logits(images)
+
+
+def load_for_inference(ref: str, fallback: Optional[config_lib.ModelConfig],
+                       strategy: Optional[tf.distribute.Strategy] = None, *,
+                       image_size: Optional[int] = None,
+                       small_image: Optional[bool] = None,
+                       name: str = 'inference'):
+  """(model with EMA weights, its ModelConfig at the inference size).
+
+  The architecture is the checkpoint's own (model_config.json), else
+  `fallback` (original TF1 checkpoints). A `.keras` file or a SavedModel
+  records no small-image setting: `small_image`, else `fallback`'s, else
+  False. `image_size` overrides the inference size
+  (`factory.inference_image_size`); a `.keras` file or SavedModel runs at its
+  own. A SavedModel comes back as a `SavedModelTeacher`.
   """
-  return factory.model_config(
-      datasets.get_builtin('imagenet'), model_name, num_classes=num_classes,
-      image_size_override=image_size, small_image=small_image,
-      mean_rgb=mean_rgb, stddev_rgb=stddev_rgb, for_eval=True)
+  strategy = strategy or tf.distribute.get_strategy()
+  kind = model_refs.kind(ref)
+  if small_image is None:
+    small_image = bool(fallback and fallback.small_image)
+  if kind == model_refs.SAVED_MODEL:
+    classifier = load_classifier(ref)
+    _check_own_size(ref, image_size, classifier.image_size)
+    return SavedModelTeacher(classifier), config_lib.ModelConfig(
+        model_name=ref, num_classes=classifier.num_classes,
+        image_size=classifier.image_size, small_image=small_image)
+  if kind == model_refs.KERAS_FILE:
+    with strategy.scope():
+      model = load_keras_file(ref)
+    size = int(model.input_shape[1])
+    _check_own_size(ref, image_size, size)
+    return model, config_lib.ModelConfig(
+        model_name=ref, num_classes=int(model.output_shape[-1]),
+        image_size=size, small_image=small_image)
+  config = inference_config(ref, fallback, image_size)
+  with strategy.scope():
+    model = backbones.build_model(config, name=name)
+    restore(model, ref, use_ema=True)
+  return model, config
+
+
+def _check_own_size(ref: str, asked: Optional[int], own: int) -> None:
+  if asked not in (None, own):
+    raise errors.ConfigError(
+        f'{errors.field_name("image_size")}={asked}: {ref} takes '
+        f'{own}x{own} images')
 
 
 def _saved_model_classifier(path: str, name: str) -> classifier_lib.Classifier:
-  loaded = tf.saved_model.load(path)
+  loaded = load_saved_model(path)
   if 'serving_default' not in loaded.signatures:
     raise errors.CheckpointError(
         f'{path}: the SavedModel has no serving_default signature')
@@ -118,40 +254,47 @@ def _saved_model_classifier(path: str, name: str) -> classifier_lib.Classifier:
   return classifier
 
 
-def is_saved_model(path: str) -> bool:
-  return tf.io.gfile.isdir(path) and tf.io.gfile.exists(
-      os.path.join(path, 'saved_model.pb'))
+def tf1_fallback_config(model_name: str, *, num_classes: Optional[int] = None,
+                        image_size: Optional[int] = None,
+                        small_image: Optional[bool] = None,
+                        mean_rgb=None, stddev_rgb=None
+                        ) -> config_lib.ModelConfig:
+  """The architecture of an original checkpoint: ImageNet unless overridden.
+
+  Normalisation defaults to the ImageNet mean/std and the size to the model's
+  eval resolution, as the original evaluation used.
+  """
+  return factory.model_config(
+      datasets.get_builtin('imagenet'), model_name, num_classes=num_classes,
+      image_size_override=image_size, small_image=small_image,
+      mean_rgb=mean_rgb, stddev_rgb=stddev_rgb, for_eval=True)
 
 
-def load_classifier(path: str, *, model_name: Optional[str] = None,
+def load_classifier(ref: str, *, model_name: Optional[str] = None,
                     num_classes: Optional[int] = None,
                     image_size: Optional[int] = None,
                     small_image: Optional[bool] = None,
                     mean_rgb=None, stddev_rgb=None,
                     use_ema: bool = True) -> classifier_lib.Classifier:
-  """A classifier from a `.keras` file, a SavedModel or a checkpoint.
+  """A classifier (images -> logits) from any model reference with weights.
 
   Args:
-    path: a `.keras` file, a SavedModel directory, a training `model_dir` /
+    ref: a `.keras` file, a SavedModel folder, a training `model_dir` /
       checkpoint prefix of ours, or an original TF1 checkpoint prefix.
     model_name .. stddev_rgb: the architecture of a TF1 checkpoint (ours carry
       it in model_config.json); `image_size` also resizes ours.
     use_ema: load the EMA weights of a checkpoint.
 
   Raises:
-    CheckpointError naming `path` when it cannot be loaded.
+    CheckpointError / MissingFileError naming `ref` when it cannot be loaded.
   """
-  name = os.path.basename(os.path.normpath(path))
-  if not tf.io.gfile.exists(path) and not tf.io.gfile.exists(path + '.index'):
-    raise errors.MissingFileError(
-        f'{path}: no such model (a .keras file, a SavedModel folder, a '
-        'model_dir or a checkpoint prefix)')
-  if is_saved_model(path):
-    return _saved_model_classifier(path, name)
+  name = os.path.basename(os.path.normpath(ref))
+  if model_refs.kind(ref) == model_refs.SAVED_MODEL:
+    return _saved_model_classifier(ref, name)
   fallback = None
   if model_name:
     fallback = tf1_fallback_config(
         model_name, num_classes=num_classes, image_size=image_size,
         small_image=small_image, mean_rgb=mean_rgb, stddev_rgb=stddev_rgb)
-  model = load_model(path, fallback, use_ema=use_ema, image_size=image_size)
+  model = load_model(ref, fallback, use_ema=use_ema, image_size=image_size)
   return classifier_lib.Classifier.from_keras(model, name=name)

@@ -106,7 +106,10 @@ def run(name: str, main: Callable[[Sequence[str]], object],
     if len(argv) > 1 and not pass_unknown_flags:
       fail(name, f'unexpected arguments {list(argv[1:])} (flags start with --)')
     try:
-      main(argv)
+      # Config fields are named as flags in a binary's messages (a binary's
+      # config_from_flags may enter its own table: cli/config_flags.py).
+      with errors.naming(lambda field: f'--{field}'):
+        main(argv)
     except errors.NoisyStudentError as err:
       fail(name, err)
     except Exception as err:  # pylint: disable=broad-except

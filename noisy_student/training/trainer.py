@@ -34,7 +34,6 @@ from data import records
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
 from noisy_student.core import factory
-from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import ema as ema_lib
 from noisy_student.models import loading
@@ -137,7 +136,7 @@ class Trainer:
       self.global_step = tf.Variable(
           0, dtype=tf.int64, trainable=False, name='global_step',
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-      self.model = backbones.build_model(config.model, name='student')
+      self.model = loading.build(config.model, name='student')
       self.optimizer = optimizers.build_optimizer(
           _ScheduleFromStep(self.schedule, self.global_step),
           loss_scale=train.mixed_precision == 'float16')
@@ -196,8 +195,8 @@ class Trainer:
       logging.info('Resumed from %s at step %d', prefix, self.step)
       return
     if self.config.init_model_path:
-      prefix = checkpoints.restore_model_weights(
-          self.model, self.config.init_model_path, use_ema=True)
+      prefix = loading.restore(self.model, self.config.init_model_path,
+                               use_ema=True)
       logging.info('Initialised the student from %s', prefix)
       if self.ema is not None:
         self.ema.reset()
@@ -473,8 +472,8 @@ class Trainer:
     if self._eval_model is None:
       with self.strategy.scope(), precision_policy(
           self.config.train.mixed_precision):
-        self._eval_model = backbones.build_model(
-            self._eval_model_config(), name='student_ema')
+        self._eval_model = loading.build(self._eval_model_config(),
+                                         name='student_ema')
     source = (self.ema.shadows if self.ema is not None
               else ema_lib.model_ema_weights(self.model))
     for value, target in zip(source,

@@ -15,7 +15,6 @@ import tensorflow as tf
 from data import records
 from noisy_student.runtime import errors
 from noisy_student.drivers import beam_pipeline
-from noisy_student.drivers import modes
 from noisy_student.models import backbones
 from noisy_student.models import export
 from noisy_student.models import loading
@@ -50,7 +49,7 @@ def _config(teacher, digits_dir, out, **changes):
 
 def _offline(teacher, digits_dir, out, settings) -> filter_files.FilterConfig:
   """predict_shard on every shard, then both filter passes (one process)."""
-  model, config = modes.load_inference_model(
+  model, config = loading.load_for_inference(
       teacher, helpers.tiny_model(), tf.distribute.get_strategy(), name='t')
   for shard in range(NUM_SHARDS):
     predict.predict_shard(
