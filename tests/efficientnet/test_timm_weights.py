@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -285,22 +286,26 @@ REFERENCE_SCRIPT = pathlib.Path(__file__).with_name('timm_reference.py')
 RELATIVE_TOLERANCE = 1e-4
 
 
-def _timm_reference(output_dir, timm_model, image_size):
-  """Writes model.safetensors + reference.npz with timm; skips without it."""
+def _run_timm_reference(*args: str) -> None:
+  """Runs timm_reference.py here (torch + timm importable) or under
+  $TIMM_PYTHON; skips when neither has timm."""
   if all(importlib.util.find_spec(m) for m in ('torch', 'timm',
                                                'safetensors')):
-    from tests.efficientnet import timm_reference  # pylint: disable=g-import-not-at-top
-    timm_reference.write_reference(timm_model, image_size, str(output_dir))
+    command = [sys.executable]
   elif os.environ.get('TIMM_PYTHON'):
-    result = subprocess.run(
-        [os.environ['TIMM_PYTHON'], str(REFERENCE_SCRIPT),
-         f'--model={timm_model}', f'--image_size={image_size}',
-         f'--output_dir={output_dir}'],
-        capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    command = [os.environ['TIMM_PYTHON']]
   else:
     pytest.skip('needs torch + timm + safetensors here, or TIMM_PYTHON=<a '
                 'python with them> (docs/efficientnet.md); CI has neither')
+  result = subprocess.run([*command, str(REFERENCE_SCRIPT), *args],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _timm_reference(output_dir, timm_model, image_size):
+  """(state dict path, reference.npz, info) written with timm."""
+  _run_timm_reference(f'--model={timm_model}', f'--image_size={image_size}',
+                      f'--output_dir={output_dir}')
   reference = np.load(output_dir / 'reference.npz')
   return output_dir / 'model.safetensors', reference, json.loads(
       str(reference['info']))
@@ -352,3 +357,27 @@ def test_logits_match_timm(tmp_path, timm_model, model_name, image_size):
     print(f'{timm_model} float64 (normalisation and classifier stay '
           f'float32): {relative64:.2e}')
     assert relative64 < 1e-5
+
+
+@pytest.mark.slow
+def test_every_ns_architecture_fits_timms_names_and_shapes(tmp_path):
+  """B0-B7 and L2 from timm (on the meta device: no weights): every name and
+  shape fits the model of the inferred size, and timm's input sizes are the
+  converter's defaults."""
+  _run_timm_reference('--shapes', f'--output_dir={tmp_path}')
+  timm = json.loads((tmp_path / 'shapes.json').read_text())
+  for arch, state_shapes in timm['shapes'].items():
+    shapes = {n: tuple(s) for n, s in state_shapes.items()}
+    name = arch.replace('tf_efficientnet_', 'efficientnet-')
+    assert timm_weights.guess_model_names(shapes) == [name]
+    model = efficientnet.build_model(name, image_size=32)
+    table = timm_weights.check_fits(model, shapes, arch)  # raises on misfit
+    assert len(table) == len(shapes) - sum(
+        n.endswith('.num_batches_tracked') for n in shapes)
+    del model, table
+    keras.backend.clear_session()
+  sizes = {tag: efficientnet.default_image_size(
+      tag.split('.')[0].replace('tf_efficientnet_', 'efficientnet-'),
+      for_eval=True) for tag in timm['input_sizes']}
+  sizes['tf_efficientnet_l2.ns_jft_in1k_475'] = 475  # --image_size=475
+  assert timm['input_sizes'] == sizes

@@ -13,6 +13,10 @@ IMAGENET_DEFAULT_MEAN/STD, NCHW), and `logits64`, the same model run in
 float64 (from the float32 weights, the float32 normalised images), to tell
 mapping errors from float32 round-off. Every weight, bias and BN running statistic
 is random (seeded), so a wrong mapping cannot hide behind an init value.
+With --shapes instead of --model it writes `<output_dir>/shapes.json`: the
+state dict {name: shape} of every Noisy Student architecture (built on
+torch's 'meta' device, so L2 costs no memory) and the input size of each
+`*.ns_jft_in1k*` pretrained tag.
 tests/efficientnet/test_timm_weights.py runs it through $TIMM_PYTHON.
 """
 
@@ -23,6 +27,10 @@ import json
 import os
 
 import numpy as np
+
+# timm's Noisy Student weights: architecture -> pretrained tags.
+NS_MODELS = {f'tf_efficientnet_b{i}': ('ns_jft_in1k',) for i in range(8)}
+NS_MODELS['tf_efficientnet_l2'] = ('ns_jft_in1k', 'ns_jft_in1k_475')
 
 
 def randomize(model, seed: int) -> None:
@@ -95,15 +103,43 @@ def write_reference(model_name: str, image_size: int, output_dir: str, *,
   return info
 
 
+def write_shapes(output_dir: str) -> dict:
+  """Writes shapes.json: {'shapes': {arch: {name: shape}}, 'input_sizes':
+  {'<arch>.<tag>': pixels}}."""
+  import timm  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+
+  shapes, sizes = {}, {}
+  for arch, tags in NS_MODELS.items():
+    with torch.device('meta'):
+      model = timm.create_model(arch, pretrained=False)
+    shapes[arch] = {k: list(v.shape) for k, v in model.state_dict().items()}
+    for tag in tags:
+      cfg = timm.models.get_pretrained_cfg(f'{arch}.{tag}')
+      sizes[f'{arch}.{tag}'] = cfg.input_size[-1]
+  result = {'shapes': shapes, 'input_sizes': sizes, 'timm': timm.__version__}
+  os.makedirs(output_dir, exist_ok=True)
+  with open(os.path.join(output_dir, 'shapes.json'), 'w') as f:
+    json.dump(result, f)
+  return result
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--model', required=True,
-                      help='timm model name, e.g. tf_efficientnet_b0')
-  parser.add_argument('--image_size', type=int, required=True)
+  parser.add_argument('--model', help='timm model name, e.g. '
+                      'tf_efficientnet_b0 (or --shapes)')
+  parser.add_argument('--shapes', action='store_true',
+                      help='write shapes.json of every NS architecture')
+  parser.add_argument('--image_size', type=int)
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--batch_size', type=int, default=2)
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
+  if args.shapes:
+    print(json.dumps(write_shapes(args.output_dir)['input_sizes']))
+    return
+  if not args.model or not args.image_size:
+    parser.error('--model and --image_size are required (or --shapes)')
   info = write_reference(args.model, args.image_size, args.output_dir,
                          batch_size=args.batch_size, seed=args.seed)
   print(json.dumps(info))
