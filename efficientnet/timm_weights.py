@@ -314,9 +314,10 @@ def check_fits(model: keras.Model, shapes: Mapping[str, tuple[int, ...]],
   tensor (but `num_batches_tracked`) must be used.
 
   Raises:
-    CheckpointMismatchError naming `source`: its first line says which size
-    the state dict holds (and the first wrong tensor with its shape and the
-    expected one), the next lines list the missing, unexpected and
+    CheckpointMismatchError naming `source`. Its first line gives the size
+    the state dict looks like when that is not the model's, else the first
+    wrong tensor with its shape and the expected one (or the first missing
+    or unexpected name); the next lines list all missing, unexpected and
     wrongly-shaped tensors.
   """
   table = timm_variable_map(model)

@@ -5,7 +5,9 @@ after timm (`timm_state_dicts.py`), written to `.safetensors` by hand with
 numpy; mapping completeness, every tensor in the right place and layout,
 dtypes, and the errors.
 
-(b) `test_logits_match_timm` compares with timm itself: random-weight timm
+(b) `test_logits_match_timm` compares with timm itself (and
+`test_every_ns_architecture_fits_timms_names_and_shapes` checks B0-B7 and L2
+names and shapes from timm's meta-device models): random-weight timm
 models (weights and BN statistics), their state dicts saved by
 `safetensors.torch.save_file`, converted with `convert_checkpoint.convert`,
 logits on random 0-255 images. It needs a Python with torch, timm and
@@ -14,7 +16,7 @@ safetensors: this one, or the one $TIMM_PYTHON names (which runs
 only. The command (docs/efficientnet.md):
 
   TIMM_PYTHON=/work/timm-venv/bin/python python -m pytest -p no:cacheprovider \
-    -n 0 -s tests/efficientnet/test_timm_weights.py -k match_timm
+    -n 0 -s tests/efficientnet/test_timm_weights.py -k 'match_timm or every_ns'
 """
 
 import importlib.util
