@@ -3,6 +3,8 @@
   import efficientnet
   model = efficientnet.build_model('efficientnet-b0')   # 0-255 images -> logits
   efficientnet.load_tf1_checkpoint(model, '/ckpts/efficientnet-b0/model.ckpt')
+  # or timm's tf_efficientnet_b0.ns_jft_in1k state dict (no torch needed):
+  efficientnet.load_timm_weights(model, '/weights/model.safetensors')
 
 Importing the package registers its custom Keras objects, which is all
 `keras.saving.load_model('model.keras')` needs (docs/serving.md), and checks
@@ -30,6 +32,8 @@ from efficientnet.tf1_checkpoint import load_tf1_checkpoint
 from efficientnet.tf1_checkpoint import resolve_checkpoint
 from efficientnet.tf1_checkpoint import save_tf1_checkpoint
 from efficientnet.tf1_checkpoint import tf1_variable_map
+from efficientnet.timm_weights import load_timm_weights
+from efficientnet.timm_weights import timm_variable_map
 
 __all__ = [
     'BATCH_NORM_EPSILON', 'BATCH_NORM_MOMENTUM', 'CheckpointMismatchError',
@@ -37,7 +41,7 @@ __all__ = [
     'DEFAULT_STOCHASTIC_DEPTH_RATE',
     'IMAGENET_MEAN_RGB', 'IMAGENET_STDDEV_RGB', 'ModelSpec', 'StochasticDepth',
     'build_model', 'default_image_size', 'drop_path', 'get_spec',
-    'list_models', 'load_tf1_checkpoint', 'resolve_checkpoint',
-    'save_tf1_checkpoint',
-    'tf1_variable_map',
+    'list_models', 'load_tf1_checkpoint', 'load_timm_weights',
+    'resolve_checkpoint', 'save_tf1_checkpoint', 'tf1_variable_map',
+    'timm_variable_map',
 ]

@@ -1,20 +1,26 @@
-r"""Converts an original TF1 EfficientNet checkpoint into a `.keras` file.
+r"""Converts an EfficientNet checkpoint into a `.keras` file (and a SavedModel).
 
   python -m efficientnet.convert_checkpoint \
     --model_name=efficientnet-b0 \
     --checkpoint=/ckpts/noisy_student_efficientnet-b0/model.ckpt \
     --output=/models/noisy_student_efficientnet-b0.keras
 
-The `.keras` model maps float 0-255 images to logits and normalises with
+--checkpoint is an original TF1 checkpoint, or a timm `tf_efficientnet_*`
+state dict saved as `.safetensors` (e.g. timm's
+`tf_efficientnet_b0.ns_jft_in1k/model.safetensors`; read without torch; the
+size is inferred from it and checked against --model_name). The `.keras`
+model maps float 0-255 images to logits and normalises with
 --mean_rgb/--stddev_rgb inside (ImageNet statistics by default; `none` for
 none). Load it with `import efficientnet; keras.models.load_model(path)`.
+--saved_model_dir also writes a SavedModel (`serving_default`: images ->
+probabilities, classes, logits; efficientnet/saved_model.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional
+from typing import Optional, Union
 
 from absl import flags
 
@@ -23,7 +29,11 @@ from noisy_student.runtime import errors
 from data import writers
 from efficientnet import model as model_lib
 from efficientnet import params
+from efficientnet import safetensors_file
 from efficientnet import tf1_checkpoint
+from efficientnet import timm_weights
+
+TIMM_SUFFIX = '.safetensors'
 
 _IMAGENET_MEAN = ','.join(f'{v:g}' for v in params.IMAGENET_MEAN_RGB)
 _IMAGENET_STDDEV = ','.join(f'{v:g}' for v in params.IMAGENET_STDDEV_RGB)
@@ -40,12 +50,17 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                                      flag_values=flag_values)
 
   define('string', 'model_name', None,
-         f'EfficientNet size, one of {params.list_models()}.')
+         f'EfficientNet size, one of {params.list_models()}; for a '
+         f'{TIMM_SUFFIX} checkpoint default: the size the file holds.')
   define('string', 'checkpoint', None,
-         'TF1 checkpoint prefix (.../model.ckpt) or a directory with a '
-         '`checkpoint` state file.')
+         'TF1 checkpoint prefix (.../model.ckpt), a directory with a '
+         '`checkpoint` state file, or a timm tf_efficientnet_* state dict '
+         f'ending in {TIMM_SUFFIX}.')
   define('string', 'output', None,
          'Where to write the model; must end in .keras. Written atomically.')
+  define('string', 'saved_model_dir', None,
+         'Also write a SavedModel folder here (serving_default: images -> '
+         'probabilities, classes, logits). Replaced whole, atomically.')
   define('integer', 'num_classes', 1000, 'Classes of the checkpoint head.')
   define('integer', 'image_size', None,
          'Input size of the saved model in pixels; default: the model\'s eval '
@@ -53,10 +68,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   define('bool', 'small_image', False,
          'The 32x32 small-image variant (noisystudent --small_image_model).')
   define('bool', 'use_ema', True,
-         'Load the /ExponentialMovingAverage shadows when present.')
+         'TF1 only: load the /ExponentialMovingAverage shadows when present.')
   define('string', 'scope', None,
-         'TF1 variable scope, e.g. teacher_model/efficientnet-b7; default: '
-         'detected from the checkpoint.')
+         'TF1 only: variable scope, e.g. teacher_model/efficientnet-b7; '
+         'default: detected from the checkpoint.')
   define('string', 'mean_rgb', _IMAGENET_MEAN,
          'Comma-separated R,G,B means on 0-255 pixels, applied inside the '
          'model; "none" for no normalisation.')
@@ -71,10 +86,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ConvertConfig:
-  """Arguments of `convert` (see the flags of the same names)."""
-  model_name: str
+  """Arguments of `convert` (see the flags of the same names).
+
+  `model_name` None: inferred from a timm checkpoint (`resolve_model_name`).
+  """
+  model_name: Optional[str]
   checkpoint: str
   output: str
+  saved_model_dir: Optional[str] = None
   num_classes: int = 1000
   image_size: Optional[int] = None
   small_image: bool = False
@@ -85,6 +104,11 @@ class ConvertConfig:
       params.IMAGENET_STDDEV_RGB)
   width_coefficient: Optional[float] = None
   depth_coefficient: Optional[float] = None
+
+  @property
+  def is_timm(self) -> bool:
+    """Whether `checkpoint` is a timm state dict (`.safetensors`)."""
+    return self.checkpoint.endswith(TIMM_SUFFIX)
 
 
 def parse_rgb(value: str, flag: str) -> Optional[tuple[float, float, float]]:
@@ -103,13 +127,25 @@ def parse_rgb(value: str, flag: str) -> Optional[tuple[float, float, float]]:
 
 def config_from_flags(values: flags.FlagValues) -> ConvertConfig:
   """Validates the flags; errors name the flag and the value received."""
-  for name in ('model_name', 'checkpoint', 'output'):
+  for name in ('checkpoint', 'output'):
     if not values[name].value:
       raise errors.ConfigError(f'--{name} is required')
-  try:
-    params.get_spec(values.model_name)
-  except ValueError as e:
-    raise errors.ConfigError(f'--model_name: {e}') from None
+  is_timm = values.checkpoint.endswith(TIMM_SUFFIX)
+  if not values.model_name and not is_timm:
+    raise errors.ConfigError('--model_name is required (it is inferred only '
+                             f'for a {TIMM_SUFFIX} --checkpoint)')
+  if values.model_name:
+    try:
+      params.get_spec(values.model_name)
+    except ValueError as e:
+      raise errors.ConfigError(f'--model_name: {e}') from None
+  if is_timm:
+    for name, given in (('scope', values.scope is not None),
+                        ('use_ema', not values.use_ema)):
+      if given:
+        raise errors.ConfigError(
+            f'--{name} applies to TF1 checkpoints only, not to the timm '
+            f'state dict --checkpoint={values.checkpoint}')
   if not values.output.endswith('.keras'):
     raise errors.ConfigError(f'--output must end in .keras, received: '
                          f'{values.output!r}')
@@ -120,39 +156,98 @@ def config_from_flags(values: flags.FlagValues) -> ConvertConfig:
                          f'or both "none", received: {values.mean_rgb!r}, '
                          f'{values.stddev_rgb!r}')
   return ConvertConfig(
-      model_name=values.model_name, checkpoint=values.checkpoint,
-      output=values.output, num_classes=values.num_classes,
+      model_name=values.model_name or None, checkpoint=values.checkpoint,
+      output=values.output, saved_model_dir=values.saved_model_dir or None,
+      num_classes=values.num_classes,
       image_size=values.image_size, small_image=values.small_image,
       use_ema=values.use_ema, scope=values.scope, mean_rgb=mean,
       stddev_rgb=stddev, width_coefficient=values.width_coefficient,
       depth_coefficient=values.depth_coefficient)
 
 
-def convert(config: ConvertConfig) -> tf1_checkpoint.LoadReport:
-  """Builds the model, loads the TF1 checkpoint, writes `config.output`."""
+def resolve_model_name(config: ConvertConfig) -> str:
+  """--model_name, checked against (or inferred from) a timm checkpoint.
+
+  A TF1 checkpoint is checked when it loads. A timm file's stem/head widths
+  and blocks per stage must be those of --model_name (with
+  --width/depth_coefficient when given), and its classes --num_classes.
+
+  Raises:
+    MissingFileError / SafetensorsError for a missing or malformed file;
+    ConfigError naming --model_name (or --num_classes) and the file.
+  """
+  if not config.is_timm:
+    return config.model_name
+  infos, _ = safetensors_file.read_header(config.checkpoint)
+  shapes = safetensors_file.shapes_of(infos)
+  found = timm_weights.state_dict_architecture(shapes)
+  guesses = timm_weights.guess_model_names(shapes)
+  where = f'--checkpoint={config.checkpoint}'
+  name = config.model_name
+  if name is None:
+    if len(guesses) != 1:
+      raise errors.ConfigError(
+          f'--model_name is required: {where} ({found}) fits '
+          f'{" and ".join(guesses) or "no known size"}')
+    name = guesses[0]
+  expected = timm_weights.spec_architecture(
+      name, width_coefficient=config.width_coefficient,
+      depth_coefficient=config.depth_coefficient)
+  if not expected.same_size(found):
+    custom = (' with the given --width/depth_coefficient'
+              if config.width_coefficient or config.depth_coefficient
+              else '')
+    raise errors.ConfigError(
+        f'--model_name={name} does not fit {where}: the file has {found} '
+        f'({" or ".join(guesses) or "no known size"}), {name}{custom} has '
+        f'{expected}')
+  if found.num_classes is not None and found.num_classes != (
+      config.num_classes):
+    raise errors.ConfigError(
+        f'--num_classes={config.num_classes} does not fit {where}, whose '
+        f'classifier has {found.num_classes} classes')
+  return name
+
+
+def convert(config: ConvertConfig
+            ) -> Union[tf1_checkpoint.LoadReport, timm_weights.LoadReport]:
+  """Builds the model, loads the checkpoint, writes `config.output`.
+
+  Also writes `config.saved_model_dir` when set. Nothing is written when
+  the checkpoint does not fit.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   start = time.time()
+  model_name = resolve_model_name(config)
   image_size = config.image_size
   if image_size is None and not config.small_image:
-    image_size = params.default_image_size(config.model_name, for_eval=True)
+    image_size = params.default_image_size(model_name, for_eval=True)
   model = model_lib.build_model(
-      config.model_name, config.num_classes, image_size,
+      model_name, config.num_classes, image_size,
       small_image=config.small_image, mean_rgb=config.mean_rgb,
       stddev_rgb=config.stddev_rgb,
       width_coefficient=config.width_coefficient,
       depth_coefficient=config.depth_coefficient)
   print(f'built {model.name} ({model.count_params():,} weights, input '
         f'{model.input_shape[1]}px) in {time.time() - start:.1f}s', flush=True)
-  report = tf1_checkpoint.load_tf1_checkpoint(
-      model, config.checkpoint, use_ema=config.use_ema, scope=config.scope)
+  if config.is_timm:
+    report = timm_weights.load_timm_weights(model, config.checkpoint)
+  else:
+    report = tf1_checkpoint.load_tf1_checkpoint(
+        model, config.checkpoint, use_ema=config.use_ema, scope=config.scope)
   print(report, flush=True)
 
   with writers.atomic_path(config.output, suffix='.keras') as tmp:
     model.save(tmp)
   size_mb = tf.io.gfile.stat(config.output).length / 2**20
   print(f'wrote {config.output} ({size_mb:.1f} MiB) in '
-        f'{time.time() - start:.1f}s total', flush=True)
+        f'{time.time() - start:.1f}s', flush=True)
+  if config.saved_model_dir:
+    from efficientnet import saved_model  # pylint: disable=g-import-not-at-top
+    saved_model.export_saved_model(model, config.saved_model_dir)
+    print(f'wrote SavedModel {config.saved_model_dir} in '
+          f'{time.time() - start:.1f}s total', flush=True)
   return report
 
 

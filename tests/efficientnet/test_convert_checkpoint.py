@@ -99,3 +99,103 @@ def test_config_from_flags_defaults_and_none_normalisation():
 def test_config_from_flags_errors_name_the_flag(args, message):
   with pytest.raises(errors.ConfigError, match=message):
     _config(*args)
+
+
+# --------------------------------------------------------------------------
+# timm state dicts (.safetensors).
+# --------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def timm_b0(tmp_path_factory):
+  """(path, state) of a random timm tf_efficientnet_b0 .safetensors file."""
+  from tests.efficientnet import timm_state_dicts  # pylint: disable=g-import-not-at-top
+  state = timm_state_dicts.random_state_dict(timm_state_dicts.b0_timm_shapes())
+  path = tmp_path_factory.mktemp('timm') / 'model.safetensors'
+  return timm_state_dicts.write_safetensors(path, state), state
+
+
+@pytest.mark.slow
+def test_binary_converts_a_timm_state_dict_and_saved_model(timm_b0, tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path, state = timm_b0
+  output, saved = tmp_path / 'out' / 'b0.keras', tmp_path / 'out' / 'sm'
+  result = _run(f'--checkpoint={path}', f'--output={output}',
+                '--image_size=64', f'--saved_model_dir={saved}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'built efficientnet-b0' in result.stdout  # inferred from the file
+  assert 'from timm state dict' in result.stdout
+  assert 'wrote SavedModel' in result.stdout
+  assert sorted(os.listdir(output.parent)) == ['b0.keras', 'sm']
+  expected = efficientnet.build_model('efficientnet-b0', image_size=64)
+  efficientnet.load_timm_weights(expected, state)
+  x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(
+      np.float32)
+  reference = expected(x, training=False).numpy()
+  loaded = keras.models.load_model(str(output))
+  np.testing.assert_allclose(loaded(x, training=False), reference,
+                             rtol=1e-5, atol=1e-5)
+  outputs = tf.saved_model.load(str(saved)).signatures['serving_default'](
+      images=tf.constant(x))
+  np.testing.assert_allclose(outputs['logits'], reference, rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_array_equal(outputs['classes'], reference.argmax(-1))
+
+
+def test_binary_names_the_model_name_that_does_not_fit(timm_b0, tmp_path):
+  path, _ = timm_b0
+  output = tmp_path / 'b1.keras'
+  result = _run('--model_name=efficientnet-b1', f'--checkpoint={path}',
+                f'--output={output}')
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      'convert_checkpoint: error: --model_name=efficientnet-b1 does not fit '
+      f'--checkpoint={path}: the file has stem 32, head 1280, stages '
+      '[1, 2, 2, 3, 3, 4, 1]')
+  assert not output.exists()
+
+
+def test_resolve_model_name_infers_and_checks_timm_files(timm_b0, tmp_path):
+  from tests.efficientnet import timm_state_dicts  # pylint: disable=g-import-not-at-top
+  path, _ = timm_b0
+
+  def resolve(**kwargs):
+    return convert_checkpoint.resolve_model_name(
+        convert_checkpoint.ConvertConfig(
+            **{'model_name': None, 'checkpoint': path, 'output': 'o.keras',
+               **kwargs}))
+
+  assert resolve() == 'efficientnet-b0'
+  assert resolve(model_name='efficientnet-b0') == 'efficientnet-b0'
+  with pytest.raises(errors.ConfigError, match=(
+      r'efficientnet-b1 has stem 32, head 1280, stages \[2, 3, 3, 4, 4, 5, '
+      r'2\]')):
+    resolve(model_name='efficientnet-b1')
+  with pytest.raises(errors.ConfigError, match=(
+      r'efficientnet-b0 with the given --width/depth_coefficient has stem '
+      r'32, head 1280, stages \[2,')):
+    resolve(model_name='efficientnet-b0', depth_coefficient=2.0)
+  with pytest.raises(errors.ConfigError, match=(
+      r'--num_classes=10 does not fit --checkpoint=.*, whose classifier has '
+      r'1000 classes')):
+    resolve(num_classes=10)
+  odd = timm_state_dicts.write_safetensors(tmp_path / 'odd.safetensors', {
+      n: np.zeros(s, np.float32) for n, s in
+      timm_state_dicts.stage_shapes(32, 1280, [1, 1]).items()})
+  with pytest.raises(errors.ConfigError, match=(
+      r'--model_name is required: --checkpoint=.*odd.safetensors \(stem 32, '
+      r'head 1280, stages \[1, 1\] \(2 blocks\), 1000 classes\) fits no '
+      'known size')):
+    resolve(checkpoint=odd)
+  with pytest.raises(errors.MissingFileError, match='absent.safetensors'):
+    resolve(checkpoint=str(tmp_path / 'absent.safetensors'))
+
+
+def test_config_from_flags_for_timm_files():
+  base = ('--checkpoint=/w/model.safetensors', '--output=/o/b0.keras')
+  config = _config(*base, '--saved_model_dir=/o/sm')
+  assert config.model_name is None and config.is_timm
+  assert config.saved_model_dir == '/o/sm'
+  for flag in ('--scope=efficientnet-b0', '--nouse_ema'):
+    with pytest.raises(errors.ConfigError, match=(
+        f'--{flag[2:].split("=")[0].removeprefix("no")} applies to TF1 '
+        'checkpoints only')):
+      _config(*base, flag)
