@@ -7,7 +7,8 @@ r"""Converts an original TF1 EfficientNet checkpoint into a `.keras` file.
 
 The `.keras` model maps float 0-255 images to logits and normalises with
 --mean_rgb/--stddev_rgb inside (ImageNet statistics by default; `none` for
-none). Load it with `import efficientnet; keras.models.load_model(path)`.
+none). It is built from Keras layers only (`efficientnet.to_portable`):
+`keras.saving.load_model(path)` loads it without this project.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from data import errors
 from data import writers
 from efficientnet import model as model_lib
 from efficientnet import params
+from efficientnet import portable
 from efficientnet import tf1_checkpoint
 
 _IMAGENET_MEAN = ','.join(f'{v:g}' for v in params.IMAGENET_MEAN_RGB)
@@ -149,7 +151,7 @@ def convert(config: ConvertConfig) -> tf1_checkpoint.LoadReport:
   print(report, flush=True)
 
   with writers.atomic_path(config.output, suffix='.keras') as tmp:
-    model.save(tmp)
+    portable.to_portable(model).save(tmp)
   size_mb = tf.io.gfile.stat(config.output).length / 2**20
   print(f'wrote {config.output} ({size_mb:.1f} MiB) in '
         f'{time.time() - start:.1f}s total', flush=True)

@@ -7,8 +7,9 @@ Two kinds of checkpoint are recognised from their contents:
 * an original TF1 name-based checkpoint (tensorflow/tpu EfficientNet, the
   published noisy_student_efficientnet-* files, the original SVHN teacher),
   loaded through `efficientnet.load_tf1_checkpoint`.
-Weights are the exponential moving average by default (`use_ema=True`), as the
-original's eval and predict used. `noisy_student.models.loading` turns any
+`restore_model_weights` also takes a `.keras` file (e.g. --init_model_path),
+whose weights are copied in order. Weights are the exponential moving
+average by default (`use_ema=True`), as the original's eval and predict used. `noisy_student.models.loading` turns any
 model file (these, `.keras`, SavedModel) into a model or a classifier.
 """
 
@@ -134,17 +135,52 @@ def with_fallback(path: str, restore: Callable[[str], None]) -> str:
 def restore_model_weights(model: keras.Model, path: str, *,
                           use_ema: bool = True,
                           tf1_scope: Optional[str] = None) -> str:
-  """Loads `path` (ours or TF1) into `model`; returns the prefix it read.
+  """Loads `path` (ours, TF1 or .keras) into `model`; returns what it read.
 
   For a directory, an unreadable latest checkpoint falls back to the previous
-  one (with a warning naming both).
+  one (with a warning naming both). A `.keras` file's weights (exported: the
+  EMA ones) are copied in order (`restore_keras_file`).
 
   Raises:
     CheckpointError naming the path when nothing matches, shapes differ or no
     checkpoint is readable.
   """
+  if path.endswith('.keras'):
+    return restore_keras_file(model, path)
   return with_fallback(path, lambda prefix: _restore_prefix(
       model, prefix, use_ema=use_ema, tf1_scope=tf1_scope))
+
+
+def restore_keras_file(model: keras.Model, path: str) -> str:
+  """Copies the weights of the `.keras` file `path` into `model`, in order.
+
+  The file's network must have the same weights in the same order: one
+  saved from the same architecture, or its portable export (whose SE
+  weights sit under other layer names, `efficientnet.to_portable`).
+
+  Raises:
+    CheckpointError naming `path` when it cannot be loaded or does not fit.
+  """
+  if not tf.io.gfile.exists(path):
+    raise errors.CheckpointError(f'{path}: no such .keras file')
+  try:
+    source = keras.saving.load_model(path, compile=False)
+  except (ValueError, TypeError, OSError) as err:
+    raise errors.CheckpointError(
+        f'{path}: cannot load this .keras file: {first_line(err)}') from None
+  pairs = list(zip(source.weights, model.weights))
+  mismatch = [(a, b) for a, b in pairs if tuple(a.shape) != tuple(b.shape)
+              or a.path.split('/')[-1] != b.path.split('/')[-1]]
+  if len(source.weights) != len(model.weights) or mismatch:
+    detail = (f'{mismatch[0][0].path} {tuple(mismatch[0][0].shape)} vs '
+              f'{mismatch[0][1].path} {tuple(mismatch[0][1].shape)}' if mismatch
+              else f'{len(source.weights)} weights vs {len(model.weights)}')
+    raise errors.CheckpointError(
+        f'{path}: does not fit the {model.name} model being loaded (check '
+        f'--model_name and the sizes): {detail}')
+  for src, dst in pairs:
+    dst.assign(src)
+  return path
 
 
 @contextlib.contextmanager
