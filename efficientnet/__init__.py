@@ -7,8 +7,12 @@
   efficientnet.load_timm_weights(model, '/weights/model.safetensors')
 
 Importing the package registers its custom Keras objects, which is all
-`keras.saving.load_model('model.keras')` needs (docs/serving.md), and checks
-that `efficientnet` and `data` are this project's (`noisy_student/runtime/packages.py`).
+`keras.saving.load_model('model.keras')` needs for a `.keras` file of
+`build_model`'s network. `to_portable(model)` rebuilds that network from
+built-in Keras layers only: its `.keras` file (what export and
+convert_checkpoint write) loads without this package (docs/serving.md).
+Importing also checks that `efficientnet` and `data` are this project's
+(`noisy_student/runtime/packages.py`).
 """
 
 # First: importing the runtime (and so `noisy_student/__init__.py`) checks
@@ -26,6 +30,8 @@ from efficientnet.params import IMAGENET_MEAN_RGB
 from efficientnet.params import IMAGENET_STDDEV_RGB
 from efficientnet.params import list_models
 from efficientnet.params import ModelSpec
+from efficientnet.portable import custom_objects
+from efficientnet.portable import to_portable
 from efficientnet.tf1_checkpoint import CheckpointMismatchError
 from efficientnet.tf1_checkpoint import CheckpointNotFoundError
 from efficientnet.tf1_checkpoint import load_tf1_checkpoint
@@ -40,8 +46,8 @@ __all__ = [
     'CheckpointNotFoundError',
     'DEFAULT_STOCHASTIC_DEPTH_RATE',
     'IMAGENET_MEAN_RGB', 'IMAGENET_STDDEV_RGB', 'ModelSpec', 'StochasticDepth',
-    'build_model', 'default_image_size', 'drop_path', 'get_spec',
-    'list_models', 'load_tf1_checkpoint', 'load_timm_weights',
+    'build_model', 'custom_objects', 'default_image_size', 'drop_path',
+    'get_spec', 'list_models', 'load_tf1_checkpoint', 'load_timm_weights',
     'resolve_checkpoint', 'save_tf1_checkpoint', 'tf1_variable_map',
-    'timm_variable_map',
+    'timm_variable_map', 'to_portable',
 ]

@@ -11,7 +11,8 @@ state dict saved as `.safetensors` (e.g. timm's
 size is inferred from it and checked against --model_name). The `.keras`
 model maps float 0-255 images to logits and normalises with
 --mean_rgb/--stddev_rgb inside (ImageNet statistics by default; `none` for
-none). Load it with `import efficientnet; keras.models.load_model(path)`.
+none). It is built from Keras layers only (`efficientnet.to_portable`):
+`keras.saving.load_model(path)` loads it without this project.
 --saved_model_dir also writes a SavedModel (`serving_default`: images ->
 probabilities, classes, logits; efficientnet/saved_model.py).
 """
@@ -29,6 +30,7 @@ from noisy_student.runtime import errors
 from data import writers
 from efficientnet import model as model_lib
 from efficientnet import params
+from efficientnet import portable
 from efficientnet import safetensors_file
 from efficientnet import tf1_checkpoint
 from efficientnet import timm_weights
@@ -239,7 +241,7 @@ def convert(config: ConvertConfig
   print(report, flush=True)
 
   with writers.atomic_path(config.output, suffix='.keras') as tmp:
-    model.save(tmp)
+    portable.to_portable(model).save(tmp)
   size_mb = tf.io.gfile.stat(config.output).length / 2**20
   print(f'wrote {config.output} ({size_mb:.1f} MiB) in '
         f'{time.time() - start:.1f}s', flush=True)

@@ -1,7 +1,8 @@
 """EfficientNet building blocks: initializers, noise, SE, MBConv.
 
 The custom objects are registered under the package name 'efficientnet', so
-`import efficientnet` is all `keras.models.load_model` needs.
+`import efficientnet` is all `keras.models.load_model` needs; exported files
+hold `portable.to_portable(model)`, built-in layers only, and need nothing.
 
 `MBConvBlock` is a *builder*, like the original TF1 `MBConvBlock` (a plain
 object, not a layer): its constructor decides the block's structure and

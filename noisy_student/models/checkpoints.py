@@ -7,9 +7,11 @@ Two kinds of checkpoint are recognised from their contents:
 * an original TF1 name-based checkpoint (tensorflow/tpu EfficientNet, the
   published noisy_student_efficientnet-* files, the original SVHN teacher),
   loaded through `efficientnet.load_tf1_checkpoint`.
-Weights are the exponential moving average by default (`use_ema=True`), as the
-original's eval and predict used. `noisy_student.models.loading` turns any
-model file (these, `.keras`, SavedModel) into a model or a classifier.
+`copy_weights` copies a loaded model's weights in order (a `.keras` file's,
+read by `noisy_student.models.loading`, the one loader, which also turns any
+other model file into a model or a classifier). Weights are the exponential
+moving average by default (`use_ema=True`), as the original's eval and
+predict used.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def with_fallback(path: str, restore: Callable[[str], None]) -> str:
 def restore_model_weights(model: keras.Model, path: str, *,
                           use_ema: bool = True,
                           tf1_scope: Optional[str] = None) -> str:
-  """Loads `path` (ours or TF1) into `model`; returns the prefix it read.
+  """Loads checkpoint `path` (ours or TF1) into `model`; returns the prefix.
 
   For a directory, an unreadable latest checkpoint falls back to the previous
   one (with a warning naming both).
@@ -144,6 +146,31 @@ def restore_model_weights(model: keras.Model, path: str, *,
   """
   return with_fallback(path, lambda prefix: _restore_prefix(
       model, prefix, use_ema=use_ema, tf1_scope=tf1_scope))
+
+
+def copy_weights(source: keras.Model, model: keras.Model, path: str) -> str:
+  """Copies the weights of `source` (loaded from `path`) into `model`, in order.
+
+  `source` must have the same weights in the same order: a model of the same
+  architecture, or its portable export (whose SE weights sit under other
+  layer names, `efficientnet.to_portable`).
+
+  Raises:
+    CheckpointError naming `path` when it does not fit.
+  """
+  pairs = list(zip(source.weights, model.weights))
+  mismatch = [(a, b) for a, b in pairs if tuple(a.shape) != tuple(b.shape)
+              or a.path.split('/')[-1] != b.path.split('/')[-1]]
+  if len(source.weights) != len(model.weights) or mismatch:
+    detail = (f'{mismatch[0][0].path} {tuple(mismatch[0][0].shape)} vs '
+              f'{mismatch[0][1].path} {tuple(mismatch[0][1].shape)}' if mismatch
+              else f'{len(source.weights)} weights vs {len(model.weights)}')
+    raise errors.CheckpointError(
+        f'{path}: does not fit the {model.name} model being loaded (check '
+        f'--model_name and the sizes): {detail}')
+  for src, dst in pairs:
+    dst.assign(src)
+  return path
 
 
 @contextlib.contextmanager

@@ -17,8 +17,10 @@ default, the same model as a `.keras` file beside it, `<export_dir>.keras`
   header and end marker are intact but whose data is corrupt in between
   still fails the whole request (TensorFlow's decoders raise; they cannot
   report per element).
-Loading the `.keras` file needs `import efficientnet` first (it registers the
-custom layers); the SavedModel needs no project code.
+Both are written from `portable_model(model)`: an EfficientNet is rebuilt
+from built-in Keras layers (`efficientnet.to_portable`), so the `.keras` file
+loads with `keras.saving.load_model` alone, like the SavedModel needs no
+project code.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tensorflow as tf
 
 from data import layout
 from data import writers
+import efficientnet
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
 from noisy_student.core import factory
@@ -141,9 +144,24 @@ def check_keras_path(path: str) -> None:
         f'--export_keras_path must end in .keras, received: {path}')
 
 
+def portable_model(model: keras.Model) -> keras.Model:
+  """`model` without this project's classes, for export.
+
+  A model using `efficientnet`'s layers (and no other custom classes) is
+  rebuilt from built-in Keras layers by `efficientnet.to_portable`: same
+  names, weights and outputs, no stochastic depth. Others (`keras:`
+  backbones, a user's own `.keras` classifier) are returned as they are.
+  """
+  used = efficientnet.custom_objects(model)
+  if used and all(name.startswith('efficientnet.') for name in used):
+    return efficientnet.to_portable(model)
+  return model
+
+
 def export_keras(model: keras.Model, path: str) -> str:
-  """Saves a `.keras` file atomically (`path` must end in .keras)."""
+  """Saves `portable_model(model)` atomically (`path` must end in .keras)."""
   check_keras_path(path)
+  model = portable_model(model)
   with writers.atomic_path(path, suffix='.keras') as tmp:
     model.save(tmp)
   return path
@@ -180,6 +198,7 @@ def export(model_dir: str, export_dir: str, *,
                                image_size=factory.inference_image_size(config))
   model = loading.build(config, name='exported')
   prefix = loading.restore(model, checkpoint_path or model_dir, use_ema=True)
+  model = portable_model(model)  # one network for both files
   outputs = {'checkpoint': prefix,
              'saved_model': export_saved_model(model, export_dir,
                                                small_image=config.small_image)}

@@ -104,15 +104,7 @@ def restore(model: keras.Model, ref: str, *, use_ema: bool = True) -> str:
   if kind is None and model_refs.is_saved_model(ref):
     kind = model_refs.SAVED_MODEL
   if kind == model_refs.KERAS_FILE:
-    source = load_keras_file(ref)
-    if len(source.weights) != len(model.weights) or any(
-        tuple(a.shape) != tuple(b.shape)
-        for a, b in zip(source.weights, model.weights)):
-      raise errors.CheckpointError(
-          f'{ref}: its weights do not fit the {model.name} model being '
-          'initialised (another architecture or class count)')
-    model.set_weights(source.get_weights())
-    return ref
+    return checkpoints.copy_weights(load_keras_file(ref), model, ref)
   if kind is not None:
     raise errors.CheckpointError(
         f'{ref}: a {kind.replace("_", " ")} holds no weights to restore into '

@@ -47,6 +47,7 @@ def test_binary_converts_a_tf1_checkpoint_end_to_end(tmp_path):
   assert sorted(os.listdir(output.parent)) == ['model.keras']  # no temp left
   loaded = keras.models.load_model(str(output))
   assert loaded.input_shape == (None, 32, 32, 3)
+  assert efficientnet.custom_objects(loaded) == []  # loads without us
   x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(
       np.float32)
   np.testing.assert_array_equal(loaded(x, training=False),

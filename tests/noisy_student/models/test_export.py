@@ -1,7 +1,12 @@
 """Export: the SavedModel's two signatures, loaded back and run; .keras beside it."""
 
 import io
+import os
+import site
+import subprocess
+import sys
 
+import keras
 import numpy as np
 from PIL import Image
 import pytest
@@ -9,6 +14,7 @@ import tensorflow as tf
 
 from data import layout
 from data import image_codec
+import efficientnet
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
 from noisy_student.models import backbones
@@ -134,3 +140,67 @@ def test_export_writes_the_keras_file_beside_the_saved_model(model, tmp_path):
     export.export(model_dir, str(tmp_path / 'never'),
                   keras_path=str(tmp_path / 'm.h5'))
   assert not (tmp_path / 'never').exists()
+
+
+# Run with `python -I -S`: no PYTHON* variables, no working directory and no
+# .pth files (the editable install's points at the checkout) on sys.path.
+# Only the site-packages folders, given as argv[1], are added.
+_NO_PROJECT_SCRIPT = r'''
+import importlib.util
+import os
+import sys
+
+sys.path.extend(sys.argv[1].split(os.pathsep))
+unreachable = [m for m in ('data', 'efficientnet', 'noisy_student')
+               if importlib.util.find_spec(m) is None]
+import keras
+import numpy as np
+import tensorflow as tf
+
+saved_model, keras_file, images, out = sys.argv[2:]
+x = np.load(images)
+model = keras.saving.load_model(keras_file)
+served = tf.saved_model.load(saved_model).signatures['serving_default'](
+    images=tf.constant(x))['logits']
+np.savez(out, keras=np.asarray(model(x, training=False)),
+         served=np.asarray(served), unreachable=np.asarray(unreachable),
+         layers=np.asarray(sorted({type(l).__module__ for l in model.layers})),
+         imported=np.asarray(sorted(
+             {m.split('.')[0] for m in sys.modules} &
+             {'data', 'efficientnet', 'noisy_student'})))
+'''
+
+
+def test_exported_keras_loads_without_the_project(tmp_path):
+  """Plain keras.saving.load_model in a process that cannot import the project
+  gives the SavedModel's serving_default logits."""
+  config = helpers.tiny_model()
+  model = backbones.build_model(config)
+  rng = np.random.default_rng(7)
+  for w in model.weights:  # BN statistics away from 0 / 1, non-zero biases
+    w.assign(rng.uniform(0.5, 1.5, w.shape) if 'variance' in w.path else
+             rng.normal(0, 0.3, w.shape))
+  outputs = export.export(_model_dir(model, str(tmp_path / 'model')),
+                          str(tmp_path / 'serving' / 'student'))
+  assert efficientnet.custom_objects(
+      keras.saving.load_model(outputs['keras'])) == []
+  images = rng.uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
+  np.save(tmp_path / 'images.npy', images)
+  work = tmp_path / 'elsewhere'
+  work.mkdir()
+  env = {k: v for k, v in os.environ.items() if not k.startswith('PYTHON')}
+  result = subprocess.run(
+      [sys.executable, '-I', '-S', '-c', _NO_PROJECT_SCRIPT,
+       os.pathsep.join(site.getsitepackages()), outputs['saved_model'],
+       outputs['keras'], str(tmp_path / 'images.npy'),
+       str(tmp_path / 'out.npz')],
+      cwd=work, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = np.load(tmp_path / 'out.npz')
+  assert list(out['unreachable']) == ['data', 'efficientnet', 'noisy_student']
+  assert list(out['imported']) == []
+  assert all(m.startswith('keras.') for m in out['layers']), out['layers']
+  np.testing.assert_allclose(out['keras'], out['served'], rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(out['keras'], model(images, training=False),
+                             rtol=1e-5, atol=1e-6)

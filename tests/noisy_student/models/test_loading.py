@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import efficientnet
+from noisy_student.core import model_refs
 from noisy_student.runtime import errors
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
@@ -60,3 +61,33 @@ def test_unloadable_paths_are_named(tmp_path, formats):
   _, paths = formats
   with pytest.raises(errors.CheckpointError, match='model_config.json'):
     loading.load_model(paths['tf1'])  # TF1 without an architecture
+
+
+def test_an_exported_keras_file_comes_back_into_the_project(formats):
+  """--model_name / --teacher_model_path / --init_model_path with the portable
+  .keras export (built-in layers only, no stochastic depth)."""
+  model, paths = formats
+  path = paths['keras']
+  assert model_refs.keras_file_image_size(path) == 32
+  images = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(
+      np.float32)
+  expected = model(images, training=False)
+  # --model_name=<file>.keras: the file's network, trainable.
+  student = loading.build(helpers.tiny_model(model_name=path))
+  assert efficientnet.custom_objects(student) == []
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(tf.square(student(images, training=True)))
+  grads = tape.gradient(loss, student.trainable_weights)
+  assert all(g is not None for g in grads)
+  # --teacher_model_path=<file>.keras.
+  np.testing.assert_allclose(loading.load_model(path)(images, training=False),
+                             expected, rtol=1e-5, atol=1e-6)
+  # --init_model_path=<file>.keras: its weights into the project's network.
+  fresh = backbones.build_model(helpers.tiny_model())
+  assert loading.restore(fresh, path) == path
+  np.testing.assert_allclose(fresh(images, training=False), expected,
+                             rtol=1e-5, atol=1e-6)
+  other = backbones.build_model(helpers.tiny_model(num_classes=5))
+  with pytest.raises(errors.CheckpointError,
+                     match=r'm.keras: does not fit the .* head_dense/kernel'):
+    loading.restore(other, path)
