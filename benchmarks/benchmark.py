@@ -57,6 +57,7 @@ from noisy_student.pseudo import predict as predict_lib  # noqa: E402
 from noisy_student.training import input_pipeline  # noqa: E402
 from noisy_student.training import optimizers  # noqa: E402
 from noisy_student.training import trainer as trainer_lib  # noqa: E402
+from noisy_student.training import controller as controller_lib  # noqa: E402
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -169,17 +170,18 @@ class _OurLoop:
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, iterations_per_loop=steps))
     self.trainer = trainer_lib.Trainer(cfg, tf.distribute.get_strategy())
+    self.controller = controller_lib.Controller(self.trainer)
 
   def warm_up(self) -> None:
-    self.trainer.train(until_step=FLAGS.warmup_steps)  # traces the loop...
-    self.trainer.train(until_step=FLAGS.warmup_steps + 1)  # ...then no retrace
+    self.controller.train(until_step=FLAGS.warmup_steps)  # traces the loop...
+    self.controller.train(until_step=FLAGS.warmup_steps + 1)  # ...then no retrace
 
   def window(self) -> float:
     # The rate of the loop itself (one tf.function call of --steps steps,
     # input included) as the trainer logs it; like the model.fit windows it
     # leaves out checkpoint writing, which a real run amortises over
     # --save_checkpoints_steps steps.
-    loops = self.trainer.train(until_step=self.trainer.step + FLAGS.steps)
+    loops = self.controller.train(until_step=self.trainer.step + FLAGS.steps)
     return loops[-1].metrics['train/examples_per_sec']
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from typing import Callable, Iterator, Mapping, Sequence
 
 from absl import logging
@@ -33,7 +32,6 @@ from data import writers
 
 LABEL_CONVENTION = ('image/class/label holds class + 1 (1-based) in the files; '
                     'classes are 0-based in memory')
-_SHARD_RE = re.compile(r'^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})$')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,9 +155,9 @@ def _existing_shards(directory: str, name: str) -> list[tuple[str, int]]:
     return []
   found = []
   for filename in tf.io.gfile.listdir(directory):
-    match = _SHARD_RE.match(filename)
-    if match and match['split'] == name:
-      found.append((os.path.join(directory, filename), int(match['total'])))
+    parsed = layout.parse_shard_name(filename)
+    if parsed and parsed.prefix == name and parsed.task is None:
+      found.append((os.path.join(directory, filename), parsed.total))
   return found
 
 

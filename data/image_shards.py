@@ -21,7 +21,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 from typing import Callable, Sequence
 
 from absl import logging
@@ -38,7 +37,6 @@ from data import records
 from data import writers
 
 LABELS_FILENAME = 'labels.txt'
-_SHARD_RE = re.compile(r'^(?P<split>.+)-\d{5}-of-(?P<total>\d{5})$')
 
 
 class ConversionError(errors.NoisyStudentError):
@@ -239,8 +237,9 @@ def _stale_shards(output_dir: str, split: str, num_shards: int) -> list[str]:
     return []
   stale = []
   for name in tf.io.gfile.listdir(output_dir):
-    match = _SHARD_RE.match(name)
-    if match and match['split'] == split and int(match['total']) != num_shards:
+    parsed = layout.parse_shard_name(name)
+    if (parsed and parsed.prefix == split and parsed.task is None
+        and parsed.total != num_shards):
       stale.append(os.path.join(output_dir, name))
   return stale
 

@@ -251,6 +251,11 @@ class FilterDirs:
                         f'prelim_stats_{shard:05d}_{task}.json')
 
 
+def bucket_path(bucket_dir: str, bucket: int) -> str:
+  """One temporary shuffle bucket of the filter (removed once read)."""
+  return os.path.join(bucket_dir, f'{bucket:05d}')
+
+
 # ---------------------------------------------------------------------------
 # A model_dir.
 # ---------------------------------------------------------------------------
@@ -272,6 +277,11 @@ KERAS_SUFFIX = '.keras'
 def is_keras_file(path: str) -> bool:
   """True for a `.keras` file name (Keras 3's zip format; what Keras saves)."""
   return path.endswith(KERAS_SUFFIX)
+
+
+def tf_checkpoint_files(prefix: str) -> tuple[str, str]:
+  """The data and index files TensorFlow writes for checkpoint `prefix`."""
+  return prefix + '.data-00000-of-00001', prefix + '.index'
 
 
 def default_export_dir(model_dir: str) -> str:

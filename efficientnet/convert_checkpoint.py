@@ -25,6 +25,7 @@ from typing import Optional, Union
 
 from absl import flags
 
+from data import layout
 from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 from data import writers
@@ -148,7 +149,7 @@ def config_from_flags(values: flags.FlagValues) -> ConvertConfig:
         raise errors.ConfigError(
             f'--{name} applies to TF1 checkpoints only, not to the timm '
             f'state dict --checkpoint={values.checkpoint}')
-  if not values.output.endswith('.keras'):
+  if not layout.is_keras_file(values.output):
     raise errors.ConfigError(f'--output must end in .keras, received: '
                          f'{values.output!r}')
   mean = parse_rgb(values.mean_rgb, 'mean_rgb')
@@ -240,7 +241,7 @@ def convert(config: ConvertConfig
         model, config.checkpoint, use_ema=config.use_ema, scope=config.scope)
   print(report, flush=True)
 
-  with writers.atomic_path(config.output, suffix='.keras') as tmp:
+  with writers.atomic_path(config.output, suffix=layout.KERAS_SUFFIX) as tmp:
     portable.to_portable(model).save(tmp)
   size_mb = tf.io.gfile.stat(config.output).length / 2**20
   print(f'wrote {config.output} ({size_mb:.1f} MiB) in '

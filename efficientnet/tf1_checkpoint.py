@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import errors
+from data import layout
 from data import writers
 from efficientnet import params
 
@@ -430,7 +431,7 @@ def save_tf1_checkpoint(model: keras.Model, prefix: str,
   tmp = writers.temp_path(prefix)
   tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names,
                     shape_and_slices=[''] * len(names), tensors=tensors)
-  data_suffix = '.data-00000-of-00001'
-  tf.io.gfile.rename(tmp + data_suffix, prefix + data_suffix, overwrite=True)
-  tf.io.gfile.rename(tmp + '.index', prefix + '.index', overwrite=True)
+  for temp_file, final in zip(layout.tf_checkpoint_files(tmp),
+                              layout.tf_checkpoint_files(prefix)):
+    tf.io.gfile.rename(temp_file, final, overwrite=True)
   return prefix

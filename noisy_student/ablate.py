@@ -13,16 +13,22 @@ every arm, so the arms differ only in how the student learns:
   no_noise        the same student without RandAugment, dropout or stochastic
                   depth (paper: the gain shrinks, Table 6);
   data_noise      RandAugment kept, no dropout or stochastic depth (Table 6);
+  model_noise     dropout and stochastic depth kept, no RandAugment (Table 6);
   hard_labels     one-hot pseudo-labels instead of soft ones (paper: soft are
                   at least as good);
   two_rounds      the full student becomes the teacher of a second full
                   student (paper: iterating helps, Table 5);
-  larger_student  the full student at --larger_scale x width and depth
+  larger_student  the full student at --larger_scale x width and depth,
+                  trained --larger_student_train_steps (default: the
+                  student's; the paper trains it as long as it needs)
                   (paper: an equal-or-larger student).
 
 Writes `<work_dir>/ablation.md`, `ablation.json` and `ablation.png`: test top-1
-per arm as mean +- std over the seeds, and its gain over the teacher. Every
-stage is resumable (a rerun skips finished stages; `state.json` per seed).
+per arm as mean +- std over the seeds, and the paired difference over the
+seeds against the teacher and against the full student (mean, 95%
+t-interval, p-value: `noisy_student.analysis.stats`), with each arm's
+training steps. Every stage is resumable (a rerun skips finished stages;
+`state.json` per seed).
 """
 
 from __future__ import annotations
@@ -30,17 +36,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import flags
 from absl import logging
 import keras
-import numpy as np
 
 from data import layout
 from noisy_student.runtime import entry
 from data import prepare_digits
 from data import writers
+from noisy_student.analysis import stats
+from noisy_student.cli import config_flags
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
@@ -48,14 +55,17 @@ from noisy_student.runtime import errors
 from noisy_student.drivers import rounds as rounds_lib
 
 FLAGS = flags.FLAGS
-ARMS = ('full', 'no_noise', 'data_noise', 'hard_labels', 'two_rounds',
-        'larger_student')
+ARMS = ('full', 'no_noise', 'data_noise', 'model_noise', 'hard_labels',
+        'two_rounds', 'larger_student')
+# Arms that need RandAugment in the student to differ from another arm.
+_NEEDS_DATA_NOISE = {'data_noise': 'no_noise', 'model_noise': 'full'}
 # What the paper reports for each arm, relative to the full noised student.
 PAPER_DIRECTION = {
     'teacher': 'the baseline',
     'full': 'beats the teacher',
     'no_noise': 'smaller gain than full (Table 6)',
     'data_noise': 'between no_noise and full (Table 6)',
+    'model_noise': 'between no_noise and full (Table 6)',
     'hard_labels': 'at most full (soft >= hard)',
     'two_rounds': 'above full (Table 5)',
     'larger_student': 'at least full (equal-or-larger student)',
@@ -75,6 +85,7 @@ class AblationConfig:
     width_coefficient / depth_coefficient: the model's scaling (teacher and
       every student but the larger one).
     larger_scale: the larger student's width and depth, x the above.
+    larger_student_steps: its training steps (None: the student's).
     min_threshold: the filter's confidence threshold.
     arms: the arms to run (default: all).
     deterministic: fixed record order and deterministic ops in every stage.
@@ -90,6 +101,7 @@ class AblationConfig:
   width_coefficient: float = defaults.DEMO_WIDTH_COEFFICIENT
   depth_coefficient: float = defaults.DEMO_DEPTH_COEFFICIENT
   larger_scale: float = 1.5
+  larger_student_steps: Optional[int] = None
   min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
   arms: tuple[str, ...] = ARMS
   deterministic: bool = True
@@ -105,9 +117,27 @@ def student_recipe(arm: str, student: config_lib.Recipe) -> config_lib.Recipe:
   elif arm == 'data_noise':
     noise = dataclasses.replace(noise, dropout_rate=0.0,
                                 stochastic_depth_rate=0.0)
+  elif arm == 'model_noise':
+    noise = dataclasses.replace(noise, augment_name=None,
+                                unl_augment_name='default')
   elif arm == 'hard_labels':
     train = dataclasses.replace(train, teacher_softmax_temp=-1.0)
   return config_lib.Recipe(train=train, noise=noise)
+
+
+def arm_recipe(cfg: AblationConfig, arm: str) -> config_lib.Recipe:
+  """`student_recipe` with the arm's own step budget (the larger student's)."""
+  recipe = student_recipe(arm, cfg.student)
+  if arm == 'larger_student' and cfg.larger_student_steps:
+    recipe = recipe.with_steps(cfg.larger_student_steps)
+  return recipe
+
+
+def arm_steps(cfg: AblationConfig) -> dict:
+  """{arm or 'teacher': training steps} (printed with the table)."""
+  steps = {'teacher': cfg.teacher.train.train_steps}
+  steps.update({arm: arm_recipe(cfg, arm).train.train_steps for arm in ARMS})
+  return steps
 
 
 def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
@@ -144,8 +174,8 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
           rounds, width_coefficient=cfg.width_coefficient * cfg.larger_scale,
           depth_coefficient=cfg.depth_coefficient * cfg.larger_scale)
     stage = rounds_lib.stage_config(
-        arm_rounds, dirs.arm(arm), cfg.model_name,
-        student_recipe(arm, cfg.student), unlabel_data_dir=dirs.filter(1).data)
+        arm_rounds, dirs.arm(arm), cfg.model_name, arm_recipe(cfg, arm),
+        unlabel_data_dir=dirs.filter(1).data)
     results[arm] = state.run(
         dirs.arm_stage(arm), lambda s=stage: _train_arm(s, seed),
         dataclasses.asdict(stage))
@@ -175,11 +205,30 @@ def _train_arm(stage: config_lib.ExperimentConfig, seed: int) -> dict:
   return rounds_lib.train_and_evaluate(stage)
 
 
-def summarize(per_seed: dict[int, dict]) -> list[dict]:
-  """One row per arm: test top-1 and gain over the teacher, mean and std (%).
+def _comparison(per_seed: dict[int, dict], name: str, other: str
+                ) -> Optional[dict]:
+  """The paired difference name - other over the seeds having both (points)."""
+  both = sorted(s for s, r in per_seed.items() if name in r and other in r)
+  if not both or name == other:
+    return None
+  result = stats.paired([100 * per_seed[s][name] for s in both],
+                        [100 * per_seed[s][other] for s in both])
+  return {'against': other, 'seeds': both, 'mean': result.mean,
+          'sd': result.sd, 'low': result.low, 'high': result.high,
+          'p_value': result.p_value, 'excludes_zero': result.excludes_zero,
+          'text': result.interval_text()}
+
+
+def summarize(per_seed: dict[int, dict], steps: Optional[dict] = None,
+              test_images: Optional[int] = None) -> list[dict]:
+  """One row per arm: test top-1 (%) and its paired differences.
 
   An arm enters with the seeds that finished it and their teacher; `seeds`
   and `seed_ids` say which (a partial ablation is summarised as it stands).
+  Each row compares the arm with the teacher (`vs_teacher`) and, for the
+  students, with the full student (`vs_full`): mean, sd, 95% t-interval and
+  p-value over the shared seeds (`noisy_student.analysis.stats`);
+  `test_se` is one accuracy's binomial standard error on `test_images`.
   """
   names = ['teacher'] + [a for a in ARMS
                          if any(a in r for r in per_seed.values())]
@@ -189,39 +238,63 @@ def summarize(per_seed: dict[int, dict]) -> list[dict]:
             if name in r and 'teacher' in r}
     if not done:
       continue
-    accuracy = np.array([100 * r[name] for r in done.values()])
-    gain = np.array([100 * (r[name] - r['teacher']) for r in done.values()])
-    rows.append({
+    accuracy = [100 * r[name] for r in done.values()]
+    mean, sd = stats.mean_sd(accuracy)
+    row = {
         'arm': name, 'seeds': len(accuracy), 'seed_ids': sorted(done),
-        'test_top1_mean': float(accuracy.mean()),
-        'test_top1_std': float(accuracy.std(ddof=1)) if len(accuracy) > 1 else 0.0,
-        'gain_mean': float(gain.mean()),
-        'gain_std': float(gain.std(ddof=1)) if len(gain) > 1 else 0.0,
+        'steps': (steps or {}).get(name),
+        'test_top1_mean': mean, 'test_top1_std': sd or 0.0,
         'per_seed': [round(float(a), 2) for a in accuracy],
+        'vs_teacher': _comparison(done, name, 'teacher'),
+        'vs_full': (None if name in ('teacher', 'full')
+                    else _comparison(done, name, 'full')),
         'paper': PAPER_DIRECTION[name],
-    })
+    }
+    if row['vs_teacher']:
+      row['gain_mean'] = row['vs_teacher']['mean']
+      row['gain_std'] = row['vs_teacher']['sd'] or 0.0
+    if test_images:
+      row['test_se'] = 100 * stats.binomial_se(mean / 100, test_images)
+    rows.append(row)
   return rows
 
 
-def _spread(mean: float, std: float, seeds: int, sign: str = '') -> str:
+def _spread(mean: float, std: float, seeds: int) -> str:
   """'mean +- std' (std over seeds), just the mean for one seed."""
-  text = f'{mean:{sign}.2f}'
-  return f'{text} +- {std:.2f}' if seeds > 1 else text
+  return f'{mean:.2f} +- {std:.2f}' if seeds > 1 else f'{mean:.2f}'
+
+
+def _difference(comparison: Optional[dict]) -> str:
+  if comparison is None:
+    return '-'
+  text = comparison['text']
+  if comparison['p_value'] is not None:
+    text += f', p={comparison["p_value"]:.2g}'
+  return text
 
 
 def markdown(rows: Sequence[dict], title: str) -> str:
+  """The table: accuracies, paired differences with their 95% intervals."""
   lines = [f'# {title}', '',
-           '| arm | test top-1 (mean +- std) | gain over teacher | seeds | '
-           'per seed | paper (direction) |', '|---|---|---|---|---|---|']
+           'Differences are paired over the seeds: mean [95% t-interval], '
+           'p-value (two-sided paired t-test); an interval that contains 0 '
+           'is no measurable difference at that many seeds.', '',
+           '| arm | steps | test top-1 (mean +- sd) | vs teacher | vs full | '
+           'seeds | per seed | paper (direction) |',
+           '|---|---|---|---|---|---|---|---|']
   for row in rows:
-    gain = ('-' if row['arm'] == 'teacher' else
-            _spread(row['gain_mean'], row['gain_std'], row['seeds'], '+'))
     accuracy = _spread(row['test_top1_mean'], row['test_top1_std'],
                        row['seeds'])
     lines.append(
-        f'| {row["arm"]} | {accuracy} | {gain} | '
+        f'| {row["arm"]} | {row.get("steps") or "-"} | {accuracy} | '
+        f'{_difference(row.get("vs_teacher"))} | '
+        f'{_difference(row.get("vs_full"))} | '
         f'{",".join(str(i) for i in row["seed_ids"])} | '
         f'{", ".join(f"{a:.2f}" for a in row["per_seed"])} | {row["paper"]} |')
+  if rows and rows[0].get('test_se') is not None:
+    lines += ['', f'One run\'s test accuracy has a binomial standard error of '
+              f'about {rows[0]["test_se"]:.2f} points at the teacher\'s '
+              'accuracy.']
   return '\n'.join(lines) + '\n'
 
 
@@ -262,7 +335,8 @@ def run_ablation(cfg: AblationConfig, summarize_only: bool = False) -> list[dict
   if not any(per_seed.values()):
     raise errors.InputError(f'{cfg.work_dir}: no finished stage for seeds '
                             f'{list(cfg.seeds)}; nothing to summarize')
-  rows = summarize(per_seed)
+  rows = summarize(per_seed, arm_steps(cfg),
+                   dict(cfg.dataset.eval_split_sizes).get('test'))
   title = f'Ablations on {cfg.dataset.name}, seeds {list(cfg.seeds)}'
   writers.write_text(layout.ablation_table(cfg.work_dir, 'md'),
                      markdown(rows, title))
@@ -296,12 +370,14 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                     '(noisy_student/core/defaults.py): demo (digits) or '
                     'cifar10_subset (local_scripts/cifar10_subset).',
                     flag_values=fv)
-  flags.DEFINE_integer('teacher_steps', None, 'Teacher training steps; '
-                       'default: the preset\'s (demo 800, cifar10_subset '
-                       '2000).', flag_values=fv)
-  flags.DEFINE_integer('student_steps', None, 'Student training steps; '
-                       'default: the preset\'s (demo 700, cifar10_subset '
-                       '2000).', flag_values=fv)
+  for role in ('teacher', 'student', 'larger_student'):
+    config_flags.define(config_lib.TrainConfig, fv, fields=('train_steps',),
+                        prefix=f'{role}_', defaults={'train_steps': None},
+                        help_prefix=f'{role.replace("_", " ").capitalize()}; '
+                        'default: the preset\'s (demo 800 / 700, '
+                        'cifar10_subset 2000; the larger student: the '
+                        'student\'s): ')
+    flags.DEFINE_alias(f'{role}_steps', f'{role}_train_steps', flag_values=fv)
   flags.DEFINE_float('width_coefficient', None, 'EfficientNet-B0 width '
                      'scaling; default: the preset\'s (0.5).', flag_values=fv)
   flags.DEFINE_float('depth_coefficient', None, 'EfficientNet-B0 depth '
@@ -348,20 +424,28 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
     raise errors.ConfigError(f'--dataset={fv.dataset}: only digits is '
                              'bundled; pass --data_dir for another dataset')
   preset = defaults.PRESETS[fv.preset]
-  teacher = preset.teacher.with_steps(
-      _or_default(fv.teacher_steps, preset.teacher.train.train_steps))
-  student = preset.student.with_steps(
-      _or_default(fv.student_steps, preset.student.train.train_steps))
+  with config_flags.flag_names('teacher_', prefixed=('train_steps',)):
+    teacher = preset.teacher.with_steps(
+        _or_default(fv.teacher_train_steps, preset.teacher.train.train_steps))
+  with config_flags.flag_names('student_', prefixed=('train_steps',)):
+    student = preset.student.with_steps(
+        _or_default(fv.student_train_steps, preset.student.train.train_steps))
+  if fv.larger_student_train_steps is not None:
+    with config_flags.flag_names('larger_student_', prefixed=('train_steps',)):
+      student.with_steps(fv.larger_student_train_steps)
   arms = tuple(a for a in ARMS if a in fv.arms)
-  if 'data_noise' in arms and student.noise.augment_name is None:
-    # Without RandAugment, "data noise only" is the student without noise.
+  for arm, same in _NEEDS_DATA_NOISE.items():
+    if arm not in arms or student.noise.augments:
+      continue
+    # Without RandAugment, "data noise only" is the student without noise,
+    # and "model noise only" the full student.
     if fv['arms'].present:
       raise errors.ConfigError(
-          f'--arms=data_noise: the {fv.preset} preset has no RandAugment, so '
-          'data_noise would train the no_noise student again; drop it')
-    logging.warning('[ablate] the %s preset has no RandAugment: data_noise '
-                    'equals no_noise and is left out', fv.preset)
-    arms = tuple(a for a in arms if a != 'data_noise')
+          f'--arms={arm}: the {fv.preset} preset has no RandAugment, so '
+          f'{arm} would train the {same} student again; drop it')
+    logging.warning('[ablate] the %s preset has no RandAugment: %s equals %s '
+                    'and is left out', fv.preset, arm, same)
+    arms = tuple(a for a in arms if a != arm)
   return AblationConfig(
       work_dir=work_dir, label_data_dir=data_dir,
       unlabel_data_dir=(fv.unlabel_data_dir
@@ -373,6 +457,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
       depth_coefficient=_or_default(fv.depth_coefficient,
                                     preset.depth_coefficient),
       larger_scale=fv.larger_scale,
+      larger_student_steps=fv.larger_student_train_steps,
       min_threshold=_or_default(fv.min_threshold, preset.min_threshold),
       arms=arms, deterministic=fv.deterministic)
 

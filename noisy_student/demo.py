@@ -29,6 +29,8 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from noisy_student.cli import config_flags
+from noisy_student.core import config as config_lib
 from noisy_student.runtime import entry
 from data import layout
 from data import make_corrupted
@@ -57,10 +59,12 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                     'numbers (docs/results.md).', flag_values=fv)
   flags.DEFINE_integer('seed', 0, 'Seed of initialisation, data order and noise.',
                        flag_values=fv)
-  flags.DEFINE_integer('teacher_steps', _TEACHER.train.train_steps,
-                       'Teacher training steps (batch 32).', flag_values=fv)
-  flags.DEFINE_integer('student_steps', _STUDENT.train.train_steps,
-                       'Student training steps (batch 32 + 96).', flag_values=fv)
+  for role, recipe in (('teacher', _TEACHER), ('student', _STUDENT)):
+    config_flags.define(config_lib.TrainConfig, fv, fields=('train_steps',),
+                        prefix=f'{role}_', base=recipe.train,
+                        help_prefix=f'{role.capitalize()} (batch 32'
+                        f'{"" if role == "teacher" else " + 96"}): ')
+    flags.DEFINE_alias(f'{role}_steps', f'{role}_train_steps', flag_values=fv)
   flags.DEFINE_float('width_coefficient', defaults.DEMO_WIDTH_COEFFICIENT,
                      'Width of the EfficientNet-B0 used.', flag_values=fv)
   flags.DEFINE_float('depth_coefficient', defaults.DEMO_DEPTH_COEFFICIENT,
@@ -82,8 +86,8 @@ def rounds_config(fv: flags.FlagValues, work_dir: str,
       unlabel_data_dir=layout.unlabeled_dir(data_dir),
       teacher_model_name='efficientnet-b0',
       student_model_names=('efficientnet-b0',),
-      teacher=_TEACHER.with_steps(fv.teacher_steps),
-      student=_STUDENT.with_steps(fv.student_steps),
+      teacher=_TEACHER.with_steps(fv.teacher_train_steps),
+      student=_STUDENT.with_steps(fv.student_train_steps),
       width_coefficient=fv.width_coefficient,
       depth_coefficient=fv.depth_coefficient,
       min_threshold=fv.min_threshold, seed=fv.seed,

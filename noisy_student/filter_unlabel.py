@@ -25,6 +25,7 @@ from absl import flags
 from data import layout
 from data import dataset_info
 from noisy_student.runtime import entry
+from noisy_student.cli import config_flags
 from noisy_student.cli import filter_flags
 from noisy_student.runtime import errors
 from noisy_student.pseudo import filter_files
@@ -92,7 +93,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
                          'python -m noisy_student.eval_robustness')
   settings = filter_flags.settings_from_flags(
       fv, num_label_classes=_described_classes(fv))
-  try:
+  with config_flags.flag_names():
     config = filter_files.FilterConfig(
         input_dir=fv.input_dir, prediction_dir=fv.prediction_dir,
         info_dir=fv.info_dir, output_dir=fv.output_dir,
@@ -101,9 +102,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
         total_replicas=fv.total_replicas,
         num_samples_per_class=fv.num_samples_per_class,
         shuffle_buffer_bytes=fv.shuffle_buffer_mb << 20)
-    shards = layout.parse_shard_ids(fv.shard_id, fv.num_shards)
-  except ValueError as err:
-    raise errors.ConfigError(str(err)) from None
+  shards = layout.parse_shard_ids(fv.shard_id, fv.num_shards)
   if fv.task == -1:
     tasks_ = list(range(fv.total_replicas))
   elif 0 <= fv.task < fv.total_replicas:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 from absl import flags
 from absl import logging
@@ -26,8 +26,10 @@ import keras
 import tensorflow as tf
 
 from noisy_student.runtime import entry
+from data import dataset_info
 from data import layout
 from data import writers
+from noisy_student.cli import config_flags
 from noisy_student.cli import main_flags
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -74,37 +76,112 @@ class MainJob:
   flags_json: Optional[dict] = None
 
 
+def _train(job: MainJob, strategy: tf.distribute.Strategy) -> dict:
+  config = job.experiment
+  config.train.per_replica_batches(strategy.num_replicas_in_sync)
+  modes.check_model_dir(config.model_dir, config.model)
+  if distribute.is_chief(strategy):
+    writers.write_json(os.path.join(config.model_dir, layout.FLAGS_FILE),
+                       job.flags_json)
+  every = (config.train.steps_per_eval if MODES[job.mode].evaluates_during
+           else None)
+  result = modes.train(config, strategy, evaluate_every=every)
+  if result['eval']:
+    print(json.dumps(result['eval'], indent=2))
+  return result
+
+
+def _evaluate(job: MainJob, strategy: tf.distribute.Strategy) -> dict:
+  return modes.evaluate(job.experiment, strategy)
+
+
+def _predict(job: MainJob, strategy: tf.distribute.Strategy) -> dict:
+  return modes.predict(job.experiment.model, job.predict, strategy)
+
+
+def _export(job: MainJob, strategy: tf.distribute.Strategy) -> dict:
+  del strategy
+  outputs = export_lib.export(
+      job.experiment.model_dir, job.export.export_dir,
+      keras_path=job.export.keras_path,
+      checkpoint_path=job.export.checkpoint_path)
+  print(json.dumps(outputs, indent=2))
+  return outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+  """What one --mode needs and does.
+
+  Attributes:
+    run: the job -> its results (in the strategy).
+    trains: writes checkpoints (FLAGS.json, the train split, unlabeled data).
+    evaluates_during: evaluates every --steps_per_eval while training.
+    reads_splits: checks the eval splits' shards before starting.
+    needs_label_data: --label_data_dir is required (predict: the unlabeled
+      shards).
+    needs_model_dir: --model_dir is required.
+    own_architecture: the model comes from a model_dir / checkpoint's
+      model_config.json, so a folder without a dataset is fine.
+  """
+  run: Callable[[MainJob, tf.distribute.Strategy], dict]
+  trains: bool = False
+  evaluates_during: bool = False
+  reads_splits: bool = False
+  needs_label_data: bool = False
+  needs_model_dir: bool = True
+  own_architecture: bool = False
+
+
+# The --mode table (its names are config.MODES, the flag's choices).
+MODES = {
+    'train': Mode(_train, trains=True, reads_splits=True,
+                  needs_label_data=True),
+    'eval': Mode(_evaluate, reads_splits=True, needs_label_data=True),
+    'train_and_eval': Mode(_train, trains=True, evaluates_during=True,
+                           reads_splits=True, needs_label_data=True),
+    'predict': Mode(_predict, needs_label_data=True, needs_model_dir=False,
+                    own_architecture=True),
+    'export': Mode(_export, own_architecture=True),
+}
+
+
 def _present(fv: flags.FlagValues, name: str) -> bool:
   return fv[name].present > 0
 
 
-def _value(fv: flags.FlagValues, name: str, dataset_default):
-  """The flag's value when passed explicitly (or dataset-free), else the dataset's."""
-  if _present(fv, name) or dataset_default is None:
-    return fv[name].value
-  return dataset_default
-
-
 def resolve_strategy(fv: flags.FlagValues) -> str:
-  """--strategy, with --use_tpu implying 'tpu' (explicit values must agree)."""
+  """--strategy, with --use_tpu implying 'tpu' (explicit values must agree).
+
+  --use_tpu defaults to True (the original's); left at its default on a
+  machine where no TPU can be (`distribute.tpu_present`), the job runs on the
+  default strategy instead, with one warning.
+  """
   if _present(fv, 'strategy'):
     if _present(fv, 'use_tpu') and fv.use_tpu and fv.strategy != 'tpu':
       raise errors.ConfigError(
           f'--use_tpu=true conflicts with --strategy={fv.strategy}')
     return fv.strategy
-  return 'tpu' if fv.use_tpu else 'default'
+  if not fv.use_tpu:
+    return 'default'
+  if _present(fv, 'use_tpu') or distribute.tpu_present(fv.tpu):
+    return 'tpu'
+  logging.warning('no TPU on this machine and --use_tpu left at its default '
+                  '(true, as in the original): running on the default '
+                  'strategy (CPU/GPU)%s; pass --use_tpu=false to say so',
+                  '' if _present(fv, 'use_bfloat16') else ' in float32')
+  return 'default'
 
 
-def noise_from_flags(fv: flags.FlagValues) -> config_lib.NoiseConfig:
-  return config_lib.NoiseConfig(
-      augment_name=config_lib.augment_name_from_flag(fv.augment_name,
-                                                     'augment_name'),
-      unl_augment_name=(
-          'default' if fv.unl_aug == 'default'
-          else config_lib.augment_name_from_flag(fv.unl_aug, 'unl_aug')),
-      randaug_magnitude=fv.randaug_mag, randaug_num_layers=fv.randaug_layer,
-      use_cutout_op=fv.cutout_op, dropout_rate=fv.dropout_rate,
-      stochastic_depth_rate=fv.stochastic_depth_rate)
+def _mixed_precision(fv: flags.FlagValues, strategy: str) -> str:
+  """--mixed_precision, else bfloat16 when --use_bfloat16 (on a TPU or when
+  passed explicitly), else float32."""
+  if fv.mixed_precision:
+    return fv.mixed_precision
+  use_bfloat16 = fv.use_bfloat16 and (strategy == 'tpu'
+                                      or _present(fv, 'use_bfloat16')
+                                      or not fv.use_tpu)
+  return 'bfloat16' if use_bfloat16 else 'float32'
 
 
 def dataset_from_flags(fv: flags.FlagValues) -> datasets.DatasetInfo:
@@ -116,7 +193,7 @@ def dataset_from_flags(fv: flags.FlagValues) -> datasets.DatasetInfo:
         else None,
         num_train_images=fv.num_train_images, image_size=fv.input_image_size)
   except errors.ConfigError:
-    if fv.mode not in ('export', 'predict'):
+    if not MODES[fv.mode].own_architecture:
       raise
     # Export and predict rebuild our models from their model_config.json;
     # only an original TF1 checkpoint needs the architecture, whose default
@@ -128,14 +205,18 @@ def model_config_from_flags(fv: flags.FlagValues,
                             dataset: datasets.DatasetInfo,
                             noise: config_lib.NoiseConfig
                             ) -> config_lib.ModelConfig:
+  model = config_flags.values(config_lib.ModelConfig, fv,
+                              fields=main_flags.MODEL_FIELDS)
   return factory.model_config(
-      dataset, fv.model_name, noise=noise,
-      num_classes=_value(fv, 'num_label_classes', dataset.num_classes),
-      image_size_override=fv.input_image_size,
-      small_image=_value(fv, 'small_image_model', dataset.small_image),
-      width_coefficient=fv.width_coefficient,
-      depth_coefficient=fv.depth_coefficient,
-      sync_batch_norm=fv.sync_batch_norm)
+      dataset, model['model_name'], noise=noise,
+      num_classes=(model['num_classes'] if _present(fv, 'num_label_classes')
+                   else dataset.num_classes),
+      image_size_override=model['image_size'],
+      small_image=(model['small_image'] if _present(fv, 'small_image_model')
+                   else dataset.small_image),
+      width_coefficient=model['width_coefficient'],
+      depth_coefficient=model['depth_coefficient'],
+      sync_batch_norm=model['sync_batch_norm'])
 
 
 def teacher_config_from_flags(fv: flags.FlagValues,
@@ -170,24 +251,19 @@ def teacher_config_from_flags(fv: flags.FlagValues,
 
 def _check_flags(fv: flags.FlagValues) -> None:
   """Flag checks that need no dataset or model."""
+  mode = MODES[fv.mode]
   if fv.fix_layer_num != -1:
     raise errors.ConfigError('--fix_layer_num is not supported (freeze layers '
                              'by fine-tuning from --init_model_path instead)')
   if fv.data_format != 'channels_last':
     raise errors.ConfigError('--data_format: only channels_last is supported '
                              '(XLA/cuDNN pick the fastest layout themselves)')
-  needs_data = fv.mode in ('train', 'train_and_eval', 'eval', 'predict')
-  if needs_data and not fv.label_data_dir:
+  if mode.needs_label_data and not fv.label_data_dir:
     raise errors.ConfigError(f'--mode={fv.mode} needs --label_data_dir')
-  if fv.mode != 'predict' and not fv.model_dir:
+  if mode.needs_model_dir and not fv.model_dir:
     raise errors.ConfigError(f'--mode={fv.mode} needs --model_dir')
-  if (fv.unlabel_ratio > 0 and not fv.unlabel_data_dir
-      and fv.mode.startswith('train')):
+  if fv.unlabel_ratio > 0 and not fv.unlabel_data_dir and mode.trains:
     raise errors.ConfigError('--unlabel_ratio > 0 needs --unlabel_data_dir')
-  if fv.teacher_softmax_temp != -1 and fv.teacher_softmax_temp <= 0:
-    raise errors.ConfigError(
-        f'--teacher_softmax_temp must be -1 (hard labels) or > 0, received: '
-        f'{fv.teacher_softmax_temp}')
   if fv.init_model_path and not fv.init_model:
     logging.warning('--init_model_path is ignored without --init_model=true '
                     '(as in the original)')
@@ -199,32 +275,26 @@ def _check_flags(fv: flags.FlagValues) -> None:
 
 
 def train_config_from_flags(fv: flags.FlagValues,
-                            dataset: datasets.DatasetInfo
-                            ) -> config_lib.TrainConfig:
-  train_steps = int(fv.train_steps * fv.train_ratio)
-  last = fv.train_last_step_num
-  last = train_steps if last == -1 else int(last * fv.train_ratio)
-  return config_lib.TrainConfig(
-      train_steps=train_steps, train_last_step_num=last,
-      train_ratio=fv.train_ratio, train_batch_size=fv.train_batch_size,
-      eval_batch_size=fv.eval_batch_size,
-      num_train_images=fv.num_train_images or dataset.num_train_images,
-      iterations_per_loop=fv.iterations_per_loop,
-      log_every_steps=fv.log_every_steps,
-      save_checkpoints_steps=max(fv.save_checkpoints_steps,
-                                 fv.iterations_per_loop),
-      keep_checkpoint_max=fv.keep_checkpoint_max,
-      steps_per_eval=fv.steps_per_eval,
-      base_learning_rate=fv.base_learning_rate,
-      final_base_lr=fv.final_base_lr,
-      moving_average_decay=fv.moving_average_decay,
-      weight_decay=fv.weight_decay, label_smoothing=fv.label_smoothing,
-      unlabel_ratio=fv.unlabel_ratio,
-      label_data_sample_prob=fv.label_data_sample_prob,
-      teacher_softmax_temp=fv.teacher_softmax_temp,
-      mixed_precision=fv.mixed_precision or (
-          'bfloat16' if fv.use_bfloat16 else 'float32'),
-      jit_compile=fv.jit_compile, seed=fv.seed)
+                            dataset: datasets.DatasetInfo,
+                            strategy: str) -> config_lib.TrainConfig:
+  """The TrainConfig flags, after --train_ratio (as the original)."""
+  train = config_flags.values(config_lib.TrainConfig, fv)
+  ratio = train['train_ratio']
+  for name in ('train_steps', 'train_last_step_num', 'num_train_images'):
+    if not isinstance(train[name], (int, type(None))):
+      raise errors.ConfigError(f'--{name} must be an integer')
+  train_steps = int(train['train_steps'] * ratio)
+  last = train['train_last_step_num']
+  train.update(
+      train_steps=train_steps,
+      train_last_step_num=(train_steps if last == -1 else int(last * ratio)),
+      num_train_images=(dataset.num_train_images
+                        if train['num_train_images'] is None
+                        else train['num_train_images']),
+      save_checkpoints_steps=max(train['save_checkpoints_steps'],
+                                 train['iterations_per_loop']),
+      mixed_precision=_mixed_precision(fv, strategy))
+  return config_lib.TrainConfig(**train)
 
 
 def init_model_path(fv: flags.FlagValues) -> Optional[str]:
@@ -242,53 +312,81 @@ def init_model_path(fv: flags.FlagValues) -> Optional[str]:
 def config_from_flags(fv: flags.FlagValues = FLAGS
                       ) -> config_lib.ExperimentConfig:
   """Validates the flags and builds the frozen experiment config."""
-  dataset = dataset_from_flags(fv)
-  _check_flags(fv)
-  noise = noise_from_flags(fv)
-  model = model_config_from_flags(fv, dataset, noise)
-  teacher = teacher_config_from_flags(fv, model)
-  train = train_config_from_flags(fv, dataset)
-  data = factory.data_config(
-      dataset, model, noise, label_data_dir=fv.label_data_dir or '',
-      unlabel_data_dir=fv.unlabel_data_dir or '',
-      num_train_shards=fv.num_train_shards,
-      teacher_image_size=(teacher.model.image_size
-                          if teacher and fv.unlabel_ratio > 0 else None),
-      pseudo_labels_stored=fv.unlabel_ratio > 0 and teacher is None,
-      remove_aug=fv.remove_aug, use_cache=fv.use_cache,
-      deterministic=fv.deterministic_input, seed=fv.seed)
-  eval_splits = (tuple(s for s in fv.eval_splits.split(',') if s)
-                 if fv.eval_splits else dataset.eval_splits)
-  return config_lib.ExperimentConfig(
-      model_dir=fv.model_dir or '', model=model, data=data, train=train,
-      teacher=teacher,
-      init_model_path=init_model_path(fv),
-      strategy=resolve_strategy(fv), tpu=fv.tpu, tpu_zone=fv.tpu_zone,
-      gcp_project=fv.gcp_project, eval_splits=eval_splits)
+  with config_flags.flag_names():
+    dataset = dataset_from_flags(fv)
+    _check_flags(fv)
+    strategy = resolve_strategy(fv)
+    noise = config_flags.build(config_lib.NoiseConfig, fv)
+    model = model_config_from_flags(fv, dataset, noise)
+    teacher = teacher_config_from_flags(fv, model)
+    train = train_config_from_flags(fv, dataset, strategy)
+    data = factory.data_config(
+        dataset, model, noise,
+        **config_flags.values(config_lib.DataConfig, fv,
+                              fields=('unlabel_data_dir', 'num_train_shards',
+                                      'remove_aug', 'use_cache',
+                                      'deterministic')),
+        label_data_dir=fv.label_data_dir or '',
+        teacher_image_size=(teacher.model.image_size
+                            if teacher and fv.unlabel_ratio > 0 else None),
+        pseudo_labels_stored=fv.unlabel_ratio > 0 and teacher is None,
+        seed=fv.seed)
+    eval_splits = (tuple(s for s in fv.eval_splits.split(',') if s)
+                   if fv.eval_splits else dataset.eval_splits)
+    return config_lib.ExperimentConfig(
+        model_dir=fv.model_dir or '', model=model, data=data, train=train,
+        teacher=teacher, init_model_path=init_model_path(fv),
+        strategy=strategy, tpu=fv.tpu, tpu_zone=fv.tpu_zone,
+        gcp_project=fv.gcp_project, eval_splits=eval_splits)
+
+
+def _unlabeled_prefix(fv: flags.FlagValues, data_dir: str) -> str:
+  """--file_prefix, else the folder's one unlabeled split, else 'train'."""
+  if _present(fv, 'file_prefix'):
+    return fv.file_prefix
+  info = dataset_info.read(data_dir) or {}
+  unlabeled = [name for name, entry in (info.get('splits') or {}).items()
+               if isinstance(entry, dict) and not entry.get('labeled', True)
+               and not entry.get('directory')]
+  return unlabeled[0] if len(unlabeled) == 1 else fv.file_prefix
 
 
 def predict_config_from_flags(fv: flags.FlagValues,
                               experiment: config_lib.ExperimentConfig
                               ) -> modes.PredictConfig:
-  if not fv.output_dir or (not fv.info_dir and not fv.reassign_label):
-    raise errors.ConfigError('--mode=predict needs --output_dir and --info_dir')
+  """--mode=predict: every shard of the folder unless --shard_id says otherwise.
+
+  --num_shards defaults to the folder's shard count, --file_prefix to its
+  one unlabeled split, --info_dir to `<output_dir>/info`.
+  """
+  if not fv.output_dir:
+    raise errors.ConfigError('--mode=predict needs --output_dir')
   ckpt = fv.predict_ckpt_path or experiment.model_dir
   if not ckpt:
     raise errors.ConfigError(
         '--mode=predict needs --predict_ckpt_path (or --model_dir)')
   if fv.data_type != 'tfrecord':
     raise errors.ConfigError(f'--data_type={fv.data_type}: only tfrecord')
-  try:
-    shard_ids = tuple(layout.parse_shard_ids(fv.shard_id, fv.num_shards))
-  except ValueError as err:
-    raise errors.ConfigError(str(err)) from None
-  if not 0 <= fv.worker_id < fv.total_replicas:
+  data_dir = experiment.data.label_data_dir
+  prefix = _unlabeled_prefix(fv, data_dir)
+  num_shards = fv.num_shards
+  if num_shards is None:
+    if fv.reassign_label:
+      raise errors.ConfigError('--reassign_label needs --num_shards (the '
+                               'filtered shards\' N)')
+    num_shards = layout.count_shards(data_dir, prefix)
+  if num_shards < 1:
+    raise errors.ConfigError(f'--num_shards must be >= 1, received: '
+                             f'{num_shards}')
+  shard_ids = tuple(layout.parse_shard_ids(fv.shard_id, num_shards))
+  if fv.total_replicas < 1 or not 0 <= fv.worker_id < fv.total_replicas:
     raise errors.ConfigError(f'--worker_id={fv.worker_id} must be in [0, '
                              f'--total_replicas={fv.total_replicas})')
   return modes.PredictConfig(
-      predict_ckpt_path=ckpt, data_dir=experiment.data.label_data_dir,
-      output_dir=fv.output_dir, info_dir=fv.info_dir,
-      file_prefix=fv.file_prefix, num_shards=fv.num_shards,
+      predict_ckpt_path=ckpt, data_dir=data_dir,
+      output_dir=fv.output_dir,
+      info_dir=fv.info_dir or layout.PredictionDirs(fv.output_dir).info,
+      file_prefix=prefix, num_shards=num_shards,
       shard_ids=shard_ids, total_replicas=fv.total_replicas,
       worker_id=fv.worker_id, reassign_label=fv.reassign_label,
       batch_size=fv.predict_batch_size, num_samples=fv.num_samples_per_shard,
@@ -298,6 +396,7 @@ def predict_config_from_flags(fv: flags.FlagValues,
 def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
   """Every check of every mode, before TensorFlow starts any work."""
   experiment = config_from_flags(fv)
+  mode = MODES[fv.mode]
   predict = export = flags_json = None
   if fv.mode == 'predict':
     predict = predict_config_from_flags(fv, experiment)
@@ -313,16 +412,12 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
             experiment.model_dir),
         keras_path=keras_path,
         checkpoint_path=fv.predict_ckpt_path or None)
-  if fv.mode in ('train', 'train_and_eval', 'eval'):
+  if mode.reads_splits:
     splits = tuple(experiment.eval_splits)
-    if fv.mode != 'eval':
+    if mode.trains:
       splits += (experiment.data.train_prefix,)
     datasets.check_folder(experiment.data.label_data_dir, splits)
-  if fv.mode in ('train', 'train_and_eval'):
-    if experiment.train.num_train_images is None:
-      raise errors.ConfigError(
-          f'{fv.label_data_dir}: no train split size is known (its '
-          'dataset_info.json lists no train split); pass --num_train_images')
+  if mode.trains:
     datasets.check_folder(experiment.data.unlabel_data_dir)
     flags_json = {k: v for k, v in fv.flag_values_dict().items()
                   if isinstance(v, (str, int, float, bool, type(None), list))}
@@ -342,28 +437,7 @@ def run_job(job: MainJob) -> dict:
       gcp_project=config.gcp_project, cpu_devices=job.mirrored_cpu_devices)
   logging.info('Strategy %s with %d replicas', config.strategy,
                strategy.num_replicas_in_sync)
-  if job.mode in ('train', 'train_and_eval'):
-    config.train.per_replica_batches(strategy.num_replicas_in_sync)
-    modes.check_model_dir(config.model_dir, config.model)
-    if distribute.is_chief(strategy):
-      writers.write_json(os.path.join(config.model_dir, layout.FLAGS_FILE),
-                         job.flags_json)
-    every = (config.train.steps_per_eval if job.mode == 'train_and_eval'
-             else None)
-    result = modes.train(config, strategy, evaluate_every=every)
-    if result['eval']:
-      print(json.dumps(result['eval'], indent=2))
-    return result
-  if job.mode == 'eval':
-    return modes.evaluate(config, strategy)
-  if job.mode == 'export':
-    outputs = export_lib.export(
-        config.model_dir, job.export.export_dir,
-        keras_path=job.export.keras_path,
-        checkpoint_path=job.export.checkpoint_path)
-    print(json.dumps(outputs, indent=2))
-    return outputs
-  return modes.predict(config.model, job.predict, strategy)
+  return MODES[job.mode].run(job, strategy)
 
 
 def main(argv):

@@ -26,7 +26,8 @@ LAYERS = (
     ('noisy_student.core',),
     ('noisy_student.augment',),
     ('noisy_student.models',),
-    ('noisy_student.training', 'noisy_student.pseudo', 'noisy_student.robust'),
+    ('noisy_student.training', 'noisy_student.pseudo', 'noisy_student.robust',
+     'noisy_student.analysis'),
     ('noisy_student.drivers', 'noisy_student.api'),
     ('noisy_student.cli',),
     ('noisy_student', 'benchmarks'),  # the binaries and benchmark scripts

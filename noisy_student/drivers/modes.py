@@ -26,6 +26,7 @@ from noisy_student.runtime import errors
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
 from noisy_student.pseudo import predict as predict_lib
+from noisy_student.training import controller as controller_lib
 from noisy_student.training import distribute
 from noisy_student.training import evaluation
 from noisy_student.training import input_pipeline
@@ -70,18 +71,12 @@ def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
     checkpoints.write_model_config(config.model_dir, config.model)
   trainer = trainer_lib.Trainer(config, strategy, is_chief=chief,
                                 checkpoint_dir=ckpt_dir)
-  target = config.train.last_step
-  history, results = [], {}
-  while trainer.step < target:
-    until = target
-    if evaluate_every:
-      until = min(target, (trainer.step // evaluate_every + 1) * evaluate_every)
-    history.extend(trainer.train(until))
-    if evaluate_every:
-      results = trainer.evaluate(config.eval_splits)
-      if chief:
-        _append_eval_results(config.model_dir, results)
-  if trainer.step >= target and not history:
+  controller = controller_lib.Controller(trainer)
+  history, results = controller.run(
+      evaluate_every=evaluate_every, splits=config.eval_splits,
+      on_evaluate=(lambda r: _append_eval_results(config.model_dir, r))
+      if chief else None)
+  if not history:
     logging.info('Already trained to step %d in %s', trainer.step,
                  config.model_dir)
   _cleanup_worker_dir(ckpt_dir, config.model_dir)

@@ -26,6 +26,7 @@ predict or filter stage redoes only its unfinished shards. At the end
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import MISSING
 import json
 import time
 from typing import Callable, Optional, Sequence
@@ -38,6 +39,7 @@ import tensorflow as tf
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
+from noisy_student.core.config import doc
 from noisy_student.core import datasets
 from noisy_student.core import defaults
 from noisy_student.runtime import errors
@@ -54,42 +56,61 @@ from noisy_student.pseudo import selection
 class RoundsConfig:
   """The whole iterative job (built from flags by `iterate`, or by the demo).
 
-  Attributes:
-    work_dir: folder of every artifact.
-    dataset: classes, sizes and normalisation of the labeled data.
-    label_data_dir / unlabel_data_dir: labeled shards (train-, dev-, test-)
-      and unlabeled shards (`<unlabel_file_prefix>-NNNNN-of-NNNNN`).
-    teacher_model_name / student_model_names: round 0's model and one student
-      model per round.
-    teacher / student: how each is trained (optimisation and noise).
-    width_coefficient / depth_coefficient / image_size: overrides for every
-      model (None: the model's or the dataset's).
-    min_threshold / num_image_per_class / upsample: the filter's settings;
-      num_image_per_class None = unlabeled images / classes.
-    predict_batch_size: images per teacher batch.
-    seed: seed of data order, augmentation and the filter's choices.
-    deterministic: a fixed record order and deterministic TF ops, so that a
-      rerun with the same seed on the same machine repeats every number
-      (slightly slower input pipeline).
+  `dataset` holds the labeled data's classes, sizes and normalisation;
+  `teacher` / `student` how each model is trained (optimisation and noise).
+  The other fields are `iterate`'s flags (`cli/config_flags.py`).
   """
-  work_dir: str
-  dataset: datasets.DatasetInfo
-  label_data_dir: str
-  unlabel_data_dir: str
-  teacher_model_name: str
-  student_model_names: tuple[str, ...]
-  teacher: config_lib.Recipe = defaults.ITERATE_TEACHER
-  student: config_lib.Recipe = defaults.ITERATE_STUDENT
-  unlabel_file_prefix: str = 'extra'
-  width_coefficient: Optional[float] = None
-  depth_coefficient: Optional[float] = None
-  image_size: Optional[int] = None
-  min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
-  num_image_per_class: Optional[int] = None
-  upsample: bool = True
-  predict_batch_size: int = 256
-  seed: int = 0
-  deterministic: bool = False
+  work_dir: str = doc(MISSING, 'Folder of every artifact of the job.')
+  dataset: datasets.DatasetInfo = doc(MISSING, 'The labeled dataset.')
+  label_data_dir: str = doc(MISSING, 'Labeled shards (train-, dev-, test-).')
+  unlabel_data_dir: str = doc(MISSING, 'Unlabeled shards.')
+  teacher_model_name: str = doc(
+      'efficientnet-b0', 'Round-0 teacher: efficientnet-b0..l2, keras:<a '
+      'keras.applications name> (e.g. keras:ResNet50) or a .keras '
+      'classifier file.')
+  student_model_names: tuple[str, ...] = doc(
+      ('efficientnet-b0',), 'One student per round (equal or larger models; '
+      'the same kinds as teacher_model_name).')
+  teacher: config_lib.Recipe = doc(defaults.ITERATE_TEACHER, 'Teacher recipe.')
+  student: config_lib.Recipe = doc(defaults.ITERATE_STUDENT, 'Student recipe.')
+  unlabel_file_prefix: str = doc('extra', 'Prefix of the unlabeled shards.')
+  width_coefficient: Optional[float] = doc(
+      None, 'Width override for all models (EfficientNets).')
+  depth_coefficient: Optional[float] = doc(
+      None, 'Depth override for all models (EfficientNets).')
+  image_size: Optional[int] = doc(None, 'Input size of every model; default: '
+                                  'the dataset\'s, else the model\'s.')
+  min_threshold: float = doc(defaults.ITERATE_MIN_THRESHOLD,
+                             'Keep pseudo-labels with top-1 probability >= '
+                             'this.')
+  num_image_per_class: Optional[int] = doc(
+      None, 'Balance every class to this many images; default: unlabeled '
+      'images / classes.')
+  upsample: bool = doc(True, 'Duplicate images of scarce classes.')
+  predict_batch_size: int = doc(256, 'Images per teacher batch.')
+  seed: int = doc(0, 'Seed of initialisation, data order, augmentation and '
+                  'the filter\'s choices.')
+  deterministic: bool = doc(
+      False, 'Fixed record order and deterministic TF ops: a rerun with the '
+      'same seed on the same machine repeats every number (docs/results.md; '
+      'slightly slower input pipeline).')
+
+  def __post_init__(self):
+    if not self.student_model_names:
+      raise errors.ConfigError(f'{errors.field_name("student_model_names")}: '
+                               'give at least one student')
+    config_lib.check_ranges(self, {
+        'width_coefficient': (config_lib.POSITIVE, None),
+        'depth_coefficient': (config_lib.POSITIVE, None),
+        'image_size': (1, None), 'min_threshold': (0.0, 1.0),
+        'num_image_per_class': (1, None), 'predict_batch_size': (1, None)})
+    # Both schedules are checked here, before the teacher trains.
+    for recipe in (self.teacher, self.student):
+      if self.dataset.num_train_images is None:
+        break
+      dataclasses.replace(
+          recipe.train,
+          num_train_images=self.dataset.num_train_images).check_schedule()
 
   @property
   def iterations(self) -> int:

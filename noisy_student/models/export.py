@@ -162,7 +162,7 @@ def export_keras(model: keras.Model, path: str) -> str:
   """Saves `portable_model(model)` atomically (`path` must end in .keras)."""
   check_keras_path(path)
   model = portable_model(model)
-  with writers.atomic_path(path, suffix='.keras') as tmp:
+  with writers.atomic_path(path, suffix=layout.KERAS_SUFFIX) as tmp:
     model.save(tmp)
   return path
 

@@ -35,6 +35,7 @@ from noisy_student.runtime import progress as progress_lib
 from data import layout
 from data import records
 from noisy_student.runtime import errors
+from noisy_student.core import config as config_lib
 from noisy_student.pseudo import selection
 
 
@@ -74,17 +75,14 @@ class FilterConfig:
   input_files: tuple[str, ...] = ()
 
   def __post_init__(self):
+    config_lib.check_ranges(self, {
+        'num_shards': (1, None), 'total_replicas': (1, None),
+        'num_samples_per_class': (0, None), 'shuffle_buffer_bytes': (1, None),
+        'batch_size': (1, None)})
     if self.input_files and len(self.input_files) != self.num_shards:
-      raise ValueError(f'{len(self.input_files)} input files for '
-                       f'--num_shards={self.num_shards}')
-    if self.num_shards < 1:
-      raise ValueError(f'--num_shards must be >= 1, received: {self.num_shards}')
-    if self.total_replicas < 1:
-      raise ValueError('--total_replicas must be >= 1, received: '
-                       f'{self.total_replicas}')
-    if self.num_samples_per_class < 0:
-      raise ValueError('--num_samples_per_class must be >= 0, received: '
-                       f'{self.num_samples_per_class}')
+      raise errors.ConfigError(
+          f'{len(self.input_files)} input files for '
+          f'{errors.field_name("num_shards")}={self.num_shards}')
     if not self.prelim_stats_dir:
       object.__setattr__(self, 'prelim_stats_dir',
                          layout.FilterDirs(self.output_dir).prelim_stats)

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import progress as progress_lib
+from data import layout
 from data import records
 from data import writers
 from noisy_student.runtime import errors
@@ -247,7 +248,7 @@ class _Shuffler:
       self._bucket_dir = writers.temp_path(path, suffix=BUCKETS_SUFFIX)
       tf.io.gfile.makedirs(self._bucket_dir)
       self._bucket_writers = [
-          tf.io.TFRecordWriter(os.path.join(self._bucket_dir, f'{b:05d}'))
+          tf.io.TFRecordWriter(layout.bucket_path(self._bucket_dir, b))
           for b in range(self._num_buckets)]
     self.count = 0
 
@@ -266,7 +267,7 @@ class _Shuffler:
     for writer in self._bucket_writers:
       writer.close()
     for b in range(self._num_buckets):
-      path = os.path.join(self._bucket_dir, f'{b:05d}')
+      path = layout.bucket_path(self._bucket_dir, b)
       yield list(tf.data.TFRecordDataset(path).as_numpy_iterator())
       tf.io.gfile.remove(path)
 

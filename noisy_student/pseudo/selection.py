@@ -38,6 +38,9 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from noisy_student.core import config as config_lib
+from noisy_student.runtime import errors
+
 # Bin edges of the original: 0.00, 0.01, ..., 1.00 (float64, i / 100).
 THRESHOLDS = np.arange(101, dtype=np.float64) / 100.0
 NUM_BINS = len(THRESHOLDS)
@@ -48,47 +51,40 @@ NO_BOUNDARY = NUM_BINS
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """The selection settings a plan is built for (the filter flags).
-
-  Attributes:
-    num_label_classes: number of classes C of the teacher's softmax.
-    num_image: target images per class K (`--num_image`).
-    min_threshold: keep images whose top-1 probability is >= this.
-    max_prob: ... and <= this (probabilities can exceed 1 by rounding).
-    upsample: duplicate the images of classes with fewer than K images.
-    use_top: keep the most confident images (False: a seeded uniform choice in
-      exact mode, a uniform Bernoulli draw in random mode).
-    use_all: keep every eligible image once; no balancing.
-    balance: 'exact' (flat histogram, deterministic) or 'random' (original).
-    seed: seed of every random choice (shuffle, use_top=False, random mode).
-  """
-  num_label_classes: int
-  num_image: int
-  min_threshold: float = 0.0
-  max_prob: float = 2.0
-  upsample: bool = True
-  use_top: bool = True
-  use_all: bool = False
-  balance: str = 'exact'
-  seed: int = 12345
+  """The selection settings a plan is built for (the filter flags)."""
+  num_label_classes: int = config_lib.doc(
+      dataclasses.MISSING, 'Classes C of the teacher\'s softmax.')
+  num_image: int = config_lib.doc(
+      dataclasses.MISSING, 'Images per class K after balancing.')
+  min_threshold: float = config_lib.doc(
+      0.0, 'Keep images whose top-1 probability is >= this.')
+  max_prob: float = config_lib.doc(
+      2.0, 'Keep images whose top-1 probability is <= this (it can exceed 1 '
+      'by rounding).')
+  upsample: bool = config_lib.doc(
+      True, 'Duplicate images of classes with fewer than num_image images.')
+  use_top: bool = config_lib.doc(
+      True, 'Keep the most confident images of abundant classes; false: a '
+      'seeded random choice.')
+  use_all: bool = config_lib.doc(
+      False, 'Keep every image above the threshold once, without balancing.')
+  balance: str = config_lib.doc(
+      'exact', 'exact: every class gets exactly num_image records '
+      '(deterministic); random: the original rule (each image above the '
+      'class threshold gets a random number of copies with mean num_image / '
+      'count).', choices=BALANCE_MODES)
+  seed: int = config_lib.doc(12345, 'Seed of shuffling and random choices.')
 
   def __post_init__(self):
-    if self.num_label_classes < 1:
-      raise ValueError('--num_label_classes must be >= 1, received: '
-                       f'{self.num_label_classes}')
-    if self.num_image < 0:
-      raise ValueError(f'--num_image must be >= 0, received: {self.num_image}')
-    if not 0.0 <= self.min_threshold <= 1.0:
-      raise ValueError('--min_threshold must be in [0, 1], received: '
-                       f'{self.min_threshold}')
+    config_lib.check_ranges(self, {'num_label_classes': (1, None),
+                                   'num_image': (0, None),
+                                   'min_threshold': (0.0, 1.0),
+                                   'max_prob': (0.0, None), 'seed': (0, None)})
     if self.max_prob < self.min_threshold:
-      raise ValueError(f'--max_prob={self.max_prob} is below '
-                       f'--min_threshold={self.min_threshold}')
-    if self.balance not in BALANCE_MODES:
-      raise ValueError(f'--balance must be one of {BALANCE_MODES}, received: '
-                       f'{self.balance!r}')
-    if self.seed < 0:
-      raise ValueError(f'--seed must be >= 0, received: {self.seed}')
+      raise errors.ConfigError(
+          f'{errors.field_name("max_prob")}={self.max_prob} is below '
+          f'{errors.field_name("min_threshold")}={self.min_threshold}')
+    config_lib.check_choice(self, 'balance', BALANCE_MODES)
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)

@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from typing import Optional
 
 from absl import logging
 import tensorflow as tf
+
+from noisy_student.runtime import errors
 
 
 def split_cpu(num_devices: int) -> list[str]:
@@ -26,6 +29,13 @@ def split_cpu(num_devices: int) -> list[str]:
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices)
   return [d.name for d in tf.config.list_logical_devices('CPU')]
+
+
+def tpu_present(tpu: Optional[str] = None) -> bool:
+  """Whether a TPU may be reachable: a --tpu name, TPU_NAME, or a TPU VM's
+  device files. (Cheap: asks no network; `make_strategy('tpu')` connects.)"""
+  return bool(tpu or os.environ.get('TPU_NAME') or glob.glob('/dev/accel*')
+              or glob.glob('/dev/vfio/[0-9]*'))
 
 
 def make_strategy(name: str, *, tpu: Optional[str] = None,
@@ -41,8 +51,9 @@ def make_strategy(name: str, *, tpu: Optional[str] = None,
     return tf.distribute.MirroredStrategy()
   if name == 'multi_worker':
     if 'TF_CONFIG' not in os.environ:
-      raise ValueError('--strategy=multi_worker needs the TF_CONFIG environment '
-                       'variable describing the cluster (see README)')
+      raise errors.ConfigError(
+          '--strategy=multi_worker needs the TF_CONFIG environment variable '
+          'describing the cluster (see README)')
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == 'tpu':
     try:
@@ -50,13 +61,14 @@ def make_strategy(name: str, *, tpu: Optional[str] = None,
           tpu=tpu, zone=tpu_zone, project=gcp_project)
       tf.config.experimental_connect_to_cluster(resolver)
       tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.NotFoundError, RuntimeError) as err:
-      raise ValueError(
-          f'No TPU found ({err}). --use_tpu defaults to True as in the '
-          'original; pass --use_tpu=false to train on CPU/GPU (and '
-          '--strategy=mirrored for several GPUs).') from err
+    except (ValueError, tf.errors.OpError, RuntimeError) as err:
+      first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ''
+      raise errors.ConfigError(
+          f'no TPU reachable{f" at --tpu={tpu}" if tpu else ""} ({first}); '
+          'pass --use_tpu=false to train on CPU/GPU (and --strategy=mirrored '
+          'for several GPUs)') from None
     return tf.distribute.TPUStrategy(resolver)
-  raise ValueError(f'Unknown --strategy={name!r}')
+  raise errors.ConfigError(f'unknown --strategy={name!r}')
 
 
 def task_info() -> tuple[str, int]:

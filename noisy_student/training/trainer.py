@@ -1,4 +1,4 @@
-"""The distributed Noisy Student training loop.
+"""The Noisy Student training step and what it needs (Orbit's "Trainer").
 
 `Trainer` owns, inside one tf.distribute strategy scope, the student model, the
 original's RMSProp, the EMA of the weights, the global step, an optional
@@ -8,28 +8,23 @@ weights, optimizer slots, EMA, and in deterministic-input mode the data
 stream); only when there is none, `init_model_path` initialises the student
 (its EMA weights), and the EMA shadows start from the initial weights.
 
-A loop of `iterations_per_loop` steps runs in tf.function calls of a few
-steps each, sized so that a progress line (step, running loss, rate, ETA)
-appears at least every `log_every_steps` steps and about every 30 seconds;
-after each loop the trainer writes TensorBoard scalars (the original's names),
-prints a summary line, checks the loss is finite and saves checkpoints every
-`save_checkpoints_steps`. Lines go through `noisy_student.runtime.progress.emit` (absl's log in
-a binary, stderr in a notebook).
+It runs steps (`run_steps(n)`: n steps in one tf.function call), keeps the
+per-step metrics, saves checkpoints and evaluates the EMA weights when asked.
+*When* to do each (loops of `iterations_per_loop` steps, progress lines,
+TensorBoard summaries, checkpoint cadence, the NaN stop, evaluation every K
+steps) is `noisy_student.training.controller.Controller`'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import time
 from typing import Optional
 
 from absl import logging
 import keras
 import tensorflow as tf
 
-from noisy_student.runtime import progress as progress_lib
 from data import records
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
@@ -41,11 +36,7 @@ from noisy_student.training import evaluation
 from noisy_student.training import input_pipeline
 from noisy_student.training import losses
 from noisy_student.training import optimizers
-from noisy_student.training import schedules
-
-# A progress line about this often (seconds), and after the first few steps.
-PROGRESS_SECONDS = 30.0
-FIRST_CHUNK_STEPS = 10
+from noisy_student.core import schedules
 
 METRIC_NAMES = (
     'lab/acc', 'lab/pred_prob', 'lab/loss', 'unl/loss', 'unl/pred_prob',
@@ -99,20 +90,13 @@ def decayed_weights(model: keras.Model) -> list:
   return [w for w in model.trainable_weights if id(w) not in bn_weights]
 
 
-@dataclasses.dataclass
-class LoopStats:
-  """Averages over the last loop (keys: METRIC_NAMES + train/*)."""
-  step: int
-  metrics: dict
-
-
 class Trainer:
-  """Training, checkpointing and in-training evaluation of one student.
+  """The training step, checkpoints and EMA evaluation of one student.
 
   Args:
     config: the experiment.
     strategy: a tf.distribute strategy (its scope is used for all variables).
-    is_chief: writes summaries, FLAGS/model config and real checkpoints.
+    is_chief: saves real checkpoints (the controller: summaries).
     checkpoint_dir: where this worker saves (model_dir for the chief, a
       temporary folder for other multi-worker workers).
   """
@@ -166,12 +150,8 @@ class Trainer:
         max_to_keep=train.keep_checkpoint_max, step_counter=self.global_step,
         checkpoint_interval=max(train.save_checkpoints_steps, 1))
     self._restore_or_initialize()
-    self._summary_writer = (
-        tf.summary.create_file_writer(config.model_dir) if is_chief
-        else tf.summary.create_noop_writer())
     self._train_loop_fn = None
     self._iterator = None
-    self._seconds_per_step = None
 
   # ------------------------------------------------------------------------
   # Set-up.
@@ -314,7 +294,7 @@ class Trainer:
     return values
 
   # ------------------------------------------------------------------------
-  # The loop.
+  # Running steps.
   # ------------------------------------------------------------------------
   def _dataset_fn(self, start_step: int):
     def fn(input_context):
@@ -348,66 +328,20 @@ class Trainer:
 
     return loop
 
-  def train(self, until_step: Optional[int] = None) -> list[LoopStats]:
-    """Trains until `until_step` (default: the config's last_step); returns loop stats."""
-    train = self.config.train
-    target = until_step if until_step is not None else train.last_step
+  def run_steps(self, num_steps: int) -> None:
+    """Runs `num_steps` training steps in one tf.function call.
+
+    Raises:
+      NonFiniteLossError when the loss became NaN/Inf (the step that did is
+        named; training stops at that step).
+      RecordError-like errors naming the record when the data is corrupt.
+    """
     if self._train_loop_fn is None:
       self._train_loop_fn = self._build_loop()
     if self._iterator is None:
       dist = self.strategy.distribute_datasets_from_function(
           self._dataset_fn(self.step))
       self._iterator = iter(dist)
-    history = []
-    start_step, start_time = self.step, time.time()
-    while self.step < target:
-      num_steps = min(train.iterations_per_loop, target - self.step)
-      loop_start = time.time()
-      self._run_steps(num_steps, target, start_step, start_time)
-      elapsed = time.time() - loop_start
-      stats = self._end_of_loop(num_steps, elapsed, start_step, start_time,
-                                target)
-      history.append(stats)
-      self.manager.save(checkpoint_number=self.step, check_interval=True)
-    latest = self.manager.latest_checkpoint
-    if latest is None or not latest.endswith(f'-{self.step}'):
-      self.manager.save(checkpoint_number=self.step, check_interval=False)
-    return history
-
-  def _chunk_steps(self) -> int:
-    """Steps per tf.function call: a progress line at least every
-    `log_every_steps` steps and about every PROGRESS_SECONDS."""
-    every = max(1, self.config.train.log_every_steps)
-    if self._seconds_per_step is None:
-      return min(every, FIRST_CHUNK_STEPS)
-    return max(1, min(every, int(PROGRESS_SECONDS / self._seconds_per_step)))
-
-  def _run_steps(self, num_steps: int, target: int, start_step: int,
-                 start_time: float) -> None:
-    """Runs `num_steps` steps in chunks, with a progress line between them."""
-    done = 0
-    while done < num_steps:
-      chunk = min(num_steps - done, self._chunk_steps())
-      chunk_start = time.time()
-      self._run_loop_guarded(chunk)
-      self._seconds_per_step = (time.time() - chunk_start) / chunk
-      done += chunk
-      if int(self._nonfinite_step.numpy()) >= 0:
-        self._raise_nonfinite()
-      if done < num_steps:
-        self._progress_line(done, target, start_step, start_time)
-
-  def _progress_line(self, steps_in_loop: int, target: int, start_step: int,
-                     start_time: float) -> None:
-    step = self.step
-    loss = float(self._metric_sums['train/loss'].read_value()) / steps_in_loop
-    rate = (step - start_step) / max(time.time() - start_time, 1e-9)
-    progress_lib.emit(
-        f'step {step}/{target} ({100.0 * step / max(target, 1):.1f}%) | loss '
-        f'{loss:.4f} | {rate:.2f} steps/s | ETA '
-        f'{progress_lib.clock((target - step) / max(rate, 1e-9))}')
-
-  def _run_loop_guarded(self, num_steps: int) -> None:
     try:
       self._train_loop_fn(self._iterator, tf.constant(num_steps, tf.int64))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
@@ -416,6 +350,8 @@ class Trainer:
       if explained is not None:
         raise explained from None
       raise
+    if int(self._nonfinite_step.numpy()) >= 0:
+      self._raise_nonfinite()
 
   def _raise_nonfinite(self):
     step = int(self._nonfinite_step.numpy())
@@ -425,10 +361,16 @@ class Trainer:
     raise errors.NonFiniteLossError(
         f'The training loss became NaN/Inf at step {step} (learning rate '
         f'{self.schedule.numpy(step - 1):.3g}); training stopped and {kept}. '
-        'Lower --base_learning_rate or check the input data.')
+        f'Lower {errors.field_name("base_learning_rate")} or check the input '
+        'data.')
 
-  def _end_of_loop(self, num_steps, elapsed, start_step, start_time,
-                   target) -> LoopStats:
+  def running_loss(self, steps: int) -> float:
+    """Mean `train/loss` over the last `steps` steps (metrics not reset)."""
+    return float(self._metric_sums['train/loss'].read_value()) / max(steps, 1)
+
+  def loop_metrics(self, num_steps: int) -> dict:
+    """Averages over the last `num_steps` steps (then reset) with the rate of
+    the last step (`train/lr`) and the epoch (`train/epoch`)."""
     train = self.config.train
     metrics = self._read_and_reset_metrics(num_steps)
     if not self.unlabeled_batch:
@@ -436,28 +378,26 @@ class Trainer:
                    'unl/acc_to_dump'):
         metrics.pop(name)
     step = self.step
-    images_per_step = self.global_labeled_batch + self.global_unlabeled_batch
     metrics['train/lr'] = self.schedule.numpy(step - 1)  # the last step's rate
     metrics['train/epoch'] = step / schedules.steps_per_epoch(
         train.num_train_images, train.train_batch_size,
         train.label_data_sample_prob)
-    metrics['train/steps_per_sec'] = num_steps / max(elapsed, 1e-9)
-    metrics['train/examples_per_sec'] = (num_steps * images_per_step
-                                         / max(elapsed, 1e-9))
-    with self._summary_writer.as_default():
-      for name, value in metrics.items():
-        tf.summary.scalar(name, value, step=step)
-    self._summary_writer.flush()
-    done = step - start_step
-    rate = done / max(time.time() - start_time, 1e-9)
-    eta = (target - step) / max(rate, 1e-9)
-    progress_lib.emit(
-        f'step {step}/{target} ({100.0 * step / max(target, 1):.1f}%) | loss '
-        f'{metrics["train/loss"]:.4f} | lab/acc {metrics["lab/acc"]:.3f} | lr '
-        f'{metrics["train/lr"]:.3g} | {metrics["train/steps_per_sec"]:.2f} '
-        f'steps/s, {metrics["train/examples_per_sec"]:.0f} img/s | ETA '
-        f'{progress_lib.clock(eta)}')
-    return LoopStats(step=step, metrics=metrics)
+    return metrics
+
+  @property
+  def images_per_step(self) -> int:
+    """Labeled + unlabeled images of one global step."""
+    return self.global_labeled_batch + self.global_unlabeled_batch
+
+  def save(self, force: bool = False) -> None:
+    """Saves a checkpoint: every `save_checkpoints_steps`, or now (`force`)
+    unless the latest is already this step's."""
+    if not force:
+      self.manager.save(checkpoint_number=self.step, check_interval=True)
+      return
+    latest = self.manager.latest_checkpoint
+    if latest is None or not latest.endswith(f'-{self.step}'):
+      self.manager.save(checkpoint_number=self.step, check_interval=False)
 
   # ------------------------------------------------------------------------
   # Evaluation with the EMA weights.
@@ -493,12 +433,4 @@ class Trainer:
           small_image=self.config.model.small_image,
           global_batch=self.config.train.eval_batch_size)
       results[split]['global_step'] = self.step
-    if self.is_chief:
-      for split, metrics in results.items():
-        writer = tf.summary.create_file_writer(
-            os.path.join(self.config.model_dir, f'eval_{split}'))
-        with writer.as_default():
-          for key in ('top_1_accuracy', 'top_5_accuracy'):
-            tf.summary.scalar(key, metrics[key], step=self.step)
-        writer.flush()
     return results

@@ -23,6 +23,10 @@ def test_each_arm_removes_only_its_noise():
   assert data_only.noise.augment_name == full.noise.augment_name == 'v1'
   assert data_only.noise.randaug_magnitude == full.noise.randaug_magnitude
   assert data_only.noise.dropout_rate == 0.0
+  model_only = ablate.student_recipe('model_noise', full)
+  assert model_only.noise.augment_name is None
+  assert model_only.noise.dropout_rate == full.noise.dropout_rate == 0.2
+  assert model_only.noise.stochastic_depth_rate == 0.2
   hard = ablate.student_recipe('hard_labels', full)
   assert hard.train.teacher_softmax_temp == -1.0 and hard.noise == full.noise
 
@@ -41,8 +45,12 @@ def test_demo_preset_is_the_default():
   assert cfg.min_threshold == defaults.ITERATE_MIN_THRESHOLD
   assert cfg.arms == ablate.ARMS
   cfg = _config('--work_dir=/tmp/unused', '--teacher_steps=48',
-                '--min_threshold=0.1', '--width_coefficient=0.25')
+                '--min_threshold=0.1', '--width_coefficient=0.25',
+                '--larger_student_train_steps=1400')
   assert cfg.teacher.train.train_steps == 48
+  steps = ablate.arm_steps(cfg)
+  assert steps['teacher'] == 48 and steps['larger_student'] == 1400
+  assert steps['full'] == steps['no_noise'] == 700
   assert cfg.student.train.train_steps == defaults.DEMO_STUDENT.train.train_steps
   assert (cfg.min_threshold, cfg.width_coefficient,
           cfg.depth_coefficient) == (0.1, 0.25, 0.5)
@@ -55,25 +63,34 @@ def test_cifar_preset_takes_its_recipe_and_leaves_out_data_noise(digits_dir):
   assert (cfg.teacher, cfg.student) == (preset.teacher, preset.student)
   assert cfg.teacher.train.train_steps == 2000 and cfg.min_threshold == 0.5
   assert cfg.unlabel_data_dir == '/tmp/extra'
-  assert 'data_noise' not in cfg.arms and 'no_noise' in cfg.arms
-  with pytest.raises(ablate.errors.ConfigError, match='data_noise'):
-    _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
-            f'--data_dir={digits_dir}', '--arms=no_noise,data_noise')
+  if not preset.student.noise.augments:  # no RandAugment in this preset
+    assert 'data_noise' not in cfg.arms and 'model_noise' not in cfg.arms
+    with pytest.raises(ablate.errors.ConfigError, match='data_noise'):
+      _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
+              f'--data_dir={digits_dir}', '--arms=no_noise,data_noise')
+  assert 'no_noise' in cfg.arms
 
 
-def test_summary_means_stds_and_gains():
+def test_summary_means_stds_and_paired_differences():
   per_seed = {0: {'teacher': 0.80, 'full': 0.90, 'no_noise': 0.84},
-              1: {'teacher': 0.70, 'full': 0.76, 'no_noise': 0.70}}
-  rows = {r['arm']: r for r in ablate.summarize(per_seed)}
+              1: {'teacher': 0.70, 'full': 0.76, 'no_noise': 0.70},
+              2: {'teacher': 0.75, 'full': 0.84, 'no_noise': 0.79}}
+  rows = {r['arm']: r for r in ablate.summarize(
+      per_seed, {'teacher': 8, 'full': 7, 'no_noise': 7}, test_images=400)}
   assert list(rows) == ['teacher', 'full', 'no_noise']
-  assert rows['full']['test_top1_mean'] == pytest.approx(83.0)
-  assert rows['full']['test_top1_std'] == pytest.approx(9.899495, rel=1e-6)
-  assert rows['full']['gain_mean'] == pytest.approx(8.0)
-  assert rows['no_noise']['gain_mean'] == pytest.approx(2.0)
+  assert rows['full']['test_top1_mean'] == pytest.approx(83.333333)
+  assert rows['full']['gain_mean'] == pytest.approx(8.333333)
+  vs_teacher = rows['full']['vs_teacher']
+  assert vs_teacher['seeds'] == [0, 1, 2] and vs_teacher['excludes_zero']
+  assert vs_teacher['low'] == pytest.approx(3.1622, abs=1e-3)
+  assert rows['no_noise']['vs_full']['mean'] == pytest.approx(-5.666667)
+  assert rows['teacher']['vs_teacher'] is None
   table = ablate.markdown(list(rows.values()), 'x')
-  assert '| full | 83.00 +- 9.90 | +8.00 +- 2.83 | 0,1 | 90.00, 76.00 |' in table
+  assert ('| full | 7 | 83.33 +- 7.02 | +8.33 [+3.16, +13.50], p=0.02 | - '
+          '| 0,1,2 | 90.00, 76.00, 84.00 |') in table
+  assert 'binomial standard error of about 2.17 points' in table
   one_seed = ablate.markdown(ablate.summarize({0: per_seed[0]}), 'x')
-  assert '| full | 90.00 | +10.00 | 0 | 90.00 |' in one_seed  # no std of one
+  assert '| full | - | 90.00 | +10.00 | - | 0 | 90.00 |' in one_seed
 
 
 def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
@@ -93,7 +110,8 @@ def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
   assert rows['no_noise']['seed_ids'] == [0]  # seed 1 has not finished it
   assert rows['no_noise']['gain_mean'] == pytest.approx(4.0)
   assert not (tmp_path / 'seed_0' / 'ablation').exists()  # nothing trained
-  assert '| no_noise | 84.00 | +4.00 | 0 |' in (tmp_path / 'ablation.md').read_text()
+  assert '| no_noise | 700 | 84.00 | +4.00 | -6.00 | 0 |' in (
+      tmp_path / 'ablation.md').read_text()
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from absl import flags
 import pytest
 
 from noisy_student import main
+from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
 
 
@@ -56,9 +57,17 @@ def test_explicit_flag_beats_task_default():
   assert cfg.train.mixed_precision == 'bfloat16'  # --use_bfloat16 default
 
 
-def test_strategy_resolution():
+def test_strategy_resolution(monkeypatch):
   base = ('--label_data_dir=/d', '--model_dir=/m')
-  assert _config(*base).strategy == 'tpu'  # --use_tpu defaults to True
+  # --use_tpu defaults to True (the original's): a TPU when one can be there,
+  # else the default strategy in float32, announced, instead of a traceback.
+  monkeypatch.setattr(main.distribute, 'tpu_present', lambda tpu=None: True)
+  assert _config(*base).strategy == 'tpu'
+  monkeypatch.setattr(main.distribute, 'tpu_present', lambda tpu=None: False)
+  fallback = _config(*base)
+  assert fallback.strategy == 'default'
+  assert fallback.train.mixed_precision == 'float32'
+  assert _config(*base, '--use_tpu=true').strategy == 'tpu'  # asked: no fallback
   assert _config(*base, '--strategy=mirrored').strategy == 'mirrored'
   with pytest.raises(errors.ConfigError, match='use_tpu'):
     _config(*base, '--use_tpu=true', '--strategy=mirrored')
@@ -122,3 +131,7 @@ def test_init_model_initialises_the_student_only_without_a_teacher():
                          '--teacher_model_path=/teacher')
   assert with_teacher.init_model_path is None
   assert with_teacher.teacher.path == '/teacher'
+
+
+def test_the_mode_table_has_every_mode_of_the_flag():
+  assert tuple(main.MODES) == config_lib.MODES

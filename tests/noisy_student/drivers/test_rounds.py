@@ -23,7 +23,7 @@ def _command(data_dir: str, work_dir: str) -> list[str]:
       '--student_train_steps=20', '--train_batch_size=16',
       '--iterations_per_loop=10', '--moving_average_decay=0',
       '--min_threshold=0', '--num_image_per_class=20', '--unlabel_ratio=2',
-      '--randaug_mag=5', '--student_model_names=efficientnet-b0,efficientnet-b0']
+      '--student_randaug_mag=5', '--student_model_names=efficientnet-b0,efficientnet-b0']
 
 
 def _state(work_dir: str) -> dict:

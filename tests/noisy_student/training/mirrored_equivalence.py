@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.training import distribute
+from noisy_student.training import controller as controller_lib
 from noisy_student.training import trainer as trainer_lib
 from tests import helpers
 
@@ -32,7 +33,7 @@ def main(data_dir: str, out_dir: str) -> None:
                              train_changes=dict(iterations_per_loop=3))
     trainer = trainer_lib.Trainer(cfg, strategy)
     assert trainer.num_replicas == (1 if name == 'single' else 2)
-    trainer.train()
+    controller_lib.Controller(trainer).train()
     weights.append([w.numpy() for w in trainer.model.weights] +
                    [s.numpy() for s in trainer.ema.shadows])
   diffs = [float(np.max(np.abs(a - b))) for a, b in zip(*weights)]

@@ -16,7 +16,8 @@ from noisy_student.models import checkpoints
 from noisy_student.models import loading
 from noisy_student.training import input_pipeline
 from noisy_student.training import losses
-from noisy_student.training import schedules
+from noisy_student.core import schedules
+from noisy_student.training import controller as controller_lib
 from noisy_student.training import trainer as trainer_lib
 from tests import helpers
 
@@ -29,7 +30,7 @@ def test_train_checkpoint_resume_and_evaluate(digits_dir, tmp_path):
   cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=20)
   checkpoints.write_model_config(cfg.model_dir, cfg.model)
   trainer = trainer_lib.Trainer(cfg, _default())
-  history = trainer.train()
+  history = controller_lib.Controller(trainer).train()
   assert [h.step for h in history] == [10, 20]
   assert os.path.basename(trainer.manager.latest_checkpoint) == 'ckpt-20'
   for name in trainer_lib.METRIC_NAMES[:3]:
@@ -43,7 +44,7 @@ def test_train_checkpoint_resume_and_evaluate(digits_dir, tmp_path):
   for a, b in zip(shadows, resumed.ema.shadows):
     np.testing.assert_array_equal(a, b.numpy())
   assert int(resumed.optimizer.iterations.numpy()) == 20
-  assert resumed.train() == []  # already at train_last_step_num
+  assert controller_lib.Controller(resumed).train() == []  # already at the last step
 
   results = modes.evaluate(cfg, _default())
   assert results['dev']['num_images'] == 200
@@ -109,7 +110,7 @@ def test_one_step_loss_equals_hand_assembled_loss(digits_dir, tmp_path,
               for w in trainer_lib.decayed_weights(trainer.model))
   expected = lab_loss + 1.5 * unl_loss + 1e-3 * decay
 
-  stats = trainer.train()[-1].metrics
+  stats = controller_lib.Controller(trainer).train()[-1].metrics
   assert stats['lab/loss'] == pytest.approx(lab_loss, rel=1e-4)
   assert stats['unl/loss'] == pytest.approx(unl_loss, rel=1e-4)
   assert stats['train/loss'] == pytest.approx(expected, rel=1e-4)
@@ -126,14 +127,14 @@ def test_weight_decay_skips_batch_norm(digits_dir, tmp_path):
 
 def test_nonfinite_loss_stops_and_keeps_last_checkpoint(digits_dir, tmp_path):
   cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=10)
-  trainer_lib.Trainer(cfg, _default()).train()
+  controller_lib.Controller(trainer_lib.Trainer(cfg, _default())).train()
   exploding = dataclasses.replace(cfg, train=dataclasses.replace(
       cfg.train, train_steps=30, train_last_step_num=30,
       base_learning_rate=1e30))
   trainer = trainer_lib.Trainer(exploding, _default())
   assert trainer.step == 10
   with pytest.raises(errors.NonFiniteLossError, match='ckpt-10 is intact'):
-    trainer.train()
+    controller_lib.Controller(trainer).train()
   assert os.path.basename(tf.train.latest_checkpoint(cfg.model_dir)) == 'ckpt-10'
   reader = tf.train.load_checkpoint(os.path.join(cfg.model_dir, 'ckpt-10'))
   for name, _ in tf.train.list_variables(os.path.join(cfg.model_dir, 'ckpt-10')):
@@ -144,7 +145,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(digits_dir, tmp_path):
 def test_predict_writes_shards_and_skips_finished_ones(digits_dir, tmp_path):
   cfg = helpers.experiment(str(tmp_path / 'teacher'), digits_dir, steps=10)
   checkpoints.write_model_config(cfg.model_dir, cfg.model)
-  trainer_lib.Trainer(cfg, _default()).train()
+  controller_lib.Controller(trainer_lib.Trainer(cfg, _default())).train()
   pcfg = modes.PredictConfig(
       predict_ckpt_path=cfg.model_dir,
       data_dir=os.path.join(digits_dir, 'unlabeled'),
@@ -185,7 +186,7 @@ def test_teacher_on_the_fly_uses_unaugmented_view(digits_dir, tmp_path):
   teacher_cfg = helpers.experiment(str(tmp_path / 'teacher'), digits_dir,
                                    steps=10)
   checkpoints.write_model_config(teacher_cfg.model_dir, teacher_cfg.model)
-  trainer_lib.Trainer(teacher_cfg, _default()).train()
+  controller_lib.Controller(trainer_lib.Trainer(teacher_cfg, _default())).train()
   from noisy_student.core import config as config_lib
   cfg = helpers.experiment(
       str(tmp_path / 'student'), digits_dir, steps=10,
@@ -201,7 +202,7 @@ def test_teacher_on_the_fly_uses_unaugmented_view(digits_dir, tmp_path):
   assert batch['unl_teacher_image'].shape == (32, 32, 32, 3)
   # The teacher view is the plain decoded image; the student's is noised.
   assert not np.allclose(batch['unl_teacher_image'], batch['unl_image'])
-  history = trainer.train()
+  history = controller_lib.Controller(trainer).train()
   assert 0.0 < history[-1].metrics['unl/target_prob'] <= 1.0
   teacher_logits = trainer.teacher(batch['unl_teacher_image'], training=False)
   targets = losses.teacher_targets_from_logits(teacher_logits, 10, 1.0, 0.1)
@@ -214,7 +215,7 @@ def test_without_ema_trains_evaluates_and_loads(digits_dir, tmp_path):
   checkpoints.write_model_config(cfg.model_dir, cfg.model)
   trainer = trainer_lib.Trainer(cfg, _default())
   assert trainer.ema is None
-  trainer.train()
+  controller_lib.Controller(trainer).train()
   results = modes.evaluate(cfg, _default())
   assert results['test']['num_images'] == 400
   model = loading.load_model(cfg.model_dir)  # use_ema: falls back to raw
@@ -224,24 +225,43 @@ def test_without_ema_trains_evaluates_and_loads(digits_dir, tmp_path):
 
 def test_wrong_architecture_error_names_checkpoint(digits_dir, tmp_path):
   cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=10)
-  trainer_lib.Trainer(cfg, _default()).train()
+  controller_lib.Controller(trainer_lib.Trainer(cfg, _default())).train()
   wrong = helpers.tiny_model(width_coefficient=0.2)
   with pytest.raises(errors.CheckpointError, match='ckpt-10: does not fit'):
     loading.load_model(cfg.model_dir, wrong)
 
 
-def test_progress_lines_come_every_log_every_steps_within_a_loop(
-    digits_dir, tmp_path, capsys):
+class _FakeClock:
+  """A clock that advances `seconds_per_call` each time it is read."""
+
+  def __init__(self, seconds_per_call: float):
+    self.now, self.step = 0.0, seconds_per_call
+
+  def __call__(self) -> float:
+    self.now += self.step
+    return self.now
+
+
+@pytest.mark.parametrize('seconds_per_call, expected', [
+    (0.001, ['4/12', '8/12', '12/12']),       # fast: every log_every_steps
+    # slow (25 s a step after the first call): a line every step, ~30 s
+    (100.0, ['4/12', '5/12', '6/12', '7/12', '8/12', '9/12', '10/12',
+             '11/12', '12/12']),
+])
+def test_progress_lines_come_every_log_every_steps_or_30_seconds(
+    digits_dir, tmp_path, capsys, seconds_per_call, expected):
   cfg = helpers.experiment(
       str(tmp_path / 'run'), digits_dir, steps=12,
       train_changes=dict(iterations_per_loop=12, save_checkpoints_steps=12,
                          log_every_steps=4))
-  trainer_lib.Trainer(cfg, _default()).train()
+  controller_lib.Controller(trainer_lib.Trainer(cfg, _default()),
+                            clock=_FakeClock(seconds_per_call)).train()
   lines = [l for l in capsys.readouterr().err.splitlines()
            if l.startswith('step ')]
-  # Outside a binary (absl flags not parsed) the lines go to stderr: two
-  # progress lines inside the 12-step loop, then the loop's summary.
-  assert [l.split()[1] for l in lines] == ['4/12', '8/12', '12/12']
+  # Outside a binary (absl flags not parsed) the lines go to stderr: progress
+  # lines inside the 12-step loop, then the loop's summary. The clock is
+  # injected: the cadence never depends on this machine's load.
+  assert [l.split()[1] for l in lines] == expected
   assert 'lab/acc' in lines[-1] and 'ETA' in lines[0]
 
 
@@ -251,7 +271,7 @@ def _trainable_after(steps: int, digits_dir: str, model_dir: str) -> list:
                                               moving_average_decay=0.0))
   trainer = trainer_lib.Trainer(cfg, _default())
   before = [w.numpy().copy() for w in trainer.model.trainable_weights]
-  trainer.train()
+  controller_lib.Controller(trainer).train()
   return before, [w.numpy() for w in trainer.model.trainable_weights]
 
 

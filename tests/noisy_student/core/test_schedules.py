@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from noisy_student.training import schedules
+from noisy_student.core import schedules
 
 
 def test_imagenet_default_schedule_values():

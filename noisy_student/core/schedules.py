@@ -75,18 +75,21 @@ def decay_epochs(*, train_steps: int, train_batch_size: int,
   """Epochs between two decays (see module docstring)."""
   if not final_base_lr:
     return DEFAULT_DECAY_EPOCHS * train_ratio
+  name = errors.field_name
   if not 0 < final_base_lr < base_learning_rate:
     raise errors.ConfigError(
-        f'--final_base_lr must be in (0, --base_learning_rate='
+        f'{name("final_base_lr")} must be in (0, {name("base_learning_rate")}='
         f'{base_learning_rate}), received: {final_base_lr}')
   total_epochs = (train_steps * train_batch_size * 1.0 / num_train_images
                   - WARMUP_EPOCHS)
   if total_epochs <= 0:
     raise errors.ConfigError(
-        f'--final_base_lr needs more than {WARMUP_EPOCHS} epochs of training; '
-        f'--train_steps={train_steps} x --train_batch_size={train_batch_size} '
-        f'covers {total_epochs + WARMUP_EPOCHS:.2f} epochs of '
-        f'{num_train_images} images')
+        f'{name("final_base_lr")}={final_base_lr} needs more than '
+        f'{WARMUP_EPOCHS} epochs of training (the warm-up), but '
+        f'{name("train_steps")}={train_steps} x {name("train_batch_size")}='
+        f'{train_batch_size} covers {total_epochs + WARMUP_EPOCHS:.2f} epochs '
+        f'of {num_train_images} images: train longer, or unset '
+        f'{name("final_base_lr")} (decay every 2.4 epochs)')
   decay_times = math.log(final_base_lr / base_learning_rate) / math.log(
       DECAY_FACTOR)
   return total_epochs / decay_times

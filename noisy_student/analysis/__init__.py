@@ -1,0 +1,1 @@
+"""What the measurements say: statistics for results tables (docs/results.md)."""
