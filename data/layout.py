@@ -364,6 +364,13 @@ class RoundDirs:
   def arm(self, arm: str) -> str:
     return os.path.join(self.work_dir, self.arm_stage(arm))
 
+  EXPORT_STAGE = 'export'
+
+  @property
+  def export(self) -> str:
+    """The last round's model as a SavedModel (and `export.keras` beside)."""
+    return os.path.join(self.work_dir, self.EXPORT_STAGE)
+
   @property
   def state(self) -> str:
     return os.path.join(self.work_dir, STATE_FILE)

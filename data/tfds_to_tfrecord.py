@@ -130,22 +130,81 @@ def parse_splits(spec: str, unlabeled: Sequence[str],
   return tuple(mappings)
 
 
+# Exceptions (by class name, anywhere in the chain) of an unreachable network.
+_NETWORK_ERRORS = ('ConnectionError', 'NameResolutionError', 'MaxRetryError',
+                   'NewConnectionError', 'URLError', 'gaierror', 'Timeout',
+                   'ConnectTimeout', 'ReadTimeout', 'ConnectTimeoutError')
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    yield error
+    error = error.__cause__ or error.__context__
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def download_error(dataset: str, error: BaseException) -> errors.NoisyStudentError:
+  """The one-line error of a failed download_and_prepare: the network, a
+  missing module, or the dataset's own problem, named as such."""
+  for cause in _chain(error):
+    if type(cause).__name__ in _NETWORK_ERRORS:
+      return errors.InputError(
+          f'--dataset={dataset}: the download needs the network, which is not '
+          f'reachable from here ({type(cause).__name__}: {_first_line(cause)}'
+          '); download it once where there is a network and pass its '
+          '--data_dir with --nodownload')
+    if isinstance(cause, ModuleNotFoundError):
+      return errors.ConfigError(
+          f'--dataset={dataset}: TensorFlow Datasets needs the Python module '
+          f'{cause.name!r}, which is not installed (pip install '
+          f'"noisy-student[tfds]" installs what it needs)')
+  return errors.InputError(
+      f'--dataset={dataset}: cannot download or prepare it '
+      f'({type(error).__name__}: {_first_line(error)}); check --data_dir and '
+      '--manual_dir (imagenet2012)')
+
+
+# Where TFDS downloads from first (its prepared copies); resolved to fail fast
+# offline instead of after TFDS's ~3 minutes of retries.
+NETWORK_PROBE_HOST = 'storage.googleapis.com'
+
+
+def check_network(dataset: str, host: str = NETWORK_PROBE_HOST,
+                  timeout_s: float = 10.0) -> None:
+  """Raises the download's one-line network error unless `host` resolves."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+  try:
+    pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout_s)
+  except (OSError, concurrent.futures.TimeoutError) as err:
+    raise download_error(dataset, ConnectionError(
+        f'cannot resolve {host} ({type(err).__name__}: {err})')) from None
+  finally:
+    pool.shutdown(wait=False)
+
+
 def _builder(config: TfdsConfig):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     builder = tfds.builder(config.dataset, data_dir=config.data_dir)
   except Exception as err:  # DatasetNotFoundError and friends
     raise errors.ConfigError(f'--dataset={config.dataset}: '
-                             f'{str(err).splitlines()[0]}') from None
+                             f'{_first_line(err)}') from None
   if config.download:
+    if not builder.is_prepared():
+      check_network(config.dataset)
     download_config = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
     try:
       builder.download_and_prepare(download_config=download_config)
-    except Exception as err:
-      raise errors.ConfigError(
-          f'--dataset={config.dataset}: cannot download or prepare it '
-          f'({type(err).__name__}: {str(err).splitlines()[0][:300]}); '
-          'check --data_dir, --manual_dir (imagenet2012) or the network') from None
+    except Exception as err:  # pylint: disable=broad-except
+      raise download_error(config.dataset, err) from None
   return builder
 
 
@@ -156,6 +215,14 @@ def _feature_keys(builder, config: TfdsConfig) -> tuple[str, str]:
   images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
   labels = [k for k, f in features.items()
             if isinstance(f, tfds.features.ClassLabel)]
+  if not images and not config.image_key:
+    raise errors.ConfigError(
+        f'--dataset={config.dataset}: not an image dataset (its features: '
+        f'{", ".join(sorted(features))}; none is an image)')
+  if not labels and not config.label_key:
+    raise errors.ConfigError(
+        f'--dataset={config.dataset}: not a classification dataset (its '
+        f'features: {", ".join(sorted(features))}; none is a class label)')
   image_key = config.image_key or (images[0] if len(images) == 1 else None)
   label_key = config.label_key or (labels[0] if len(labels) == 1 else None)
   if image_key not in features or label_key not in features:
@@ -272,6 +339,11 @@ def convert(config: TfdsConfig) -> dict:
   builder = _builder(config)
   image_key, label_key = _feature_keys(builder, config)
   label_feature = builder.info.features[label_key]
+  if not config.splits and not builder.info.splits:
+    raise errors.ConfigError(
+        f'--dataset={config.dataset}: its split information is not available '
+        'here (the dataset is not prepared in --data_dir); pass --splits, '
+        'e.g. --splits=train=train,test=test')
   mappings = config.splits or parse_splits(
       ','.join(builder.info.splits), ('extra',),
       corruption_directory(config.dataset))
@@ -343,6 +415,20 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                     flag_values=fv)
 
 
+def check_split_spec(spec: str) -> None:
+  """Raises ConfigError naming --splits unless TFDS can parse `spec`."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return  # convert() says what is missing
+  try:
+    tfds.core.ReadInstruction.from_spec(spec)
+  except (ValueError, AssertionError) as err:
+    raise errors.ConfigError(
+        f'--splits: {spec!r} is not a TFDS split ({_first_line(err)})'
+    ) from None
+
+
 def config_from_flags(fv: flags.FlagValues) -> TfdsConfig:
   for name in ('dataset', 'output_dir'):
     if not fv[name].value:
@@ -353,6 +439,8 @@ def config_from_flags(fv: flags.FlagValues) -> TfdsConfig:
   directory = corruption_directory(fv.dataset)
   splits = (parse_splits(fv.splits, fv.unlabeled_splits, directory)
             if fv.splits else ())
+  for mapping in splits:
+    check_split_spec(mapping.tfds_split)
   return entry.dataclass_from_flags(TfdsConfig, fv, splits=splits)
 
 

@@ -152,7 +152,7 @@ def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
       width_coefficient=cfg.width_coefficient,
       depth_coefficient=cfg.depth_coefficient,
       min_threshold=cfg.min_threshold, seed=seed,
-      deterministic=cfg.deterministic)
+      deterministic=cfg.deterministic, export=False)
 
 
 def run_seed(cfg: AblationConfig, seed: int) -> dict:

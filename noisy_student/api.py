@@ -57,12 +57,16 @@ def experiment(model_dir: str, data_dir: str, *,
                width_coefficient: Optional[float] = None,
                depth_coefficient: Optional[float] = None,
                seed: int = 0,
+               init_model_path: Optional[str] = None,
                **train_changes) -> config_lib.ExperimentConfig:
   """One training job: `model_name` on `data_dir` with `recipe`.
 
   `train_changes` replace fields of `recipe.train` (e.g. train_steps,
   train_batch_size); with `unlabel_data_dir` (pseudo-labeled shards written
   by `filter_pseudo_labels`) the job is a Noisy Student student.
+  `init_model_path` starts the model from pretrained weights (a `.keras`,
+  our model_dir, a TF1 or timm checkpoint); with another class count all but
+  the classifier are kept (fine-tuning).
   """
   data = dataset(data_dir, task_name=task_name)
   train = dataclasses.replace(
@@ -81,7 +85,8 @@ def experiment(model_dir: str, data_dir: str, *,
       pseudo_labels_stored=bool(unlabel_data_dir), seed=seed)
   return config_lib.ExperimentConfig(model_dir=model_dir, model=model,
                                      data=data_config, train=train,
-                                     eval_splits=data.eval_splits)
+                                     eval_splits=data.eval_splits,
+                                     init_model_path=init_model_path)
 
 
 def _strategy(strategy: Optional[tf.distribute.Strategy]):

@@ -104,6 +104,14 @@ def main(argv: Sequence[str]) -> None:
   final = beam_pipeline.run(config, argv[1:])
   print(f'beam_label: {final["num_written"]} pseudo-labeled records, per '
         f'class {final["per_class"]}')
+  metrics = final.get('metrics')
+  if metrics:  # this run's Beam counters (a finished run reruns nothing)
+    per_class = {k: v for k, v in metrics.items()
+                 if k.startswith(beam_pipeline.KEPT_CLASS)}
+    others = ', '.join(f'{k} {v}' for k, v in sorted(metrics.items())
+                       if k not in per_class)
+    print(f'beam_label: Beam metrics: {others}; kept per class '
+          f'{[per_class.get(f"{beam_pipeline.KEPT_CLASS}{c}", 0) for c in range(len(final["per_class"]))]}')
 
 
 def run():

@@ -25,7 +25,6 @@ import os
 import time
 
 from absl import flags
-from absl import logging
 import keras
 import tensorflow as tf
 
@@ -40,7 +39,6 @@ from data import writers
 from noisy_student.core import datasets
 from noisy_student.core import defaults
 from noisy_student.drivers import rounds as rounds_lib
-from noisy_student.models import export
 from noisy_student.models import loading
 from noisy_student.robust import benchmarks
 from noisy_student.robust import report as report_lib
@@ -164,9 +162,9 @@ def main(argv):
     print('[demo] digits-C: corrupting the test split and scoring both models',
           flush=True)
     robust = robustness(rows, data_dir, run_dir, FLAGS.corrupted_images)
-  print('[demo] exporting the student as a SavedModel', flush=True)
-  saved_model = os.path.join(run_dir, 'student_saved_model')
-  exported = export.export(rows[-1]['model_dir'], saved_model)
+  exported = rows[-1]['exported']  # the rounds export the last student
+  saved_model = exported['saved_model']
+  print(f'[demo] the student, exported: {saved_model}', flush=True)
   example = classify_one(saved_model, data_dir, run_dir)
   table = summary_table(rows, robust)
   seconds = time.time() - start
@@ -186,7 +184,7 @@ def main(argv):
 
 
 def run():
-  entry.run('demo', main, define_flags, verbosity=logging.WARNING)
+  entry.run('demo', main, define_flags)
 
 
 if __name__ == '__main__':

@@ -37,7 +37,8 @@ ROUNDS_FIELDS = ('work_dir', 'label_data_dir', 'unlabel_data_dir',
                  'student_model_names', 'width_coefficient',
                  'depth_coefficient', 'image_size', 'min_threshold',
                  'num_image_per_class', 'upsample', 'predict_batch_size',
-                 'seed', 'deterministic')
+                 'seed', 'deterministic', 'teacher_init_path',
+                 'student_init_path', 'export')
 # TrainConfig fields with a --teacher_ and a --student_ flag; every noise
 # field has both too.
 ROLE_TRAIN_FIELDS = ('train_steps',)

@@ -313,8 +313,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS
                       ) -> config_lib.ExperimentConfig:
   """Validates the flags and builds the frozen experiment config."""
   with config_flags.flag_names():
-    dataset = dataset_from_flags(fv)
     _check_flags(fv)
+    dataset = dataset_from_flags(fv)
     strategy = resolve_strategy(fv)
     noise = config_flags.build(config_lib.NoiseConfig, fv)
     model = model_config_from_flags(fv, dataset, noise)

@@ -41,10 +41,15 @@ def test_demo_runs_every_stage_and_rerun_skips_them(tmp_path):
   assert 0 <= summary['example']['predicted'] < 10
   assert 0 < summary['example']['probability'] <= 1
   for name in ('summary.png', 'robustness/digits_c.png',
-               'student_saved_model/saved_model.pb', 'student_saved_model.keras',
+               'export/saved_model.pb', 'export.keras',
                'example_digit.png'):
     assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
   assert '| teacher (round 0): efficientnet-b0 |' in result.stdout
+  # Alive: every stage is announced and training prints progress lines.
+  for stage in ('round_0/teacher', 'round_1/predict', 'round_1/filter',
+                'round_1/student', 'export'):
+    assert f'[{stage}] starting' in result.stderr, stage
+  assert ' | loss ' in result.stderr and 'ETA' in result.stderr
   final = json.load(open(os.path.join(run_dir, 'round_1', 'filter', 'stats',
                                       'final_stats.json')))
   assert final['num_written'] > 0 and final['histogram_spread'] == 0

@@ -86,7 +86,7 @@ def test_photo_folders_train_and_iterate_without_task_flags(tmp_path):
       sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work}',
       f'--label_data_dir={proc}', f'--unlabel_data_dir={proc / "unlabeled"}',
       '--teacher_train_steps=4', '--student_train_steps=4',
-      '--iterations_per_loop=2', '--min_threshold=0', '--randaug_mag=5',
+      '--iterations_per_loop=2', '--min_threshold=0', '--student_randaug_mag=5',
       *_tiny()])
   rows = json.loads((work / 'summary.json').read_text())
   assert [row['role'] for row in rows] == ['teacher', 'student']

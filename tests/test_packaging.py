@@ -143,6 +143,35 @@ def test_a_shadowing_package_is_named(tmp_path):
   assert result.returncode == 0, result.stderr
 
 
+def test_a_binary_runs_in_a_folder_with_its_own_data_package(tmp_path):
+  # An ML project's folder with `data/__init__.py` (and `efficientnet/`) as
+  # the working directory of `python -m noisy_student.main`: the binary runs
+  # with this project's packages and says so in one line.
+  for name in ('data', 'efficientnet'):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / '__init__.py').write_text('"""The user\'s own."""\n')
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  env.update(PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL='2')
+  result = subprocess.run(
+      [sys.executable, '-m', 'noisy_student.main', '--mode=eval',
+       '--use_tpu=false', '--model_dir=m', '--label_data_dir=nowhere'],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  lines = result.stderr.strip().splitlines()
+  assert lines[0] == (
+      'noisy-student: the working directory has its own data/, efficientnet/ '
+      "package; using this project's instead (the folder stays importable "
+      'after it)'), result.stderr
+  assert result.returncode == 2 and lines[-1].startswith('main: error: '), (
+      result.stderr)  # the job's own error: the binary ran
+  assert 'Traceback' not in result.stderr
+  # Imported from Python there, the conflict is an ImportError naming it.
+  result = subprocess.run([sys.executable, '-c', 'import noisy_student'],
+                          cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode != 0 and 'PackageConflictError' in result.stderr
+  assert f"'data' resolves to {os.path.realpath(tmp_path)}/data" in result.stderr
+
+
 def _record_line(path: pathlib.Path, name: str) -> str:
   digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest())
   return f'{name},sha256={digest.rstrip(b"=").decode()},{path.stat().st_size}\n'

@@ -129,7 +129,7 @@ def teacher_model_config(student: config_lib.ModelConfig,
   small-image models).
   """
   size = (student.image_size if student.small_image
-          else model_resolution(model_name))
+          else model_resolution(model_name, for_eval=True))
   return config_lib.ModelConfig(
       model_name=model_name, num_classes=student.num_classes, image_size=size,
       small_image=student.small_image, mean_rgb=student.mean_rgb,

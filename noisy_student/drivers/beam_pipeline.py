@@ -212,6 +212,34 @@ class Teacher:
 # --------------------------------------------------------------------------
 # The steps.
 # --------------------------------------------------------------------------
+# --------------------------------------------------------------------------
+# Metrics: Beam counters in the METRICS namespace, summed by any runner
+# (Dataflow's job page shows them) and printed by beam_label at the end.
+# --------------------------------------------------------------------------
+METRICS = 'noisy_student'
+IMAGES_PACKED, IMAGES_SKIPPED = 'images_packed', 'images_skipped'
+IMAGES_READ, IMAGES_LABELED = 'images_read', 'images_labeled'
+IMAGES_ELIGIBLE, SHARDS_REUSED = 'images_eligible', 'shards_reused'
+RECORDS_WRITTEN = 'records_written'
+KEPT_CLASS = 'kept_class_'  # + the class index: records written per class
+
+
+def _count(name: str, value: int) -> None:
+  if value:
+    beam.metrics.Metrics.counter(METRICS, name).inc(int(value))
+
+
+def counters(result) -> dict[str, int]:
+  """{counter: value} of a finished pipeline's METRICS counters."""
+  found = {}
+  query = result.metrics().query(
+      beam.metrics.MetricsFilter().with_namespace(METRICS))
+  for counter in query['counters']:
+    value = counter.committed if counter.committed is not None else counter.attempted
+    found[counter.key.metric.name] = found.get(counter.key.metric.name, 0) + int(value or 0)
+  return found
+
+
 class PackImages(beam.DoFn):
   """Image files of one shard -> its unlabeled TFRecord shard (skips if done)."""
 
@@ -226,6 +254,9 @@ class PackImages(beam.DoFn):
           labeled=False, reencode=False, image_format='jpeg', jpeg_quality=95))
       for skipped, reason in result['skipped']:
         logging.warning('%s: skipped (%s)', skipped, reason)
+      _count(IMAGES_SKIPPED, len(result['skipped']))
+      _count(IMAGES_PACKED, len(self._inputs.image_groups[shard])
+             - len(result['skipped']))
     yield shard
 
 
@@ -250,16 +281,21 @@ class LabelShard(beam.DoFn):
   def process(self, shard: int):
     fc = self._fc
     pred = filter_files.prediction_path(fc, shard, 0)
-    if not predict.shard_is_done(pred, filter_files.info_path(fc, shard, 0)):
+    if predict.shard_is_done(pred, filter_files.info_path(fc, shard, 0)):
+      _count(SHARDS_REUSED, 1)
+    else:
       teacher = self._load_teacher()
-      predict.predict_shard(
+      labeled = predict.predict_shard(
           teacher.model, tf.distribute.get_strategy(), data_dir='',
           file_prefix='', shard_id=shard, num_shards=fc.num_shards,
           output_dir=fc.prediction_dir, info_dir=fc.info_dir,
           image_size=teacher.image_size, small_image=teacher.small_image,
           batch_size=self._config.batch_size,
           input_file=filter_files.input_shard_path(fc, shard))
+      _count(IMAGES_LABELED, labeled)
     stats = filter_passes.ensure_prelim_stats(fc, shard, 0)
+    _count(IMAGES_READ, stats['num_records'])
+    _count(IMAGES_ELIGIBLE, int(stats['eligible'].sum()))
     yield {'shard': shard, 'num_records': int(stats['num_records']),
            'num_eligible': int(stats['eligible'].sum())}
 
@@ -281,7 +317,11 @@ class SelectShard(beam.DoFn):
     self._fc = fc
 
   def process(self, stats: dict, plan: selection.AllocationPlan):
-    yield filter_passes.select_unit(self._fc, plan, stats['shard'], 0)
+    unit = filter_passes.select_unit(self._fc, plan, stats['shard'], 0)
+    _count(RECORDS_WRITTEN, unit['num_written'])
+    for label, count in enumerate(unit['per_class']):
+      _count(f'{KEPT_CLASS}{label}', count)
+    yield unit
 
 
 def final_stats(unit_stats: Sequence[dict], fc: filter_files.FilterConfig,
@@ -373,9 +413,15 @@ def run(config: BeamLabelConfig, beam_args: Sequence[str] = ()) -> dict:
   runner = None
   if options.view_as(pipeline_options.StandardOptions).runner is None:
     runner = fn_api_runner.FnApiRunner()
-  with beam.Pipeline(runner=runner, options=options) as pipeline:
-    build(pipeline, config, inputs)
+  pipeline = beam.Pipeline(runner=runner, options=options)
+  build(pipeline, config, inputs)
+  result = pipeline.run()
+  result.wait_until_finish()
   final = filter_files.load_json(filter_files.final_stats_path(fc))
+  try:
+    final = dict(final, metrics=counters(result))
+  except (NotImplementedError, AttributeError, KeyError) as err:
+    logging.warning('this runner reports no metrics (%s)', err)
   logging.info('%d shards: %d pseudo-labeled records written to %s',
                fc.num_shards, final['num_written'],
                os.path.join(config.output_dir, 'data'))

@@ -46,6 +46,7 @@ from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
+from noisy_student.models import export as export_lib
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import selection
@@ -94,6 +95,16 @@ class RoundsConfig:
       False, 'Fixed record order and deterministic TF ops: a rerun with the '
       'same seed on the same machine repeats every number (docs/results.md; '
       'slightly slower input pipeline).')
+  teacher_init_path: Optional[str] = doc(
+      None, 'Pretrained weights the round-0 teacher starts from (a .keras '
+      'file, our model_dir, a TF1 or timm checkpoint); another class count '
+      'keeps all but the classifier (fine-tuning).')
+  student_init_path: Optional[str] = doc(
+      None, 'Pretrained weights every student starts from (as '
+      'teacher_init_path); default: none, students start from scratch as in '
+      'the paper.')
+  export: bool = doc(True, 'Export the last round\'s model (SavedModel and '
+                     '.keras) into <work_dir>/export at the end.')
 
   def __post_init__(self):
     if not self.student_model_names:
@@ -194,7 +205,11 @@ def _differences(old: dict, new: dict, prefix: str):
 def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
                  recipe: config_lib.Recipe, unlabel_data_dir: str = ''
                  ) -> config_lib.ExperimentConfig:
-  """ExperimentConfig of one training stage (offline pseudo-labels if any)."""
+  """ExperimentConfig of one training stage (offline pseudo-labels if any).
+
+  A student stage (with `unlabel_data_dir`) starts from `student_init_path`,
+  the teacher from `teacher_init_path`.
+  """
   model = factory.model_config(
       rounds.dataset, model_name, noise=recipe.noise,
       image_size_override=rounds.image_size,
@@ -212,7 +227,9 @@ def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
       seed=rounds.seed)
   return config_lib.ExperimentConfig(
       model_dir=model_dir, model=model, data=data, train=train,
-      eval_splits=rounds.dataset.eval_splits)
+      eval_splits=rounds.dataset.eval_splits,
+      init_model_path=(rounds.student_init_path if unlabel_data_dir
+                       else rounds.teacher_init_path))
 
 
 def _top1(results: dict) -> dict:
@@ -342,12 +359,18 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
     rows.append({'round': r, 'role': 'student', 'model': student_name,
                  'model_dir': student_dir, **result})
     teacher_dir = student_dir
+  if rounds.export:
+    exported = state.run(
+        dirs.EXPORT_STAGE, lambda: export_lib.export(teacher_dir, dirs.export),
+        {'model_dir': teacher_dir, 'export_dir': dirs.export})
+    rows[-1] = dict(rows[-1], exported=exported)
   write_summary(rounds.work_dir, rows)
   return rows
 
 
 def _splits(rows: Sequence[dict]) -> list[str]:
-  return [k for k in rows[0] if k not in ('round', 'role', 'model', 'model_dir')]
+  return [k for k in rows[0]
+          if k not in ('round', 'role', 'model', 'model_dir', 'exported')]
 
 
 def summary_markdown(rows: Sequence[dict]) -> str:
@@ -357,6 +380,11 @@ def summary_markdown(rows: Sequence[dict]) -> str:
   for row in rows:
     values = ' | '.join(f'{100 * row[s]:.2f}%' for s in splits)
     lines.append(f'| {row["round"]} | {row["role"]} | {row["model"]} | {values} |')
+  exported = rows[-1].get('exported')
+  if exported:
+    lines += ['', f'The last model, exported: {exported["saved_model"]} '
+              f'(SavedModel) and {exported.get("keras", "no .keras")} '
+              '(docs/serving.md).']
   return '\n'.join(lines) + '\n'
 
 

@@ -23,10 +23,12 @@ import dataclasses
 import os
 from typing import Optional
 
+from absl import logging
 import keras
 import tensorflow as tf
 
 import efficientnet  # noqa: F401  (registers the custom layers .keras files use)
+from efficientnet import safetensors_file
 from data import layout
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -90,26 +92,113 @@ def build(config: config_lib.ModelConfig,
   return model
 
 
-def restore(model: keras.Model, ref: str, *, use_ema: bool = True) -> str:
+def _weights_kind(ref: str) -> str:
+  """The kind of a reference that holds weights (not a name to build)."""
+  kind = model_refs.name_kind(ref)
+  if kind is None:
+    kind = (model_refs.SAVED_MODEL if model_refs.is_saved_model(ref)
+            else model_refs.CHECKPOINT)  # ours or TF1: checkpoints decides
+  if kind in (model_refs.EFFICIENTNET, model_refs.KERAS_APPLICATION,
+              model_refs.SAVED_MODEL):
+    raise errors.CheckpointError(
+        f'{ref}: a {kind.replace("_", " ")} holds no weights to restore into '
+        'a model (expected a model_dir, a checkpoint, a .keras or a timm '
+        '.safetensors file)')
+  return kind
+
+
+def reference_num_classes(ref: str) -> Optional[int]:
+  """The classes of the classifier stored in `ref`, None when unknown."""
+  kind = _weights_kind(ref)
+  if kind == model_refs.KERAS_FILE:
+    return int(load_keras_file(ref).output_shape[-1])
+  if kind == model_refs.SAFETENSORS:
+    infos, _ = safetensors_file.read_header(ref)
+    head = infos.get('classifier.weight')
+    return int(head.shape[0]) if head is not None else None
+  saved = checkpoints.read_model_config(ref)
+  if saved is not None:
+    return saved.num_classes
+  try:
+    prefix = checkpoints.resolve_checkpoint(ref)
+    shapes = dict(tf.train.list_variables(prefix))
+  except (errors.CheckpointError, tf.errors.OpError, ValueError):
+    return None
+  heads = [shape for name, shape in shapes.items()
+           if name.endswith('head/dense/kernel')]
+  return int(heads[0][-1]) if len(heads) == 1 else None
+
+
+def _restore_same(model: keras.Model, ref: str, kind: str,
+                  use_ema: bool) -> str:
+  if kind == model_refs.KERAS_FILE:
+    return checkpoints.copy_weights(load_keras_file(ref), model, ref)
+  if kind == model_refs.SAFETENSORS:
+    efficientnet.load_timm_weights(model, ref)
+    return ref
+  return checkpoints.restore_model_weights(model, ref, use_ema=use_ema)
+
+
+def _classifier(model: keras.Model) -> keras.layers.Layer:
+  """The model's last Dense layer (the classifier the logits come from)."""
+  for layer in reversed(model.layers):
+    if isinstance(layer, keras.layers.Dense):
+      return layer
+  raise errors.CheckpointError(f'{model.name}: no Dense classifier layer')
+
+
+def restore(model: keras.Model, ref: str, *, use_ema: bool = True,
+            config: Optional[config_lib.ModelConfig] = None,
+            new_classifier_ok: bool = False) -> str:
   """Loads the weights of `ref` into `model`; returns what was read.
 
   `ref` is our checkpoint (a model_dir or prefix; a truncated latest
-  checkpoint falls back to the previous one), an original TF1 checkpoint or
-  a `.keras` file of the same architecture.
+  checkpoint falls back to the previous one), an original TF1 checkpoint, a
+  `.keras` file of the same architecture or a timm `.safetensors` state dict.
+
+  With `new_classifier_ok` (fine-tuning: `--init_model_path`) a `ref` with
+  another number of classes initialises everything but the classifier,
+  which keeps its fresh initialisation (one log line says so); `config` is
+  `model`'s architecture (needed to read a TF1 or timm file of the other
+  class count).
 
   Raises:
     CheckpointError naming `ref` when nothing matches or shapes differ.
   """
-  kind = model_refs.name_kind(ref)
-  if kind is None and model_refs.is_saved_model(ref):
-    kind = model_refs.SAVED_MODEL
+  kind = _weights_kind(ref)
+  own = int(model.output_shape[-1])
+  theirs = reference_num_classes(ref) if new_classifier_ok else None
+  if theirs is None or theirs == own:
+    return _restore_same(model, ref, kind, use_ema)
   if kind == model_refs.KERAS_FILE:
-    return checkpoints.copy_weights(load_keras_file(ref), model, ref)
-  if kind is not None:
+    source = load_keras_file(ref)
+  else:
+    base = checkpoints.read_model_config(ref) or config
+    if base is None:
+      raise errors.CheckpointError(
+          f'{ref}: has {theirs} classes, the model {own}; its architecture is '
+          'needed to keep all but the classifier (pass the model config)')
+    source = backbones.build_model(dataclasses.replace(
+        base, num_classes=theirs, sync_batch_norm=False))
+    _restore_same(source, ref, kind, use_ema)
+  head = _classifier(model)
+  source_head = _classifier(source)
+  skip = {id(w) for w in head.weights}
+  skip_source = {id(w) for w in source_head.weights}
+  body = [w for w in model.weights if id(w) not in skip]
+  source_body = [w for w in source.weights if id(w) not in skip_source]
+  if len(body) != len(source_body) or any(
+      tuple(a.shape) != tuple(b.shape) for a, b in zip(body, source_body)):
     raise errors.CheckpointError(
-        f'{ref}: a {kind.replace("_", " ")} holds no weights to restore into '
-        'a model (expected a model_dir, a checkpoint or a .keras file)')
-  return checkpoints.restore_model_weights(model, ref, use_ema=use_ema)
+        f'{ref}: besides its classifier ({theirs} classes, the model {own}) '
+        f'its weights do not fit the {model.name} model (another '
+        'architecture?)')
+  for target, value in zip(body, source_body):
+    target.assign(value)
+  logging.info('Initialised %d weights from %s; the classifier %s was '
+               're-initialised (%d classes there, %d here)', len(body), ref,
+               head.name, theirs, own)
+  return ref
 
 
 def load_model(ref: str, fallback: Optional[config_lib.ModelConfig] = None, *,
@@ -281,6 +370,10 @@ def load_classifier(ref: str, *, model_name: Optional[str] = None,
     CheckpointError / MissingFileError naming `ref` when it cannot be loaded.
   """
   name = os.path.basename(os.path.normpath(ref))
+  if not (tf.io.gfile.exists(ref) or tf.io.gfile.exists(ref + '.index')):
+    raise errors.MissingFileError(
+        f'{ref}: no such model (a .keras file, a SavedModel folder, a '
+        'model_dir or a checkpoint prefix)')
   if model_refs.kind(ref) == model_refs.SAVED_MODEL:
     return _saved_model_classifier(ref, name)
   fallback = None

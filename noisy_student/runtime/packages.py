@@ -29,6 +29,7 @@ import csv
 import hashlib
 import importlib.util
 import os
+import sys
 from typing import Optional
 
 DISTRIBUTION = 'noisy-student'
@@ -128,16 +129,57 @@ def problems(root: Optional[str] = None) -> list[str]:
   return found
 
 
+def _message(found: list[str]) -> str:
+  return ('noisy-student: ' + '; '.join(found) + '. `data`, `efficientnet` and '
+          '`noisy_student` are this project\'s top-level packages; another '
+          'package of the same name cannot share its environment. Use a '
+          'separate virtual environment (or uninstall the other distribution '
+          'and run `pip install --force-reinstall --no-deps noisy-student`, or '
+          f'move the folder off sys.path). {SKIP_ENV}=1 skips this check.')
+
+
+def running_a_binary() -> bool:
+  """True while `python -m <our module>` or a console script starts."""
+  first = sys.argv[0] if sys.argv else ''
+  return first == '-m' or os.path.basename(first).startswith('noisy-student-')
+
+
+def _working_directory_entry() -> Optional[str]:
+  """The sys.path entry `python -m` put first for the working directory."""
+  if sys.path and sys.path[0] in ('', os.getcwd()):
+    return sys.path[0]
+  return None
+
+
 def check() -> None:
-  """Raises PackageConflictError when `problems()` finds any."""
+  """Raises PackageConflictError when `problems()` finds any.
+
+  A binary (`python -m noisy_student.<binary>`) started in a folder that has
+  its own `data/` or `efficientnet/` package runs with this project's
+  packages instead (the working directory moves to the end of sys.path, said
+  in one line); any other conflict stops a binary with one line and status 2.
+  """
   if os.environ.get(SKIP_ENV, '') not in ('', '0'):
     return
   found = problems()
-  if found:
-    raise PackageConflictError(
-        'noisy-student: ' + '; '.join(found) + '. `data`, `efficientnet` and '
-        '`noisy_student` are this project\'s top-level packages; another '
-        'package of the same name cannot share its environment. Use a separate '
-        'virtual environment (or uninstall the other distribution and run '
-        '`pip install --force-reinstall --no-deps noisy-student`, or move the '
-        f'folder off sys.path). {SKIP_ENV}=1 skips this check.')
+  if not found:
+    return
+  if not running_a_binary():
+    raise PackageConflictError(_message(found))
+  entry = _working_directory_entry()
+  if entry is not None:
+    shadows = [name for name in PACKAGES
+               if (_package_dir(name) or '').startswith(
+                   os.path.realpath(entry or '.') + os.sep)]
+    if shadows:
+      sys.path.append(sys.path.pop(0))
+      if not problems():
+        print(f'noisy-student: the working directory has its own '
+              f'{", ".join(n + "/" for n in shadows)} package; using this '
+              "project's instead (the folder stays importable after it)",
+              file=sys.stderr, flush=True)
+        return
+      found = problems()
+  print(f'noisy-student: error: {_message(found)[len("noisy-student: "):]}',
+        file=sys.stderr, flush=True)
+  sys.exit(2)

@@ -36,6 +36,10 @@ BANNERS = (
     'Unable to register cuBLAS factory',
     'computation placer already registered',
     'TF-TRT Warning: Could not find TensorRT',
+    # The `tensorflow` wheel (CUDA-capable) on a machine without a GPU driver:
+    'Could not find cuda drivers on your machine',
+    'failed call to cuInit',
+    'Cannot dlopen some GPU libraries',
 )
 
 
@@ -89,6 +93,13 @@ class _QuietLoader(importlib.abc.Loader):
   def exec_module(self, module):
     with banners_filtered():
       self._inner.exec_module(module)
+      # The CUDA-capable wheel reports a missing GPU driver when the devices
+      # are first listed, not on import: list them here, inside the filter
+      # (physical devices only; logical devices can still be configured).
+      try:
+        module.config.list_physical_devices()
+      except Exception:  # pylint: disable=broad-except
+        pass
 
   def __getattr__(self, name):  # is_package, get_resource_reader, ...
     return getattr(self._inner, name)

@@ -91,6 +91,13 @@ class Controller:
     target = until_step if until_step is not None else train.last_step
     history = []
     start_step, start_time = self.step, self._clock()
+    if self.step < target and self.trainer.is_chief:
+      self._emit(
+          f'training {self.config.model.model_name} in '
+          f'{self.config.model_dir or "."}: step {self.step} -> {target}, '
+          f'{self.trainer.images_per_step} images a step'
+          + (' (tracing the step first: the first progress line comes after '
+             'it)' if self._seconds_per_step is None else ''))
     while self.step < target:
       num_steps = min(train.iterations_per_loop, target - self.step)
       loop_start = self._clock()

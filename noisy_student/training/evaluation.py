@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from typing import Sequence
 
 from absl import logging
@@ -37,6 +38,26 @@ def _eval_step_fn(model: keras.Model):
   return step
 
 
+# One traced eval function per (model, strategy): evaluating several splits
+# (or every --steps_per_eval) must not retrace (TensorFlow warns when it does).
+_RUNNERS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+
+def _runner(model: keras.Model, strategy: tf.distribute.Strategy):
+  per_model = _RUNNERS.setdefault(model, {})
+  if id(strategy) not in per_model:
+    step = _eval_step_fn(model)
+
+    @tf.function(reduce_retracing=True)
+    def run(batch):
+      values = strategy.run(step, args=(batch,))
+      return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+              for v in values]
+
+    per_model[id(strategy)] = run
+  return per_model[id(strategy)]
+
+
 def evaluate_files(model: keras.Model, strategy: tf.distribute.Strategy,
                    files: Sequence[str], *, image_size: int, small_image: bool,
                    global_batch: int) -> dict:
@@ -57,13 +78,7 @@ def evaluate_files(model: keras.Model, strategy: tf.distribute.Strategy,
       global_batch=global_batch, num_examples=num_examples,
       num_classes=int(model.output_shape[-1]))
   dist = strategy.experimental_distribute_dataset(dataset)
-  step = _eval_step_fn(model)
-
-  @tf.function
-  def run(batch):
-    values = strategy.run(step, args=(batch,))
-    return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-            for v in values]
+  run = _runner(model, strategy)
 
   totals = np.zeros(3, np.float64)
   progress = progress_lib.Progress(f'eval {os.path.basename(files[0])}...',

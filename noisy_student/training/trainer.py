@@ -176,7 +176,8 @@ class Trainer:
       return
     if self.config.init_model_path:
       prefix = loading.restore(self.model, self.config.init_model_path,
-                               use_ema=True)
+                               use_ema=True, config=self.config.model,
+                               new_classifier_ok=True)
       logging.info('Initialised the student from %s', prefix)
       if self.ema is not None:
         self.ema.reset()

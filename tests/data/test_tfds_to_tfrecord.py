@@ -111,3 +111,65 @@ def test_converted_tfds_dataset_trains_without_task_flags(tmp_path):
   result = main.run_job(job)
   assert result['global_step'] == 2
   assert result['eval']['test']['num_images'] == 16
+
+
+def test_without_splits_a_dataset_without_split_info_is_one_clear_error(tmp_path):
+  # Under the mock (as when the dataset is not prepared) TFDS knows no splits.
+  with tfds.testing.mock_data(num_examples=3):
+    with pytest.raises(errors.ConfigError, match='pass --splits'):
+      tfds_to_tfrecord.convert(_config(dataset='mnist', output_dir=tmp_path))
+
+
+def test_a_dataset_without_images_is_named_as_such(tmp_path):
+  with tfds.testing.mock_data(num_examples=3):
+    with pytest.raises(errors.ConfigError, match='not an image dataset'):
+      tfds_to_tfrecord.convert(_config(dataset='glue/cola',
+                                       output_dir=tmp_path, splits='train'))
+
+
+def test_a_bad_split_slice_is_named_before_any_download(tmp_path):
+  with pytest.raises(errors.ConfigError, match=r"--splits: 'train\[:x\]'"):
+    _config(dataset='cifar10', output_dir=tmp_path, splits='train[:x]=train')
+
+
+def test_the_real_download_path_runs_up_to_the_network(tmp_path):
+  """No mock: TFDS's real builder, download manager and their imports run
+  until the first request; offline (this machine, CI) the one-line error
+  names the network, not a module. (Online the download would succeed.)"""
+  config = _config(dataset='cifar10', output_dir=tmp_path / 'out',
+                   data_dir=tmp_path / 'tfds')
+  try:
+    tfds_to_tfrecord.convert(config)
+  except errors.NoisyStudentError as err:
+    message = str(err)
+    assert 'needs the network' in message, message
+    assert 'module' not in message
+  else:
+    pytest.skip('this machine reached the network: the download succeeded')
+
+
+def test_network_and_module_errors_are_told_apart():
+  try:
+    raise OSError('Failed to resolve host') from ConnectionError('no route')
+  except OSError as err:
+    assert 'needs the network' in str(
+        tfds_to_tfrecord.download_error('cifar10', err))
+  missing = ModuleNotFoundError("No module named 'foo'", name='foo')
+  assert "module 'foo'" in str(tfds_to_tfrecord.download_error('x', missing))
+
+
+def test_tfds_own_download_code_runs_until_the_request(tmp_path, monkeypatch):
+  """Past our fast offline check: TFDS's download_and_prepare and everything
+  it imports (etils.epath, importlib_resources, ...) run until the request
+  fails (TFDS's retries cut to none, so this takes seconds, not minutes)."""
+  from tensorflow_datasets.core.download import downloader  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(downloader, 'MAX_RETRIES', 0)
+  monkeypatch.setattr(tfds_to_tfrecord, 'check_network', lambda dataset: None)
+  config = _config(dataset='cifar10', output_dir=tmp_path / 'out',
+                   data_dir=tmp_path / 'tfds')
+  try:
+    tfds_to_tfrecord.convert(config)
+  except errors.NoisyStudentError as err:
+    assert 'needs the network' in str(err), str(err)
+  else:
+    pytest.skip('this machine reached the network: the download succeeded')

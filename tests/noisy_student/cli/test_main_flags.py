@@ -84,7 +84,8 @@ def test_strategy_resolution(monkeypatch):
      'teacher_model_path'),
     (('--label_data_dir=/d', '--model_dir=/m', '--augment_name=v2'),
      'augment_name'),
-    (('--task_name=mnist',), 'task_name'),
+    (('--task_name=mnist', '--label_data_dir=/d', '--model_dir=/m'),
+     'task_name'),
     (('--task_name=svhn', '--label_data_dir=/d', '--model_dir=/m',
       '--input_image_size=40'), 'input_image_size=40: the small-image'),
     (('--label_data_dir=/d', '--model_dir=/m', '--train_steps=-5'),
@@ -135,3 +136,30 @@ def test_init_model_initialises_the_student_only_without_a_teacher():
 
 def test_the_mode_table_has_every_mode_of_the_flag():
   assert tuple(main.MODES) == config_lib.MODES
+
+
+def test_an_l2_teacher_from_an_original_checkpoint_runs_at_800(tmp_path):
+  # A TF1 checkpoint carries no model_config.json: the teacher's size comes
+  # from the binary's own config path, the L2's eval resolution (the
+  # original ran its L2 teacher at 800, not at its 475 train size).
+  tf1 = tmp_path / 'noisy_student_efficientnet-l2' / 'model.ckpt'
+  cfg = _config('--use_tpu=false', '--label_data_dir=/d', '--model_dir=/m',
+                '--unlabel_ratio=1', '--unlabel_data_dir=/u',
+                '--teacher_model_name=efficientnet-l2',
+                f'--teacher_model_path={tf1}')
+  assert cfg.teacher.model.model_name == 'efficientnet-l2'
+  assert cfg.teacher.model.image_size == 800
+  assert cfg.data.teacher_image_size == 800
+  assert cfg.model.image_size == 224  # the student's own (b0) train size
+
+
+def test_teacher_model_path_without_a_name_starts_no_teacher(caplog):
+  # As the original: --teacher_model_path alone is ignored (here: with a
+  # warning), and the student learns from stored pseudo-labels.
+  cfg = _config('--use_tpu=false', '--label_data_dir=/d', '--model_dir=/m',
+                '--unlabel_ratio=1', '--unlabel_data_dir=/u',
+                '--teacher_model_path=/some/teacher')
+  assert cfg.teacher is None and cfg.data.pseudo_labels_stored
+  assert cfg.data.teacher_image_size is None
+  assert any('--teacher_model_path is ignored' in r.getMessage()
+             for r in caplog.records)

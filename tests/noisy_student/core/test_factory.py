@@ -72,7 +72,7 @@ def test_teacher_takes_the_students_data_and_coefficients():
                                  width_coefficient=0.5, depth_coefficient=0.4)
   teacher = factory.teacher_model_config(student, 'efficientnet-l2')
   assert teacher.model_name == 'efficientnet-l2'
-  assert factory.inference_image_size(teacher) == 800
+  assert teacher.image_size == 800  # the size it is built and run at
   assert (teacher.width_coefficient, teacher.depth_coefficient) == (0.5, 0.4)
   assert teacher.num_classes == 1000 and teacher.mean_rgb == student.mean_rgb
   small = factory.teacher_model_config(

@@ -88,8 +88,15 @@ def test_same_shards_and_stats_as_offline_path(teacher, digits_dir, tmp_path,
   assert len(offline) == NUM_SHARDS
   # Same names, same bytes: same records, labels, soft labels and order.
   assert _shard_bytes(str(tmp_path / 'beam')) == offline
+  metrics = final.pop('metrics')
   assert final == filter_files.load_json(filter_files.final_stats_path(fc))
   assert final['num_written'] > 0
+  # Beam counters: every image read and labeled once, kept per class.
+  assert metrics[beam_pipeline.IMAGES_READ] == final['num_prediction_records']
+  assert metrics[beam_pipeline.IMAGES_LABELED] == metrics[beam_pipeline.IMAGES_READ]
+  assert metrics[beam_pipeline.RECORDS_WRITTEN] == final['num_written']
+  assert [metrics.get(f'{beam_pipeline.KEPT_CLASS}{c}', 0)
+          for c in range(10)] == final['per_class']
   if balance == 'exact':
     assert set(final['per_class']) <= {0, 60}
   example = records.read_example(next(iter(
@@ -115,13 +122,17 @@ def test_rerun_writes_nothing_and_failed_run_resumes(teacher, digits_dir,
   assert not os.path.exists(f'{out}/stats/final_stats.json')
   monkeypatch.setattr(filter_passes, 'select_unit', real_select)
   final = beam_pipeline.run(config)
+  # The resumed run reused the shards labeled before the failure.
+  assert final.pop('metrics')[beam_pipeline.SHARDS_REUSED] == NUM_SHARDS
   clean = str(tmp_path / 'clean')
-  assert beam_pipeline.run(_config(teacher, digits_dir, clean)) == final
+  clean_final = beam_pipeline.run(_config(teacher, digits_dir, clean))
+  assert beam_pipeline.SHARDS_REUSED not in clean_final.pop('metrics')
+  assert clean_final == final
   assert _shard_bytes(out) == _shard_bytes(clean)
   assert not [p for p in _files(out) if '.tmp-' in p]
 
   before = _files(out)
-  assert beam_pipeline.run(config) == final
+  assert beam_pipeline.run(config) == final  # finished: no pipeline, no metrics
   assert _files(out) == before  # nothing written, nothing new
 
 
