@@ -44,6 +44,7 @@ def test_run_sh_passes_the_preset_of_core_defaults(tmp_path):
   preset = defaults.PRESETS['cifar10_subset']
   assert config.teacher == preset.teacher
   assert config.student == preset.student
+  assert config.deterministic  # as ablate's default: the stages are shared
   assert (config.width_coefficient, config.depth_coefficient,
           config.min_threshold) == (preset.width_coefficient,
                                     preset.depth_coefficient,
@@ -104,7 +105,8 @@ def test_run_sh_end_to_end_on_a_tiny_npz(tmp_path):
            x_test=rng.integers(0, 256, (20, 32, 32, 3), np.uint8),
            y_test=np.tile(np.arange(10), 2))
   env = {**os.environ, 'NPZ': str(npz), 'DATA_ROOT': str(tmp_path / 'data'),
-         'WORK_DIR': str(tmp_path / 'runs'), 'TRAIN_STEPS': '6',
+         'WORK_DIR': str(tmp_path / 'runs'), 'TEACHER_STEPS': '6',
+         'STUDENT_STEPS': '6',
          'PER_CLASS_TRAIN': '3', 'PER_CLASS_DEV': '1', 'SEED': '1',
          'MIN_THRESHOLD': '0'}
   helpers.run(['bash', os.path.join(SCRIPTS, 'run.sh')], env=env, timeout=900)
