@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -83,6 +83,8 @@ def define_flags() -> None:
   flags.DEFINE_list('filter_records', ['100000', '1000000'],
                     'Record counts for filter_unlabel (fresh process each).')
   flags.DEFINE_bool('skip_filter', False, 'Skip the filter_unlabel rows.')
+  flags.DEFINE_list('rows', ['train', 'flops', 'predict', 'input'],
+                    'Which per-size rows to measure (e.g. --rows=predict).')
   flags.DEFINE_string('output_dir', 'benchmark_results', 'Where table and JSON go.')
   # Internal: run() starts one child process per measurement with these.
   flags.DEFINE_string('measure', None, 'Internal: run one measurement '
@@ -407,6 +409,43 @@ def _in_child(kind: str, size: int, data_root: str) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _other_rows(root: str, size: int, label: str, ours: Optional[float],
+                variants: Sequence[str], peak: float) -> list[Row]:
+  """The variant, FLOPs, predict and input rows of one size asked for by
+  --rows (`ours`: the training loop's img/s; None when not measured)."""
+  rows = []
+  for variant in variants if 'train' in FLAGS.rows else ():
+    try:
+      pair = _in_child(variant, size, root)
+      rows.append(Row(f'train B0 {label}: our loop + {variant}',
+                      f'{pair[variant]:.1f} img/s',
+                      f'x{pair[variant] / pair["ours"]:.2f} vs float32 '
+                      'in the same process'))
+    except RuntimeError as err:
+      rows.append(Row(f'train B0 {label}: our loop + {variant}', 'failed',
+                      str(err)))
+  if 'flops' in FLAGS.rows:
+    flops = _in_child('flops', size, root)['flops']
+    note = '' if ours is None else (
+        f'training ~{3 * flops * ours / 1e9:.1f} GFLOP/s achieved '
+        f'= {100 * 3 * flops * ours / peak:.0f}% of matmul peak')
+    rows.append(Row(f'B0 {label}: forward FLOPs / image',
+                    f'{flops / 1e6:.1f} MFLOP', note))
+  if 'predict' in FLAGS.rows:
+    predict = _in_child('predict', size, root)
+    rows.append(Row(f'predict B0 {label}: our predict path',
+                    f'{predict["ours"]:.1f} img/s',
+                    f'model.predict {predict["model.predict"]:.1f} img/s, '
+                    f'ratio {predict["ours"] / predict["model.predict"]:.2f}'))
+  if 'input' in FLAGS.rows:
+    for magnitude, value in _in_child('input', size, root).items():
+      rows.append(Row(f'input {label}: decode + RandAugment M={magnitude}',
+                      f'{value:.0f} img/s',
+                      '' if ours is None else
+                      f'{value / ours:.1f}x what our loop consumes'))
+  return rows
+
+
 def run() -> list[Row]:
   rows = []
   root = tempfile.mkdtemp(prefix='ns_benchmark_')
@@ -423,6 +462,9 @@ def run() -> list[Row]:
   for size in (int(s) for s in FLAGS.sizes):
     _data_dir(root, size)  # written once, read by every child
     label = f'{size}x{size}' + (' small-image' if size == 32 else '')
+    if 'train' not in FLAGS.rows:
+      rows.extend(_other_rows(root, size, label, None, variants, peak))
+      continue
     train = _in_child('train', size, root)
     ours = train['ours']
     rows.append(Row(f'train B0 {label}: our loop', f'{ours:.1f} img/s',
@@ -438,30 +480,7 @@ def run() -> list[Row]:
       rows.append(Row(f'train B0 {label}: keras.applications B0 model.fit',
                       f'{train["apps"]:.1f} img/s',
                       f'ours / fit = {ours / train["apps"]:.2f}'))
-    for variant in variants:
-      try:
-        pair = _in_child(variant, size, root)
-        rows.append(Row(f'train B0 {label}: our loop + {variant}',
-                        f'{pair[variant]:.1f} img/s',
-                        f'x{pair[variant] / pair["ours"]:.2f} vs float32 '
-                        'in the same process'))
-      except RuntimeError as err:
-        rows.append(Row(f'train B0 {label}: our loop + {variant}', 'failed',
-                        str(err)))
-    flops = _in_child('flops', size, root)['flops']
-    rows.append(Row(f'B0 {label}: forward FLOPs / image',
-                    f'{flops / 1e6:.1f} MFLOP',
-                    f'training ~{3 * flops * ours / 1e9:.1f} GFLOP/s achieved '
-                    f'= {100 * 3 * flops * ours / peak:.0f}% of matmul peak'))
-    predict = _in_child('predict', size, root)
-    rows.append(Row(f'predict B0 {label}: our predict path',
-                    f'{predict["ours"]:.1f} img/s',
-                    f'model.predict {predict["model.predict"]:.1f} img/s, '
-                    f'ratio {predict["ours"] / predict["model.predict"]:.2f}'))
-    for magnitude, value in _in_child('input', size, root).items():
-      rows.append(Row(f'input {label}: decode + RandAugment M={magnitude}',
-                      f'{value:.0f} img/s',
-                      f'{value / ours:.1f}x what our loop consumes'))
+    rows.extend(_other_rows(root, size, label, ours, variants, peak))
   if not FLAGS.skip_filter:
     rows.extend(filter_rows())
   return rows

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from absl import flags
 from absl import logging
@@ -190,7 +190,8 @@ def check_network(dataset: str, host: str = NETWORK_PROBE_HOST,
     pool.shutdown(wait=False)
 
 
-def _builder(config: TfdsConfig):
+def _builder(config: TfdsConfig,
+             probe_network: Callable[[str], None] | None = check_network):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     builder = tfds.builder(config.dataset, data_dir=config.data_dir)
@@ -198,8 +199,8 @@ def _builder(config: TfdsConfig):
     raise errors.ConfigError(f'--dataset={config.dataset}: '
                              f'{_first_line(err)}') from None
   if config.download:
-    if not builder.is_prepared():
-      check_network(config.dataset)
+    if probe_network is not None and not builder.is_prepared():
+      probe_network(config.dataset)
     download_config = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
     try:
       builder.download_and_prepare(download_config=download_config)
@@ -334,9 +335,15 @@ def write_split(config: TfdsConfig, examples, mapping: SplitMapping,
   return entry_
 
 
-def convert(config: TfdsConfig) -> dict:
-  """Converts every mapped split (skipping finished ones); returns the info."""
-  builder = _builder(config)
+def convert(config: TfdsConfig,
+            probe_network: Callable[[str], None] | None = check_network
+            ) -> dict:
+  """Converts every mapped split (skipping finished ones); returns the info.
+
+  `probe_network(dataset)` runs before a download to fail fast offline; None
+  skips it (tests under `tfds.testing.mock_data`, which never downloads).
+  """
+  builder = _builder(config, probe_network)
   image_key, label_key = _feature_keys(builder, config)
   label_feature = builder.info.features[label_key]
   if not config.splits and not builder.info.splits:

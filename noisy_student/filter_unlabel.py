@@ -1,16 +1,23 @@
 r"""Keeps confident pseudo-labels and balances the classes (original flags).
 
-Two passes, each runnable per shard on many machines (see docs/filter_files.md):
+Two passes, each runnable per shard on many machines (docs/filtering.md),
+over what `main --mode=predict --output_dir=pred/predict_label
+--info_dir=pred/info` wrote for the unlabeled shards:
 
-  # 1. statistics of every (shard, task) unit
+  # 1. statistics of every (shard, task) unit above the confidence threshold
   python -m noisy_student.filter_unlabel --only_get_stats=1 --shard_id=all \
       --input_dir=data/unlabeled --file_prefix=extra \
       --prediction_dir=pred/predict_label --info_dir=pred/info \
       --prelim_stats_dir=pred/prelim_stats --output_dir=pred/filter_data \
-      --num_shards=128 --num_label_classes=10
-  # 2. selection: same flags plus --num_image and --min_threshold
+      --num_shards=128 --num_label_classes=10 --min_threshold=0.3
+  # 2. selection and balancing: the same flags (the statistics remember the
+  #    threshold), plus how many images per class
   python -m noisy_student.filter_unlabel --only_get_stats=0 --shard_id=all \
-      ... --num_image=53113 --min_threshold=0.3
+      --input_dir=data/unlabeled --file_prefix=extra \
+      --prediction_dir=pred/predict_label --info_dir=pred/info \
+      --prelim_stats_dir=pred/prelim_stats --output_dir=pred/filter_data \
+      --num_shards=128 --num_label_classes=10 --min_threshold=0.3 \
+      --num_image=53113
 
 The pseudo-labeled shards land in `<output_dir>/data/train-<task>-%05d-of-%05d`
 and are what `main --unlabel_data_dir=<output_dir>/data` trains on.

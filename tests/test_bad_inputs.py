@@ -290,12 +290,11 @@ def iterate_unknown_augmentation(tmp, digits, trained):
               r"--student_augment_name: unknown augmentation 'v2'")
 
 
-def ablate_data_noise_without_randaugment(tmp, digits, trained):
+def ablate_unknown_arm(tmp, digits, trained):
   return Case([sys.executable, '-m', 'noisy_student.ablate',
                f'--work_dir={tmp}/work', f'--data_dir={digits}',
-               '--preset=cifar10_subset', '--arms=full,data_noise'],
-              r'--arms=data_noise: the cifar10_subset preset has no '
-              r'RandAugment')
+               '--preset=cifar10_subset', '--arms=full,bogus'],
+              r'--arms=full,bogus: expected some of full, no_noise')
 
 
 def eval_robustness_empty_corrupted_folder(tmp, digits, trained):
@@ -356,7 +355,7 @@ CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          init_model_of_another_architecture, unwritable_model_dir,
          iterate_rerun_with_changed_settings, iterate_truncated_state,
          iterate_folder_without_description, iterate_unknown_augmentation,
-         ablate_data_noise_without_randaugment,
+         ablate_unknown_arm,
          eval_robustness_empty_corrupted_folder, eval_robustness_missing_model,
          make_corrupted_unknown_corruption, make_corrupted_no_files,
          images_to_tfrecord_missing_folder, filter_missing_predictions,

@@ -51,7 +51,9 @@ def test_benchmark_binary_prints_every_row(tmp_path):
                           capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-4000:]
   with open(out / 'benchmark.json') as f:
-    rows = {row['what']: row for row in json.load(f)}
+    listed = json.load(f)
+  rows = {row['what']: row for row in listed}
+  assert len(rows) == len(listed), [row['what'] for row in listed]  # no repeats
   label = '32x32 small-image'
   expected = [f'train B0 {label}: our loop',
               f'train B0 {label}: model.fit (same network)',

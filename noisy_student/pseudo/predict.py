@@ -64,16 +64,33 @@ def worker_count(total: int, total_replicas: int, worker_id: int) -> int:
 _STEPS = weakref.WeakKeyDictionary()
 
 
+def _one_device(strategy: tf.distribute.Strategy) -> bool:
+  """True for the default strategy: no distribution machinery is needed."""
+  return (strategy is tf.distribute.get_strategy()
+          and not tf.distribute.has_strategy())
+
+
 def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy):
-  """One traced softmax step per (model, strategy), reused across shards."""
+  """One traced softmax step per (model, strategy), reused across shards.
+
+  On one device the step takes the batch as it is and returns only the
+  rows of real images (one tensor to copy out); distributed, it runs on every
+  replica and returns (softmax, mask) per replica.
+  """
   per_model = _STEPS.setdefault(model, {})
   if id(strategy) not in per_model:
-    @tf.function
-    def step(batch):
-      def fn(inputs):
-        logits = tf.cast(model(inputs['image'], training=False), tf.float32)
-        return tf.nn.softmax(logits, -1), inputs['mask']
-      return strategy.run(fn, args=(batch,))
+    if _one_device(strategy):
+      @tf.function(reduce_retracing=True)
+      def step(batch):
+        logits = tf.cast(model(batch['image'], training=False), tf.float32)
+        return tf.boolean_mask(tf.nn.softmax(logits, -1), batch['mask'] > 0)
+    else:
+      @tf.function
+      def step(batch):
+        def fn(inputs):
+          logits = tf.cast(model(inputs['image'], training=False), tf.float32)
+          return tf.nn.softmax(logits, -1), inputs['mask']
+        return strategy.run(fn, args=(batch,))
     per_model[id(strategy)] = step
   return per_model[id(strategy)]
 
@@ -101,20 +118,24 @@ def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
     dataset = dataset.concatenate(tf.data.Dataset.from_tensors(
         {'image': tf.zeros([image_size, image_size, 3]),
          'mask': tf.constant(0.0)}).repeat(padding))
-  dataset = dataset.batch(global_batch, drop_remainder=True).prefetch(2)
-  options = tf.data.Options()
-  options.experimental_distribute.auto_shard_policy = (
-      tf.data.experimental.AutoShardPolicy.OFF)
-  dist = strategy.experimental_distribute_dataset(dataset.with_options(options))
+  dataset = dataset.batch(global_batch, drop_remainder=True).prefetch(
+      tf.data.AUTOTUNE)
+  one_device = _one_device(strategy)
+  if not one_device:
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF)
+    dataset = strategy.experimental_distribute_dataset(
+        dataset.with_options(options))
 
   step = _predict_step(model, strategy)
   done = 0
   progress = progress_lib.Progress(label, num_examples)
-  batches = iter(dist)
+  batches = iter(dataset)
   while True:
     try:
       batch = next(batches)
-      probs, mask = step(batch)
+      out = step(batch)
     except StopIteration:
       break
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
@@ -122,11 +143,15 @@ def _probabilities(model: keras.Model, strategy: tf.distribute.Strategy,
       if explained is not None:
         raise explained from None
       raise
-    probs = np.concatenate([p.numpy() for p in
-                            strategy.experimental_local_results(probs)])
-    mask = np.concatenate([m.numpy() for m in
-                           strategy.experimental_local_results(mask)])
-    probs = probs[mask > 0]
+    if one_device:
+      probs = out.numpy()
+    else:
+      probs, mask = out
+      probs = np.concatenate([p.numpy() for p in
+                              strategy.experimental_local_results(probs)])
+      mask = np.concatenate([m.numpy() for m in
+                             strategy.experimental_local_results(mask)])
+      probs = probs[mask > 0]
     done += len(probs)
     progress.update(len(probs))
     yield probs

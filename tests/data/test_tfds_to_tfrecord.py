@@ -15,6 +15,12 @@ from tests.data import readback
 tfds = pytest.importorskip('tensorflow_datasets')
 
 
+def _mocked_convert(config):
+  """convert() under tfds.testing.mock_data, which never downloads: without
+  the network probe (this machine and CI resolve no hosts)."""
+  return tfds_to_tfrecord.convert(config, probe_network=None)
+
+
 def _config(**changes):
   fv = flags.FlagValues()
   tfds_to_tfrecord.define_flags(fv)
@@ -27,7 +33,7 @@ def test_cifar10_splits_become_shards_that_describe_themselves(tmp_path):
   config = _config(dataset='cifar10', output_dir=out, examples_per_shard=5,
                    splits='train=train,test=test,train=extra')
   with tfds.testing.mock_data(num_examples=12):
-    info = tfds_to_tfrecord.convert(config)
+    info = _mocked_convert(config)
   assert info['splits_written'] == 3
   assert (info['num_classes'], info['image_size'], info['flip']) == (10, 32, True)
   assert len(info['class_names']) == 10 and info['name'] == 'cifar10'
@@ -47,14 +53,14 @@ def test_cifar10_splits_become_shards_that_describe_themselves(tmp_path):
   # A rerun writes nothing.
   before = {p: os.stat(p).st_mtime_ns for p in readback.shard_files(str(out), 'train')}
   with tfds.testing.mock_data(num_examples=12):
-    again = tfds_to_tfrecord.convert(config)
+    again = _mocked_convert(config)
   assert (again['splits_written'], again['splits_kept']) == (0, 3)
   assert before == {p: os.stat(p).st_mtime_ns for p in before}
 
 
 def test_grayscale_mnist_is_stored_as_rgb_and_not_flipped(tmp_path):
   with tfds.testing.mock_data(num_examples=6):
-    info = tfds_to_tfrecord.convert(_config(
+    info = _mocked_convert(_config(
         dataset='mnist', output_dir=tmp_path, splits='test=test'))
   assert info['image_size'] == 28 and info['flip'] is False
   assert info['splits']['test']['num_reencoded'] == 6
@@ -66,7 +72,7 @@ def test_grayscale_mnist_is_stored_as_rgb_and_not_flipped(tmp_path):
 def test_imagenet_c_configs_share_one_corrupted_tree(tmp_path):
   with tfds.testing.mock_data(num_examples=4):
     for severity in (1, 2):
-      tfds_to_tfrecord.convert(_config(
+      _mocked_convert(_config(
           dataset=f'imagenet2012_corrupted/gaussian_noise_{severity}',
           output_dir=tmp_path, splits='validation=validation'))
   info = dataset_info.read(str(tmp_path))
@@ -87,7 +93,7 @@ def test_bad_flags_name_the_flag(tmp_path, changes, message):
   with pytest.raises(errors.ConfigError, match=message):
     config = _config(output_dir=tmp_path, **changes)
     with tfds.testing.mock_data(num_examples=2):
-      tfds_to_tfrecord.convert(config)
+      _mocked_convert(config)
 
 
 @pytest.mark.slow
@@ -95,7 +101,7 @@ def test_converted_tfds_dataset_trains_without_task_flags(tmp_path):
   from noisy_student import main  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'cifar'
   with tfds.testing.mock_data(num_examples=16):
-    tfds_to_tfrecord.convert(_config(dataset='cifar10', output_dir=out,
+    _mocked_convert(_config(dataset='cifar10', output_dir=out,
                                      splits='train=train,test=test'))
   fv = flags.FlagValues()
   main.define_flags(fv)
@@ -117,13 +123,13 @@ def test_without_splits_a_dataset_without_split_info_is_one_clear_error(tmp_path
   # Under the mock (as when the dataset is not prepared) TFDS knows no splits.
   with tfds.testing.mock_data(num_examples=3):
     with pytest.raises(errors.ConfigError, match='pass --splits'):
-      tfds_to_tfrecord.convert(_config(dataset='mnist', output_dir=tmp_path))
+      _mocked_convert(_config(dataset='mnist', output_dir=tmp_path))
 
 
 def test_a_dataset_without_images_is_named_as_such(tmp_path):
   with tfds.testing.mock_data(num_examples=3):
     with pytest.raises(errors.ConfigError, match='not an image dataset'):
-      tfds_to_tfrecord.convert(_config(dataset='glue/cola',
+      _mocked_convert(_config(dataset='glue/cola',
                                        output_dir=tmp_path, splits='train'))
 
 
@@ -164,11 +170,10 @@ def test_tfds_own_download_code_runs_until_the_request(tmp_path, monkeypatch):
   fails (TFDS's retries cut to none, so this takes seconds, not minutes)."""
   from tensorflow_datasets.core.download import downloader  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(downloader, 'MAX_RETRIES', 0)
-  monkeypatch.setattr(tfds_to_tfrecord, 'check_network', lambda dataset: None)
   config = _config(dataset='cifar10', output_dir=tmp_path / 'out',
                    data_dir=tmp_path / 'tfds')
   try:
-    tfds_to_tfrecord.convert(config)
+    tfds_to_tfrecord.convert(config, probe_network=None)
   except errors.NoisyStudentError as err:
     assert 'needs the network' in str(err), str(err)
   else:

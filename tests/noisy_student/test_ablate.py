@@ -1,5 +1,6 @@
 """The ablation binary: arm recipes, the summary, and a tiny end-to-end run."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -56,19 +57,33 @@ def test_demo_preset_is_the_default():
           cfg.depth_coefficient) == (0.1, 0.25, 0.5)
 
 
-def test_cifar_preset_takes_its_recipe_and_leaves_out_data_noise(digits_dir):
+def test_cifar_preset_takes_its_recipe(digits_dir):
   cfg = _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
                 f'--data_dir={digits_dir}', '--unlabel_data_dir=/tmp/extra')
   preset = defaults.PRESETS['cifar10_subset']
   assert (cfg.teacher, cfg.student) == (preset.teacher, preset.student)
   assert cfg.teacher.train.train_steps == 2000 and cfg.min_threshold == 0.5
+  assert cfg.student.train.train_steps == 4000
   assert cfg.unlabel_data_dir == '/tmp/extra'
-  if not preset.student.noise.augments:  # no RandAugment in this preset
-    assert 'data_noise' not in cfg.arms and 'model_noise' not in cfg.arms
-    with pytest.raises(ablate.errors.ConfigError, match='data_noise'):
-      _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
-              f'--data_dir={digits_dir}', '--arms=no_noise,data_noise')
-  assert 'no_noise' in cfg.arms
+  # Its student has RandAugment, so every noise arm differs from the others.
+  assert {'no_noise', 'data_noise', 'model_noise'} <= set(cfg.arms)
+
+
+def test_without_randaugment_the_data_noise_arms_are_left_out(
+    digits_dir, monkeypatch):
+  preset = defaults.PRESETS['cifar10_subset']
+  plain = ablate.student_recipe('model_noise', preset.student)  # no RA
+  monkeypatch.setitem(defaults.PRESETS, 'cifar10_subset',
+                      dataclasses.replace(preset, student=plain))
+  cfg = _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
+                f'--data_dir={digits_dir}')
+  assert 'data_noise' not in cfg.arms and 'model_noise' not in cfg.arms
+  assert {'full', 'no_noise'} <= set(cfg.arms)
+  with pytest.raises(ablate.errors.ConfigError,
+                     match='--arms=data_noise: the cifar10_subset preset has '
+                     'no RandAugment'):
+    _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
+            f'--data_dir={digits_dir}', '--arms=no_noise,data_noise')
 
 
 def test_summary_means_stds_and_paired_differences():
@@ -96,7 +111,8 @@ def test_summary_means_stds_and_paired_differences():
 def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
   cfg = _config(f'--work_dir={tmp_path}', '--seeds=0,1')
   finished = {0: {'round_0/teacher': 0.80, 'round_1/student': 0.90,
-                  'ablation/no_noise': 0.84, 'round_1/predict': None},
+                  'ablation/no_noise': 0.84, 'round_2/student': 0.93,
+                  'round_1/predict': None},
               1: {'round_0/teacher': 0.70, 'round_1/student': 0.76}}
   for seed, stages in finished.items():
     (tmp_path / f'seed_{seed}').mkdir()
@@ -104,7 +120,8 @@ def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
         {name: {'result': {'test': test} if test else {}, 'settings': {}}
          for name, test in stages.items()}))
   assert ablate.finished_results(cfg, 0) == {'teacher': 0.80, 'full': 0.90,
-                                             'no_noise': 0.84}
+                                             'no_noise': 0.84,
+                                             'two_rounds': 0.93}
   rows = {r['arm']: r for r in ablate.run_ablation(cfg, summarize_only=True)}
   assert rows['full']['seed_ids'] == [0, 1]
   assert rows['no_noise']['seed_ids'] == [0]  # seed 1 has not finished it
@@ -119,13 +136,12 @@ def test_binary_runs_the_arms_over_two_seeds(tmp_path):
   work = tmp_path / 'ablation'
   helpers.run([sys.executable, '-m', 'noisy_student.ablate',
                f'--work_dir={work}', '--seeds=0,1',
-               '--arms=full,no_noise,two_rounds', '--teacher_steps=48',
+               '--arms=full,no_noise', '--teacher_steps=48',
                '--student_steps=48', '--width_coefficient=0.1',
                '--depth_coefficient=0.1', '--min_threshold=0'], timeout=900)
   with open(work / 'ablation.json') as f:
     result = json.load(f)
-  assert [r['arm'] for r in result['rows']] == ['teacher', 'full', 'no_noise',
-                                                'two_rounds']
+  assert [r['arm'] for r in result['rows']] == ['teacher', 'full', 'no_noise']
   assert all(r['seeds'] == 2 and len(r['per_seed']) == 2
              for r in result['rows'])
   assert set(result['per_seed']) == {'0', '1'}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 
@@ -51,3 +53,31 @@ def test_classes_come_from_the_unlabeled_folders_dataset_info(tmp_path):
 
   assert settings().num_label_classes == fi.NUM_CLASSES  # the parent's file
   assert settings('--num_label_classes=7').num_label_classes == 7  # the flag wins
+
+
+def test_the_help_recipe_runs_as_printed(tmp_path):
+  """The two commands of the binary's docstring (its --help), on written
+  predictions: only the paths and sizes are this fixture's."""
+  from noisy_student import filter_unlabel  # pylint: disable=g-import-not-at-top
+  recipe = [shlex.split(c.replace('\\\n', ' ')) for c in re.findall(
+      r'^  (python -m noisy_student\.filter_unlabel .*?)(?=\n  #|\n\n)',
+      filter_unlabel.__doc__, re.M | re.S)]
+  assert len(recipe) == 2, filter_unlabel.__doc__
+  root = str(tmp_path)
+  fi.write_inputs(root)
+  ours = {'data/unlabeled': f'{root}/unl', 'pred/predict_label': f'{root}/pred',
+          'pred/info': f'{root}/info', 'pred/prelim_stats': f'{root}/ps',
+          'pred/filter_data': f'{root}/out'}
+  sizes = {'num_shards': fi.NUM_SHARDS, 'num_label_classes': fi.NUM_CLASSES,
+           'num_image': 20}
+  for command in recipe:
+    assert command[:3] == ['python', '-m', 'noisy_student.filter_unlabel']
+    arguments = []
+    for argument in command[3:]:
+      name, _, value = argument[2:].partition('=')
+      value = str(sizes.get(name, ours.get(value, value)))
+      arguments.append(f'--{name}={value}')
+    helpers.run([sys.executable, '-m', 'noisy_student.filter_unlabel',
+                 *arguments])
+  final = json.load(open(f'{root}/out/stats/final_stats.json'))
+  assert final['num_written'] > 0
