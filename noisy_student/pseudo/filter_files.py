@@ -203,14 +203,30 @@ def _count_error(pred: str, info: str, seen: int, image_num: int) -> errors.Filt
                      f'says image_num={image_num}')
 
 
+# How far a stored softmax may stray from [0, 1] and from a sum of 1
+# (bfloat16 teachers round each probability to 8 bits of mantissa).
+PROBABILITY_TOLERANCE = 1e-6
+SUM_TOLERANCE = 1e-2
+
+
+def softmax_rows(probs: np.ndarray) -> np.ndarray:
+  """bool [n]: which rows of `probs` [n, C] are probability distributions
+  (finite, in [0, 1], summing to 1 within SUM_TOLERANCE)."""
+  with np.errstate(invalid='ignore'):
+    return (np.isfinite(probs).all(axis=1)
+            & (probs >= -PROBABILITY_TOLERANCE).all(axis=1)
+            & (probs <= 1 + PROBABILITY_TOLERANCE).all(axis=1)
+            & (np.abs(probs.sum(axis=1) - 1) <= SUM_TOLERANCE))
+
+
 def prediction_batches(path: str, num_classes: int, batch_size: int
                        ) -> Iterator[np.ndarray]:
   """Streams a prediction file: float32 [b, num_classes] per batch, in order.
 
   Raises:
     records.RecordError naming `path` and the record for a wrong
-    `probabilities` length, a non-finite or negative top-1 probability, or an
-    unreadable (truncated, corrupt) file.
+    `probabilities` length, probabilities that are not a distribution
+    (`softmax_rows`), or an unreadable (truncated, corrupt) file.
   """
   def parse(serialized):
     sparse = tf.io.parse_example(serialized, {
@@ -242,12 +258,14 @@ def prediction_batches(path: str, num_classes: int, batch_size: int
           f'{path}: record {start + bad[0]} has {lengths[bad[0]]} '
           f'`probabilities`, expected --num_label_classes={num_classes}')
     probs = values.reshape(len(lengths), num_classes)
-    top = probs.max(axis=1)
-    bad = np.nonzero(~np.isfinite(top) | (top < 0))[0]
+    bad = np.nonzero(~softmax_rows(probs))[0]
     if len(bad):
+      row = probs[bad[0]]
       raise records.RecordError(
-          f'{path}: record {start + bad[0]} has a top-1 probability of '
-          f'{top[bad[0]]}, expected a finite value >= 0')
+          f'{path}: record {start + bad[0]} has `probabilities` that are not '
+          f'a distribution (min {row.min():.4g}, max {row.max():.4g}, sum '
+          f'{row.sum():.4g}): expected finite values in [0, 1] summing to 1, '
+          f'as the teacher\'s softmax writes them')
     yield probs
     start += len(lengths)
 

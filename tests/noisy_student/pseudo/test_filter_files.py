@@ -149,7 +149,8 @@ def test_random_balance_mode_keeps_images_above_class_threshold(tmp_path):
                                                    truth.values()}
 
 
-@pytest.mark.parametrize('fault', ['missing', 'count', 'length'])
+@pytest.mark.parametrize('fault', ['missing', 'count', 'length', 'above_one',
+                                   'negative', 'nan', 'sum_two'])
 def test_bad_prediction_shards_stop_with_error_naming_the_shard(tmp_path, fault):
   root = str(tmp_path)
   fi.write_inputs(root)
@@ -163,16 +164,23 @@ def test_bad_prediction_shards_stop_with_error_naming_the_shard(tmp_path, fault)
     writers.write_json(info, {'image_num': fi.PER_SHARD + 1})
     error, named = errors.FilterError, info
   else:
+    bad = {'length': np.full(fi.NUM_CLASSES + 1, 0.2),
+           'above_one': np.array([1.5, -0.5] + [0.0] * (fi.NUM_CLASSES - 2)),
+           'negative': np.array([0.6, 0.6, -0.2] + [0.0] * (fi.NUM_CLASSES - 3)),
+           'nan': np.array([np.nan] + [0.5] * (fi.NUM_CLASSES - 1)),
+           'sum_two': np.full(fi.NUM_CLASSES, 0.5)}[fault]
     rows = [records.serialize_prediction(np.full(fi.NUM_CLASSES, 0.25))] * 7
-    rows.append(records.serialize_prediction(np.full(fi.NUM_CLASSES + 1, 0.2)))
+    rows.append(records.serialize_prediction(bad))
     rows += rows[:1] * (fi.PER_SHARD - 8)
     writers.write_records(pred, rows)
     error, named = records.RecordError, pred
   with pytest.raises(error) as info_err:
     filter_passes.run_pass(config, config.units, only_get_stats=True)
   assert named in str(info_err.value)
-  if fault == 'length':
+  if fault not in ('missing', 'count'):
     assert 'record 7' in str(info_err.value)
+  if fault not in ('missing', 'count', 'length'):
+    assert 'not a distribution' in str(info_err.value)
   assert not os.path.exists(filter_files.prelim_stats_path(config, 1, 0))
 
 
@@ -188,3 +196,11 @@ def test_selection_before_all_statistics_names_the_missing_files(tmp_path):
   other = fi.filter_config(root, min_threshold=0.7)
   with pytest.raises(errors.FilterError, match='min_threshold'):
     filter_passes.run_pass(other, other.units, only_get_stats=False)
+
+
+def test_softmax_rows_accepts_rounded_softmaxes_only():
+  rounded = np.array([[0.333, 0.333, 0.333], [1.0, 0.0, 0.0]], np.float32)
+  assert filter_files.softmax_rows(rounded).tolist() == [True, True]
+  bad = np.array([[0.5, 0.5, 0.5], [1.2, -0.1, -0.1], [np.inf, 0, 0],
+                  [0.9, 0.2, -1e-3]], np.float32)
+  assert filter_files.softmax_rows(bad).tolist() == [False] * 4
