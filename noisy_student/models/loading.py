@@ -80,6 +80,7 @@ def build(config: config_lib.ModelConfig,
     return backbones.build_model(config, name=name)
   path = config.model_name
   model = load_keras_file(path)
+  check_trainable_classifier(model, path)
   shape = tuple(model.input_shape)
   classes = int(model.output_shape[-1])
   if shape[1:3] != (config.image_size, config.image_size) or (
@@ -90,6 +91,50 @@ def build(config: config_lib.ModelConfig,
         f'and {config.num_classes} ({errors.field_name("image_size")}, '
         f'{errors.field_name("num_classes")})')
   return model
+
+
+def _ends_in_softmax(model: keras.Model) -> Optional[str]:
+  """The name of the layer whose softmax makes the model's output, if any."""
+  layer = model.layers[-1] if model.layers else None
+  if layer is None:
+    return None
+  if isinstance(layer, keras.layers.Softmax):
+    return layer.name
+  activation = getattr(layer, 'activation', None)
+  if getattr(activation, '__name__', '') == 'softmax':
+    return layer.name
+  return None
+
+
+def check_trainable_classifier(model: keras.Model, path: str) -> None:
+  """Refuses a file model the training loop cannot use as it is.
+
+  The loop feeds one float image batch [N, S, S, 3] and treats the one output
+  [N, classes] as logits (it applies the softmax itself).
+
+  Raises:
+    ConfigError naming `path` and what does not fit.
+  """
+  if len(model.inputs) != 1 or len(model.outputs) != 1:
+    raise errors.ConfigError(
+        f'{path} has {len(model.inputs)} inputs and {len(model.outputs)} '
+        'outputs; a classifier here takes one image batch and gives one '
+        'logits tensor')
+  shape = tuple(model.input_shape)
+  if len(shape) != 4 or shape[-1] != 3:
+    raise errors.ConfigError(
+        f'{path} takes inputs of shape {shape}; images here are '
+        '[batch, size, size, 3] (RGB)')
+  if len(model.output_shape) != 2:
+    raise errors.ConfigError(
+        f'{path} gives outputs of shape {tuple(model.output_shape)}; a '
+        'classifier here gives [batch, classes]')
+  softmax = _ends_in_softmax(model)
+  if softmax:
+    raise errors.ConfigError(
+        f'{path} ends in a softmax (layer {softmax!r}); training needs '
+        'logits: save the model without its final softmax (e.g. '
+        'keras.applications with classifier_activation=None)')
 
 
 def _weights_kind(ref: str) -> str:

@@ -91,3 +91,44 @@ def test_an_exported_keras_file_comes_back_into_the_project(formats):
   with pytest.raises(errors.CheckpointError,
                      match=r'm.keras: does not fit the .* head_dense/kernel'):
     loading.restore(other, path)
+
+
+def _save(model, path) -> str:
+  model.save(path)
+  return str(path)
+
+
+@pytest.mark.parametrize('fault', ['softmax_dense', 'softmax_layer',
+                                   'one_channel', 'two_outputs'])
+def test_a_keras_file_the_loop_cannot_train_is_refused_by_name(tmp_path,
+                                                                fault):
+  import keras  # pylint: disable=g-import-not-at-top
+  channels = 1 if fault == 'one_channel' else 3
+  images = keras.Input((8, 8, channels))
+  x = keras.layers.GlobalAveragePooling2D()(images)
+  if fault == 'softmax_dense':
+    outputs = keras.layers.Dense(10, activation='softmax', name='probs')(x)
+  elif fault == 'softmax_layer':
+    outputs = keras.layers.Softmax(name='probs')(keras.layers.Dense(10)(x))
+  elif fault == 'two_outputs':
+    outputs = [keras.layers.Dense(10)(x), keras.layers.Dense(10)(x)]
+  else:
+    outputs = keras.layers.Dense(10)(x)
+  path = _save(keras.Model(images, outputs), tmp_path / f'{fault}.keras')
+  message = {'softmax_dense': r"ends in a softmax \(layer 'probs'\)",
+             'softmax_layer': r"ends in a softmax \(layer 'probs'\)",
+             'one_channel': r'inputs of shape \(None, 8, 8, 1\)',
+             'two_outputs': r'1 inputs and 2 outputs'}[fault]
+  with pytest.raises(errors.ConfigError, match=f'{fault}.keras.*{message}'):
+    loading.build(helpers.tiny_model(model_name=path, image_size=8,
+                                     num_classes=10))
+
+
+def test_a_keras_file_with_logits_is_accepted(tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  images = keras.Input((8, 8, 3))
+  logits = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(images))
+  path = _save(keras.Model(images, logits), tmp_path / 'logits.keras')
+  model = loading.build(helpers.tiny_model(model_name=path, image_size=8,
+                                           num_classes=10))
+  assert model.output_shape == (None, 10)
