@@ -143,38 +143,60 @@ def binary_of(command: list[str]) -> Optional[tuple[str, list[str]]]:
 
 
 @functools.cache
-def flags_of(module_name: str) -> frozenset[str]:
-  """The flag names a project binary defines."""
+def flags_of(module_name: str) -> tuple[frozenset[str], frozenset[str]]:
+  """(every flag name, the boolean ones) a project binary defines."""
   module = importlib.import_module(module_name)
   define = getattr(module, 'define_flags', None)
   if define is not None and inspect.signature(define).parameters:
     fv = flags.FlagValues()
     define(fv)
     names = set(fv)
+    booleans = {name for name in fv
+                if isinstance(fv[name], flags.BooleanFlag)}
   else:  # defines on the global FLAGS (or at import): ask the binary
     out = subprocess.run([sys.executable, '-m', module_name, '--helpfull'],
                          cwd=ROOT, capture_output=True, text=True,
                          timeout=300).stdout
     names = set(re.findall(r'^\s+--(?:\[no\])?(\w+):', out, re.M))
+    booleans = set(re.findall(r'^\s+--\[no\](\w+):', out, re.M))
     assert names, f'{module_name} --helpfull listed no flags'
   if module_name == 'noisy_student.beam_label':
     # Flags it does not define go to Beam's PipelineOptions.
     from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
     names |= set(pipeline_options.PipelineOptions([]).get_all_options())
-  return frozenset(names | ABSL_FLAGS)
+  absl_booleans = {'logtostderr', 'alsologtostderr', 'showprefixforinfo',
+                   'pdb', 'pdb_post_mortem', 'run_with_pdb',
+                   'run_with_profiling', 'use_cprofile_for_profiling',
+                   'only_check_args', 'help', 'helpfull', 'helpshort',
+                   'helpxml'}
+  return frozenset(names | ABSL_FLAGS), frozenset(booleans | absl_booleans)
 
 
 def bad_flags(module_name: str, arguments: list[str]) -> list[str]:
-  known = flags_of(module_name)
+  known, booleans = flags_of(module_name)
   bad = []
   for argument in arguments:
-    if not argument.startswith('--') or argument == '--':
+    if argument == '--' or not argument.startswith('-') or argument == '...':
       continue
-    name = argument[2:].split('=', 1)[0]
-    if name in known or (name.startswith('no') and name[2:] in known):
+    name = argument.lstrip('-').split('=', 1)[0]
+    if name in known or (name.startswith('no') and name[2:] in booleans
+                         and '=' not in argument):
       continue
     bad.append(argument)
   return bad
+
+
+def _code_strings(path: pathlib.Path) -> str:
+  """The string constants of a module's code (docstrings and comments left
+  out), joined."""
+  tree = ast.parse(path.read_text())
+  docstrings = {id(node.value) for node in ast.walk(tree)
+                if isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)}
+  return '\n'.join(node.value for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant)
+                   and isinstance(node.value, str)
+                   and id(node) not in docstrings)
 
 
 def test_every_block_is_marked_run_or_not_run_with_a_reason():
@@ -190,14 +212,30 @@ def test_every_block_is_marked_run_or_not_run_with_a_reason():
       test = ROOT / match.group('test').split('::')[0]
       assert test.exists(), f'{block}: {test} does not exist'
       doc = str(block.doc.relative_to(ROOT))
-      assert doc in test.read_text(), (
-          f'{block}: {test.name} does not read {doc}')
+      assert doc in _code_strings(test), (
+          f'{block}: {test.name} does not read {doc} (no string in its code '
+          'names it)')
 
 
-@pytest.mark.parametrize(
-    'block', [b for b in BLOCKS if b.lang in SHELL_LANGS], ids=str)
+def _runs_project_code(block: Block) -> bool:
+  """Shell blocks, and text/plain blocks that show a project command (a
+  usage synopsis: `[--flag=...]` brackets are dropped)."""
+  return block.lang in SHELL_LANGS or (
+      block.lang in ('', 'text') and re.search(
+          r'python3? -m (%s)\b' % '|'.join(PROJECT_PACKAGES), block.text))
+
+
+@pytest.mark.parametrize('block', [b for b in BLOCKS if _runs_project_code(b)],
+                         ids=str)
 def test_commands_name_real_binaries_scripts_and_flags(block):
-  for command in commands(block.text):
+  text = block.text
+  if block.lang not in SHELL_LANGS:
+    text = re.sub(r'\[(-[^\]]*)\]', r'\1', text)
+  for command in commands(text):
+    while command and re.match(r'^[A-Z_]+=', command[0]):
+      command = command[1:]  # VAR=value prefixes
+    if not command:
+      continue
     if command[0] == 'bash' and len(command) > 1 and command[1].endswith('.sh'):
       assert (ROOT / command[1]).exists(), f'{block}: no script {command[1]}'
       continue

@@ -38,7 +38,7 @@ def test_a_10_class_model_trains_from_a_1000_class_checkpoint(
           '(1000 classes there, 10 here)') in log, log[-3000:]
   # docs/pretrained.md shows this line for the same architecture.
   documented = re.search(r'```text\n(Initialised .*?)\n```',
-                         (pathlib.Path(helpers.REPO_ROOT) / 'docs' / 'pretrained.md')
+                         pathlib.Path(helpers.REPO_ROOT, 'docs/pretrained.md')
                          .read_text(), re.S).group(1)
   assert documented.replace('models/ns_b0.keras', str(weights)) in log, (
       documented, log[-3000:])

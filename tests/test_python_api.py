@@ -8,7 +8,7 @@ import pytest
 
 from tests import helpers
 
-DOC = pathlib.Path(helpers.REPO_ROOT) / 'docs' / 'python_api.md'
+DOC = pathlib.Path(helpers.REPO_ROOT, 'docs/python_api.md')
 
 
 def _first_python_block() -> str:

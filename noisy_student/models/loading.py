@@ -94,23 +94,38 @@ def build(config: config_lib.ModelConfig,
 
 
 def _ends_in_softmax(model: keras.Model) -> Optional[str]:
-  """The name of the layer whose softmax makes the model's output, if any."""
-  layer = model.layers[-1] if model.layers else None
-  if layer is None:
+  """The name of the operation whose softmax makes the model's output, if any.
+
+  Follows the output back through nested models (a Sequential or a
+  `keras.applications` model inside a functional one); `keras.ops.softmax`
+  counts as well as a Softmax layer or a layer with activation='softmax'.
+  """
+  operation = model
+  for _ in range(100):  # nesting depth; a cycle is impossible
+    if isinstance(operation, keras.Model):
+      outputs = operation.outputs or []
+      history = getattr(outputs[0], '_keras_history', None) if outputs else None
+      inner = history.operation if history is not None else (
+          operation.layers[-1] if operation.layers else None)
+      if inner is None or inner is operation:
+        return None
+      operation = inner
+      continue
+    if type(operation).__name__ == 'Softmax':  # the layer or keras.ops.softmax
+      return operation.name
+    activation = getattr(operation, 'activation', None)
+    if getattr(activation, '__name__', '') == 'softmax':
+      return operation.name
     return None
-  if isinstance(layer, keras.layers.Softmax):
-    return layer.name
-  activation = getattr(layer, 'activation', None)
-  if getattr(activation, '__name__', '') == 'softmax':
-    return layer.name
   return None
 
 
 def check_trainable_classifier(model: keras.Model, path: str) -> None:
-  """Refuses a file model the training loop cannot use as it is.
+  """Refuses a file model that training, evaluation or labeling cannot use.
 
-  The loop feeds one float image batch [N, S, S, 3] and treats the one output
-  [N, classes] as logits (it applies the softmax itself).
+  They feed one float image batch [N, S, S, 3] and treat the one output
+  [N, classes] as logits (they apply the softmax themselves; a softmax in
+  the file would be applied twice).
 
   Raises:
     ConfigError naming `path` and what does not fit.
@@ -132,7 +147,7 @@ def check_trainable_classifier(model: keras.Model, path: str) -> None:
   softmax = _ends_in_softmax(model)
   if softmax:
     raise errors.ConfigError(
-        f'{path} ends in a softmax (layer {softmax!r}); training needs '
+        f'{path} ends in a softmax ({softmax!r}); the model must give '
         'logits: save the model without its final softmax (e.g. '
         'keras.applications with classifier_activation=None)')
 
@@ -256,7 +271,9 @@ def load_model(ref: str, fallback: Optional[config_lib.ModelConfig] = None, *,
   sync_batch_norm) replace fields of that config (None values are ignored).
   """
   if model_refs.name_kind(ref) == model_refs.KERAS_FILE:
-    return load_keras_file(ref)
+    model = load_keras_file(ref)
+    check_trainable_classifier(model, ref)
+    return model
   config = checkpoints.read_model_config(ref) or fallback
   if config is None:
     raise errors.CheckpointError(
@@ -326,6 +343,7 @@ def load_for_inference(ref: str, fallback: Optional[config_lib.ModelConfig],
   if kind == model_refs.KERAS_FILE:
     with strategy.scope():
       model = load_keras_file(ref)
+    check_trainable_classifier(model, ref)
     size = int(model.input_shape[1])
     _check_own_size(ref, image_size, size)
     return model, config_lib.ModelConfig(

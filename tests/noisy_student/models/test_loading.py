@@ -99,6 +99,7 @@ def _save(model, path) -> str:
 
 
 @pytest.mark.parametrize('fault', ['softmax_dense', 'softmax_layer',
+                                   'softmax_op', 'nested_sequential',
                                    'one_channel', 'two_outputs'])
 def test_a_keras_file_the_loop_cannot_train_is_refused_by_name(tmp_path,
                                                                 fault):
@@ -110,18 +111,29 @@ def test_a_keras_file_the_loop_cannot_train_is_refused_by_name(tmp_path,
     outputs = keras.layers.Dense(10, activation='softmax', name='probs')(x)
   elif fault == 'softmax_layer':
     outputs = keras.layers.Softmax(name='probs')(keras.layers.Dense(10)(x))
+  elif fault == 'softmax_op':
+    outputs = keras.ops.softmax(keras.layers.Dense(10)(x))
+  elif fault == 'nested_sequential':
+    outputs = keras.Sequential([keras.layers.Dense(10),
+                                keras.layers.Activation('softmax', name='probs')
+                                ], name='head')(x)
   elif fault == 'two_outputs':
     outputs = [keras.layers.Dense(10)(x), keras.layers.Dense(10)(x)]
   else:
     outputs = keras.layers.Dense(10)(x)
   path = _save(keras.Model(images, outputs), tmp_path / f'{fault}.keras')
-  message = {'softmax_dense': r"ends in a softmax \(layer 'probs'\)",
-             'softmax_layer': r"ends in a softmax \(layer 'probs'\)",
+  message = {'softmax_dense': r"ends in a softmax \('probs'\)",
+             'softmax_layer': r"ends in a softmax \('probs'\)",
+             'softmax_op': r'ends in a softmax',
+             'nested_sequential': r"ends in a softmax \('probs'\)",
              'one_channel': r'inputs of shape \(None, 8, 8, 1\)',
              'two_outputs': r'1 inputs and 2 outputs'}[fault]
   with pytest.raises(errors.ConfigError, match=f'{fault}.keras.*{message}'):
     loading.build(helpers.tiny_model(model_name=path, image_size=8,
                                      num_classes=10))
+  # As a teacher or for evaluation too (a softmax would be applied twice).
+  with pytest.raises(errors.ConfigError, match=f'{fault}.keras.*{message}'):
+    loading.load_model(path)
 
 
 def test_a_keras_file_with_logits_is_accepted(tmp_path):
