@@ -128,9 +128,7 @@ def commands(text: str) -> list[list[str]]:
 def binary_of(command: list[str]) -> Optional[tuple[str, list[str]]]:
   """(project module, its arguments) of a command, None when it runs
   something else (pip, tensorboard, saved_model_cli, ...)."""
-  words = list(command)
-  while words and re.match(r'^[A-Z_]+=', words[0]):
-    words.pop(0)  # VAR=value prefixes
+  words = list(command)  # VAR=value prefixes already dropped
   if not words:
     return None
   if words[0] in CONSOLE_SCRIPTS:

@@ -58,6 +58,14 @@ def load_keras_file(path: str) -> keras.Model:
                                  f'{_first_line(err)}') from err
 
 
+def load_classifier_file(path: str) -> keras.Model:
+  """A `.keras` file used as a classifier (trained, evaluated, a teacher):
+  checked by `check_trainable_classifier`."""
+  model = load_keras_file(path)
+  check_trainable_classifier(model, path)
+  return model
+
+
 def load_saved_model(path: str):
   """The SavedModel in folder `path` (`.signatures['serving_default']`, ...)."""
   try:
@@ -79,8 +87,7 @@ def build(config: config_lib.ModelConfig,
   if model_refs.name_kind(config.model_name) != model_refs.KERAS_FILE:
     return backbones.build_model(config, name=name)
   path = config.model_name
-  model = load_keras_file(path)
-  check_trainable_classifier(model, path)
+  model = load_classifier_file(path)
   shape = tuple(model.input_shape)
   classes = int(model.output_shape[-1])
   if shape[1:3] != (config.image_size, config.image_size) or (
@@ -271,9 +278,7 @@ def load_model(ref: str, fallback: Optional[config_lib.ModelConfig] = None, *,
   sync_batch_norm) replace fields of that config (None values are ignored).
   """
   if model_refs.name_kind(ref) == model_refs.KERAS_FILE:
-    model = load_keras_file(ref)
-    check_trainable_classifier(model, ref)
-    return model
+    return load_classifier_file(ref)
   config = checkpoints.read_model_config(ref) or fallback
   if config is None:
     raise errors.CheckpointError(
@@ -342,8 +347,7 @@ def load_for_inference(ref: str, fallback: Optional[config_lib.ModelConfig],
         image_size=classifier.image_size, small_image=small_image)
   if kind == model_refs.KERAS_FILE:
     with strategy.scope():
-      model = load_keras_file(ref)
-    check_trainable_classifier(model, ref)
+      model = load_classifier_file(ref)
     size = int(model.input_shape[1])
     _check_own_size(ref, image_size, size)
     return model, config_lib.ModelConfig(

@@ -79,18 +79,20 @@ def _predict_step(model: keras.Model, strategy: tf.distribute.Strategy):
   """
   per_model = _STEPS.setdefault(model, {})
   if id(strategy) not in per_model:
+    def softmax(images):
+      logits = tf.cast(model(images, training=False), tf.float32)
+      return tf.nn.softmax(logits, -1)
+
     if _one_device(strategy):
       @tf.function(reduce_retracing=True)
       def step(batch):
-        logits = tf.cast(model(batch['image'], training=False), tf.float32)
-        return tf.boolean_mask(tf.nn.softmax(logits, -1), batch['mask'] > 0)
+        return tf.boolean_mask(softmax(batch['image']), batch['mask'] > 0)
     else:
       @tf.function
       def step(batch):
-        def fn(inputs):
-          logits = tf.cast(model(inputs['image'], training=False), tf.float32)
-          return tf.nn.softmax(logits, -1), inputs['mask']
-        return strategy.run(fn, args=(batch,))
+        return strategy.run(
+            lambda inputs: (softmax(inputs['image']), inputs['mask']),
+            args=(batch,))
     per_model[id(strategy)] = step
   return per_model[id(strategy)]
 
