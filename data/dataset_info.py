@@ -29,6 +29,7 @@ others; two runs that disagree on the classes are refused by name.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Mapping, Optional, Sequence
 
@@ -68,7 +69,86 @@ def read(folder: str) -> Optional[dict]:
     raise DatasetInfoError(f'{info_path}: not valid JSON ({err})') from None
   if not isinstance(info, dict):
     raise DatasetInfoError(f'{info_path}: expected a JSON object')
+  check(info, info_path)
   return info
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite_triple(value) -> bool:
+  return (isinstance(value, list) and len(value) == 3 and all(
+      isinstance(v, (int, float)) and not isinstance(v, bool)
+      and math.isfinite(v) for v in value))
+
+
+def _inside(relative: str) -> bool:
+  """Whether a relative path stays inside the folder it is relative to."""
+  if os.path.isabs(relative) or '://' in relative:
+    return False
+  normal = os.path.normpath(relative) if relative else '.'
+  return normal != '..' and not normal.startswith('..' + os.sep)
+
+
+def check(info: Mapping, info_path: str) -> None:
+  """Checks the type and range of every field a reader uses.
+
+  Raises:
+    DatasetInfoError naming the file, the field and the value, e.g.
+    `.../dataset_info.json: image_size must be a positive integer or null,
+    found "abc"`.
+  """
+  def fail(field: str, expected: str) -> None:
+    raise DatasetInfoError(f'{info_path}: {field} must be {expected}, found '
+                           f'{_short(info[field] if field in info else None)}')
+
+  num_classes = info.get('num_classes')
+  if num_classes is not None and not (_is_int(num_classes) and num_classes >= 1):
+    fail('num_classes', 'a positive integer or null (unlabeled images)')
+  names = info.get('class_names')
+  if names is not None:
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and n and '\n' not in n and '\r' not in n
+        for n in names):
+      fail('class_names', 'a list of non-empty one-line names or null')
+  size = info.get('image_size')
+  if size is not None and not (_is_int(size) and size >= 1):
+    fail('image_size', 'a positive integer or null (images of several sizes)')
+  for field in ('mean_rgb', 'stddev_rgb'):
+    value = info.get(field)
+    if value is not None and not _finite_triple(value):
+      fail(field, 'a list of 3 finite numbers (0-255 scale) or null')
+  std = info.get('stddev_rgb')
+  if std is not None and min(std) <= 0:
+    fail('stddev_rgb', 'positive (a zero deviation divides by zero when '
+         'normalising; delete the field to use ImageNet\'s)')
+  if 'flip' in info and not isinstance(info['flip'], bool):
+    fail('flip', 'true or false')
+  splits = info.get('splits', {})
+  if not isinstance(splits, dict):
+    fail('splits', 'an object {split: {num_examples, num_shards, ...}}')
+  for split, entry in splits.items():
+    where = f'splits.{split}'
+    if not isinstance(entry, dict):
+      raise DatasetInfoError(f'{info_path}: {where} must be an object, found '
+                             f'{_short(entry)}')
+    for field, lowest in (('num_examples', 0), ('num_shards', 1)):
+      value = entry.get(field)
+      if not (_is_int(value) and value >= lowest):
+        raise DatasetInfoError(
+            f'{info_path}: {where}.{field} must be an integer >= {lowest}, '
+            f'found {_short(value)}')
+    directory = entry.get('directory', '')
+    if not isinstance(directory, str) or not _inside(directory):
+      raise DatasetInfoError(
+          f'{info_path}: {where}.directory={_short(directory)} leaves the '
+          'folder: a split\'s directory must be relative and inside it')
+    prefix = entry.get('split', split)
+    if not isinstance(prefix, str) or not prefix or not _inside(prefix):
+      raise DatasetInfoError(
+          f'{info_path}: {where}.split={_short(prefix)} must be a file prefix '
+          'inside the folder')
 
 
 def find(data_dir: str, *, with_classes: bool = False
@@ -121,11 +201,14 @@ class PixelStats:
     return stats
 
   def mean_std(self) -> tuple[Optional[list], Optional[list]]:
-    """([R, G, B] mean, [R, G, B] stddev) on 0-255, or (None, None) if empty."""
+    """([R, G, B] mean, [R, G, B] stddev) on 0-255, or (None, None) if empty
+    or if a channel never varies (no deviation to divide by)."""
     if not self.count:
       return None, None
     mean = self.sum / self.count
     variance = np.maximum(self.sum_squares / self.count - np.square(mean), 0.0)
+    if np.sqrt(variance).round(4).min() <= 0:
+      return None, None
     return ([round(float(v), 4) for v in mean],
             [round(float(v), 4) for v in np.sqrt(variance)])
 

@@ -133,6 +133,11 @@ def list_labeled(input_dir: str,
     raise ImageTreeError(
         f'--input_dir={input_dir}: no class folders found (for a flat folder '
         'of images use --unlabeled)')
+  odd = [name for name in folders if '\n' in name or '\r' in name]
+  if odd:
+    raise ImageTreeError(
+        f'--input_dir={input_dir}: class folder {odd[0]!r} has a line break in '
+        'its name (labels.txt holds one class name per line); rename it')
   loose = sorted(name for name in os.listdir(input_dir)
                  if not _is_hidden(name) and is_image_file(name)
                  and os.path.isfile(os.path.join(input_dir, name)))

@@ -178,7 +178,7 @@ def run_seed(cfg: AblationConfig, seed: int) -> dict:
         unlabel_data_dir=dirs.filter(1).data)
     results[arm] = state.run(
         dirs.arm_stage(arm), lambda s=stage: _train_arm(s, seed),
-        dataclasses.asdict(stage))
+        dataclasses.asdict(stage), outputs=[dirs.arm(arm)])
   return {name: float(row['test']) for name, row in results.items()}
 
 

@@ -18,6 +18,7 @@ files without loading a model. See docs/robustness.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Sequence
 
@@ -76,6 +77,22 @@ class RobustnessConfig:
   label_map: str | None = None
   compare: tuple[str, ...] = ()
   model_label: str | None = None
+
+  def __post_init__(self):
+    def check(name: str, values, lowest, highest) -> None:
+      for value in values:
+        if not (math.isfinite(value) and lowest <= value <= highest):
+          raise errors.ConfigError(
+              f'{errors.field_name(name)}={",".join(str(v) for v in values)}: '
+              f'each must be in [{lowest}, {highest}], received: {value}')
+    check('severities', self.severities, 1, 5)
+    check('difficulties', self.difficulties, 1, 3)
+    check('fgsm_epsilons', self.fgsm_epsilons, 0, 255)
+    check('batch_size', (self.batch_size,), 1, math.inf)
+    if self.max_images is not None:
+      check('max_images', (self.max_images,), 1, math.inf)
+    if self.clean_error is not None:
+      check('clean_error', (self.clean_error,), 0, 1)
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:

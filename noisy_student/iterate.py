@@ -127,6 +127,7 @@ def main(argv):
   config = config_from_flags(FLAGS)
   datasets.check_folder(config.label_data_dir)
   datasets.check_folder(config.unlabel_data_dir)
+  datasets.check_unlabeled_classes(config.dataset, config.unlabel_data_dir)
   keras.utils.set_random_seed(FLAGS.seed)
   rows = rounds_lib.run(config, force=FLAGS.force)
   print(rounds_lib.summary_markdown(rows))

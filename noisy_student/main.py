@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Callable, Optional
 
 from absl import flags
@@ -28,7 +27,6 @@ import tensorflow as tf
 from noisy_student.runtime import entry
 from data import dataset_info
 from data import layout
-from data import writers
 from noisy_student.cli import config_flags
 from noisy_student.cli import main_flags
 from noisy_student.core import config as config_lib
@@ -40,6 +38,7 @@ from noisy_student.drivers import modes
 from noisy_student.models import checkpoints
 from noisy_student.models import export as export_lib
 from noisy_student.training import distribute
+from noisy_student.training import input_pipeline
 
 FLAGS = flags.FLAGS
 define_flags = main_flags.define_flags
@@ -79,13 +78,10 @@ class MainJob:
 def _train(job: MainJob, strategy: tf.distribute.Strategy) -> dict:
   config = job.experiment
   config.train.per_replica_batches(strategy.num_replicas_in_sync)
-  modes.check_model_dir(config.model_dir, config.model)
-  if distribute.is_chief(strategy):
-    writers.write_json(os.path.join(config.model_dir, layout.FLAGS_FILE),
-                       job.flags_json)
   every = (config.train.steps_per_eval if MODES[job.mode].evaluates_during
            else None)
-  result = modes.train(config, strategy, evaluate_every=every)
+  result = modes.train(config, strategy, evaluate_every=every,
+                       flags_json=job.flags_json)
   if result['eval']:
     print(json.dumps(result['eval'], indent=2))
   return result
@@ -393,6 +389,15 @@ def predict_config_from_flags(fv: flags.FlagValues,
       image_size=fv.input_image_size)
 
 
+def _check_splits_have_shards(data_dir: str, splits: tuple[str, ...]) -> None:
+  """Each eval split has shards, so a misspelt --eval_splits fails at once."""
+  for split in splits:
+    try:
+      input_pipeline.list_files(data_dir, [split])
+    except errors.InputError as err:
+      raise errors.ConfigError(f'--eval_splits: split {split!r}: {err}') from None
+
+
 def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
   """Every check of every mode, before TensorFlow starts any work."""
   experiment = config_from_flags(fv)
@@ -417,8 +422,15 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
     if mode.trains:
       splits += (experiment.data.train_prefix,)
     datasets.check_folder(experiment.data.label_data_dir, splits)
+    _check_splits_have_shards(experiment.data.label_data_dir,
+                              experiment.eval_splits)
+  if fv.mode == 'eval':
+    modes.check_model_files(experiment)  # training checks it in modes.train
   if mode.trains:
     datasets.check_folder(experiment.data.unlabel_data_dir)
+    if experiment.train.unlabel_ratio > 0:
+      datasets.check_unlabeled_classes(dataset_from_flags(fv),
+                                       experiment.data.unlabel_data_dir)
     flags_json = {k: v for k, v in fv.flag_values_dict().items()
                   if isinstance(v, (str, int, float, bool, type(None), list))}
   return MainJob(mode=fv.mode, experiment=experiment, predict=predict,

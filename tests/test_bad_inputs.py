@@ -36,6 +36,7 @@ class Case:
   status: int = 2
   unchanged: Optional[str] = None   # folder whose files must not change
   max_stderr_lines: Optional[int] = None
+  absent: Optional[str] = None      # must not exist after the run (nothing written)
 
 
 @pytest.fixture(scope='module')
@@ -344,6 +345,212 @@ def bad_flag_type(tmp, digits, trained):
               r"flag --train_batch_size=many: invalid literal")
 
 
+# --- Round two (issue 24): values checked where the config is built, before
+# anything is written: the model_dir / work_dir must not exist afterwards.
+def _refused_main(tmp, data, *extra, steps=4):
+  model_dir = str(tmp / 'model')
+  return _main(data, model_dir, '--mode=train', *extra, steps=steps), model_dir
+
+
+def zero_num_train_images(tmp, digits, trained):
+  command, model_dir = _refused_main(tmp, digits, '--num_train_images=0')
+  return Case(command, r'--num_train_images must be in \[1, inf\), received: 0',
+              absent=model_dir)
+
+
+def negative_num_train_shards(tmp, digits, trained):
+  command, model_dir = _refused_main(tmp, digits, '--num_train_shards=-1')
+  return Case(command, r'--num_train_shards must be in \[1, inf\), received: -1',
+              absent=model_dir)
+
+
+def zero_label_classes(tmp, digits, trained):
+  command, model_dir = _refused_main(tmp, digits, '--num_label_classes=0')
+  return Case(command, r'--num_label_classes must be .*received: 0',
+              absent=model_dir)
+
+
+def zero_width_coefficient(tmp, digits, trained):
+  command, model_dir = _refused_main(tmp, digits, '--width_coefficient=0')
+  return Case(command, r'--width_coefficient must be in \(0, inf\), received: 0',
+              absent=model_dir)
+
+
+def misspelt_eval_split(tmp, digits, trained):
+  command, model_dir = _refused_main(tmp, digits, '--eval_splits=bogus')
+  return Case(command, r"--eval_splits: split 'bogus': no TFRecord shards "
+              r'match .*bogus-', absent=model_dir)
+
+
+def _with_info(tmp, digits, change: Callable[[dict], None]) -> str:
+  data = _copy(digits, tmp / 'data')
+  info = json.load(open(f'{data}/dataset_info.json'))
+  change(info)
+  json.dump(info, open(f'{data}/dataset_info.json', 'w'))
+  return data
+
+
+def _info_case(tmp, digits, change, message):
+  data = _with_info(tmp, digits, change)
+  command = [sys.executable, '-m', 'noisy_student.main', '--mode=train',
+             f'--label_data_dir={data}', f'--model_dir={tmp}/model',
+             '--train_steps=4', '--train_batch_size=16']
+  return Case(command, message, unchanged=data, absent=str(tmp / 'model'))
+
+
+def info_image_size_zero(tmp, digits, trained):
+  return _info_case(tmp, digits, lambda i: i.update(image_size=0),
+                    r'dataset_info.json: image_size must be a positive integer '
+                    r'or null .*found 0')
+
+
+def info_image_size_text(tmp, digits, trained):
+  return _info_case(tmp, digits, lambda i: i.update(image_size='abc'),
+                    r'dataset_info.json: image_size must be .*found "abc"')
+
+
+def info_stddev_zero(tmp, digits, trained):
+  return _info_case(tmp, digits, lambda i: i.update(stddev_rgb=[0, 0, 0]),
+                    r'dataset_info.json: stddev_rgb must be positive')
+
+
+def info_stddev_nan(tmp, digits, trained):
+  return _info_case(tmp, digits,
+                    lambda i: i.update(stddev_rgb=[float('nan')] * 3),
+                    r'dataset_info.json: stddev_rgb must be a list of 3 finite '
+                    r'numbers .*NaN')
+
+
+def info_mean_of_two_values(tmp, digits, trained):
+  return _info_case(tmp, digits, lambda i: i.update(mean_rgb=[1, 2]),
+                    r'dataset_info.json: mean_rgb must be a list of 3 finite')
+
+
+def info_num_classes_text(tmp, digits, trained):
+  return _info_case(tmp, digits, lambda i: i.update(num_classes='ten'),
+                    r'dataset_info.json: num_classes must be a positive integer '
+                    r'.*found "ten"')
+
+
+def info_without_num_classes(tmp, digits, trained):
+  return _info_case(tmp, digits, lambda i: i.pop('num_classes'),
+                    r'dataset_info.json records no classes')
+
+
+def info_split_directory_outside(tmp, digits, trained):
+  def change(info):
+    info['splits']['train']['directory'] = '../../..'
+  return _info_case(tmp, digits, change,
+                    r'splits.train.directory="\.\./\.\./\.\." leaves the folder')
+
+
+def unlabeled_folder_of_other_classes(tmp, digits, trained):
+  data = _copy(digits, tmp / 'data')
+  json.dump({'format': 1, 'name': 'letters', 'num_classes': 12,
+             'class_names': list('abcdefghijkl'), 'splits': {
+                 'extra': {'num_examples': 897, 'num_shards': 8,
+                           'labeled': False, 'directory': ''}}},
+            open(f'{data}/unlabeled/dataset_info.json', 'w'))
+  work = str(tmp / 'work')
+  return Case([sys.executable, '-m', 'noisy_student.iterate',
+               f'--work_dir={work}', f'--label_data_dir={data}',
+               f'--unlabel_data_dir={data}/unlabeled'],
+              r'unlabeled/dataset_info.json describes 12 classes .*but the '
+              r'labeled data has', unchanged=data, absent=work)
+
+
+def _keras_file(tmp, kind: str) -> str:
+  import keras  # pylint: disable=g-import-not-at-top
+  path = str(tmp / f'{kind}.keras')
+  channels = 1 if kind == 'gray' else 3
+  inputs = keras.Input((32, 32, channels))
+  pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+  activation = 'softmax' if kind == 'probs' else None
+  keras.Model(inputs, keras.layers.Dense(10, activation=activation,
+                                         name=kind)(pooled)).save(path)
+  return path
+
+
+def keras_model_ending_in_softmax(tmp, digits, trained):
+  command, model_dir = _refused_main(
+      tmp, digits, f'--model_name={_keras_file(tmp, "probs")}')
+  return Case(command, r"probs.keras ends in a softmax \('probs'\)",
+              absent=model_dir)
+
+
+def keras_model_of_one_channel(tmp, digits, trained):
+  command, model_dir = _refused_main(
+      tmp, digits, f'--model_name={_keras_file(tmp, "gray")}')
+  return Case(command, r'gray.keras takes inputs of shape \(None, 32, 32, 1\); images here are .*3\] \(RGB\)',
+              absent=model_dir)
+
+
+def keras_file_that_is_not_a_zip(tmp, digits, trained):
+  path = tmp / 'text.keras'
+  path.write_text('not a model')
+  command, model_dir = _refused_main(tmp, digits, f'--model_name={path}')
+  return Case(command, r"text.keras: not a .keras file \(a .keras file is a zip",
+              absent=model_dir)
+
+
+def iterate_negative_teacher_steps(tmp, digits, trained):
+  work = str(tmp / 'work')
+  return Case([sys.executable, '-m', 'noisy_student.iterate',
+               f'--work_dir={work}', f'--label_data_dir={digits}',
+               f'--unlabel_data_dir={digits}/unlabeled',
+               '--teacher_train_steps=-5'],
+              r'--teacher_train_steps must be in \[1, inf\), received: -5',
+              absent=work)
+
+
+def eval_robustness_negative_fgsm_epsilon(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'noisy_student.eval_robustness',
+               '--benchmark=fgsm', f'--model_path={trained}',
+               f'--data_dir={digits}', f'--output_dir={tmp}/out',
+               '--fgsm_epsilons=0,-4'],
+              r'--fgsm_epsilons=0.0,-4.0: each must be in \[0, 255\], '
+              r'received: -4', absent=str(tmp / 'out'))
+
+
+def _beam_label(tmp, digits, trained, *extra):
+  return [sys.executable, '-m', 'noisy_student.beam_label',
+          f'--teacher={trained}', f'--output_dir={tmp}/out',
+          f'--input_pattern={digits}/unlabeled/extra-*', *extra]
+
+
+def beam_label_unknown_runner(tmp, digits, trained):
+  return Case(_beam_label(tmp, digits, trained, '--runner=NoSuchRunner'),
+              r'--runner=NoSuchRunner: Unexpected pipeline runner',
+              absent=str(tmp / 'out'), max_stderr_lines=1)
+
+
+def beam_label_negative_workers(tmp, digits, trained):
+  return Case(_beam_label(tmp, digits, trained, '--direct_num_workers=-2'),
+              r'--direct_num_workers must be >= 0', absent=str(tmp / 'out'),
+              max_stderr_lines=1)
+
+
+def tfds_bad_split_slice(tmp, digits, trained):
+  return Case([sys.executable, '-m', 'data.tfds_to_tfrecord',
+               '--dataset=cifar10', '--splits=train[:x]=train',
+               f'--output_dir={tmp}/out'],
+              r"--splits: 'train\[:x\]' is not a TFDS split",
+              absent=str(tmp / 'out'))
+
+
+def class_folder_with_a_line_break(tmp, digits, trained):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for name in ('cat', 'dog\nbig'):
+    folder = tmp / 'photos' / name
+    folder.mkdir(parents=True)
+    Image.new('RGB', (8, 8)).save(folder / 'a.png')
+  return Case([sys.executable, '-m', 'data.images_to_tfrecord',
+               f'--input_dir={tmp}/photos', f'--output_dir={tmp}/out',
+               '--split=train'],
+              r"class folder 'dog\\nbig' has a line break",
+              absent=str(tmp / 'out'))
+
+
 CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          resume_with_other_model_flags, unknown_model_name, zero_image_size,
          small_image_size_the_data_does_not_have, negative_train_steps,
@@ -359,7 +566,18 @@ CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          eval_robustness_empty_corrupted_folder, eval_robustness_missing_model,
          make_corrupted_unknown_corruption, make_corrupted_no_files,
          images_to_tfrecord_missing_folder, filter_missing_predictions,
-         bad_flag_type]
+         bad_flag_type,
+         zero_num_train_images, negative_num_train_shards, zero_label_classes,
+         zero_width_coefficient, misspelt_eval_split, info_image_size_zero,
+         info_image_size_text, info_stddev_zero, info_stddev_nan,
+         info_mean_of_two_values, info_num_classes_text,
+         info_without_num_classes, info_split_directory_outside,
+         unlabeled_folder_of_other_classes, keras_model_ending_in_softmax,
+         keras_model_of_one_channel, keras_file_that_is_not_a_zip,
+         iterate_negative_teacher_steps,
+         eval_robustness_negative_fgsm_epsilon, beam_label_unknown_runner,
+         beam_label_negative_workers, tfds_bad_split_slice,
+         class_folder_with_a_line_break]
 
 
 def _unwritable(tmp) -> str:
@@ -400,5 +618,99 @@ def test_bad_input_gets_one_line_naming_the_culprit(make_case, digits_dir,
   else:
     assert re.search(case.message, result.stderr), result.stderr[-3000:]
   assert _hashes(case.unchanged) == before
+  if case.absent is not None:
+    assert not os.path.exists(case.absent), os.listdir(case.absent)
   if case.max_stderr_lines is not None:
     assert len(stderr) <= case.max_stderr_lines, '\n'.join(stderr[-30:])
+
+
+def test_rerun_after_the_fix_succeeds_in_the_same_model_dir(digits_dir,
+                                                            tmp_path):
+  """Refused runs write nothing, so the corrected command just works."""
+  model_dir = str(tmp_path / 'model')
+  for bad in (f'--model_name={_keras_file(tmp_path, "probs")}',
+              '--eval_splits=bogus', '--num_train_shards=-1'):
+    refused = helpers.run(_main(digits_dir, model_dir, '--mode=train_and_eval',
+                                bad), check=False)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert not os.path.exists(model_dir)
+  helpers.run(_main(digits_dir, model_dir, '--mode=train_and_eval'))
+  assert os.path.exists(os.path.join(model_dir, 'eval_results.json'))
+
+
+def _is_locked(path: str) -> bool:
+  import fcntl  # pylint: disable=g-import-not-at-top
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+  except BlockingIOError:
+    return True
+  finally:
+    os.close(fd)
+
+
+def test_a_second_trainer_on_a_model_dir_is_refused_until_the_first_dies(
+    digits_dir, tmp_path):
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'model')
+  lock = os.path.join(model_dir, '.writer.lock')
+  first = subprocess.Popen(
+      _main(digits_dir, model_dir, '--mode=train', steps=100000),
+      cwd=helpers.REPO_ROOT, stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
+               PYTHONPATH=helpers.REPO_ROOT))
+  try:
+    for _ in range(600):  # until it holds the lock (polled, no clock read)
+      if os.path.exists(lock) and _is_locked(lock):
+        break
+      assert first.poll() is None, 'the first trainer ended early'
+      time.sleep(0.1)
+    second = helpers.run(_main(digits_dir, model_dir, '--mode=train'),
+                         check=False)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert re.match(rf'main: error: {re.escape(model_dir)}: another trainer is '
+                    rf'writing this folder \(pid {first.pid}\); ',
+                    second.stderr.strip().splitlines()[-1])
+  finally:
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+  # A killed holder leaves no stuck lock: the next trainer resumes its folder.
+  helpers.run(_main(digits_dir, model_dir, '--mode=train', steps=4))
+
+
+def test_iterate_force_redoes_a_changed_stage_from_nothing(digits_dir,
+                                                           tmp_path):
+  """The issue's case: --force after turning the student's RandAugment off
+  used to resume the old student's final checkpoint and record its accuracy."""
+  work = str(tmp_path / 'work')
+  command = [sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work}',
+             f'--label_data_dir={digits_dir}',
+             f'--unlabel_data_dir={digits_dir}/unlabeled',
+             '--width_coefficient=0.1', '--depth_coefficient=0.1',
+             '--teacher_train_steps=2', '--student_train_steps=2',
+             '--train_batch_size=16', '--iterations_per_loop=2',
+             '--min_threshold=0', '--student_augment_name=v1',
+             '--teacher_augment_name=']
+  helpers.run(command)
+  student = os.path.join(work, 'round_1', 'student')
+  old_events = sorted(n for n in os.listdir(student) if n.startswith('events'))
+  # A setting the teacher does not use (it has no RandAugment) is no change.
+  unchanged = helpers.run(command + ['--teacher_randaug_mag=5'])
+  assert 'finished with other settings' not in unchanged.stderr
+  assert unchanged.stderr.count('finished earlier; skipping') == 6
+  redone = helpers.run(command[:-2] + ['--student_augment_name=',
+                                       '--teacher_augment_name=', '--force'])
+  moved = re.findall(r'\[round_1/student\] redone from nothing: its earlier '
+                     r'output (\S+) was moved to (\S+)', redone.stderr)
+  assert moved and moved[0][0] == student, redone.stderr[-3000:]
+  assert sorted(n for n in os.listdir(moved[0][1])
+                if n.startswith('events')) == old_events
+  new_events = [n for n in os.listdir(student) if n.startswith('events')]
+  assert len(new_events) == 1 and new_events[0] not in old_events
+  state = json.load(open(os.path.join(work, 'state.json')))
+  assert state['round_1/student']['settings']['data']['augment_name'] is None

@@ -299,3 +299,20 @@ def test_docs_named_in_the_code_exist():
       if not (ROOT / name).exists():
         missing.add(f'{source.relative_to(ROOT)}: {name}')
   assert not missing, sorted(missing)
+
+
+def test_the_error_matrix_lists_every_bad_input_case_once():
+  """docs/errors.md: one row per case of tests/test_bad_inputs.py, and the count."""
+  from tests import test_bad_inputs  # pylint: disable=g-import-not-at-top
+  text = (ROOT / 'docs' / 'errors.md').read_text()
+  rows = re.findall(r'^\| (\d+) \| `(\w+)` \| `[^`]+` \| ([^|]+) \|', text,
+                    flags=re.MULTILINE)
+  names = [name for _, name, _ in rows]
+  assert names == [case.__name__ for case in test_bad_inputs.CASES]
+  assert [int(n) for n, _, _ in rows] == list(range(1, len(rows) + 1))
+  errors = sum(verdict.startswith('clean error') for _, _, verdict in rows)
+  assert (f'**{len(rows)} cases: {errors} clean errors (exit 2), '
+          f'{len(rows) - errors} ok with a warning') in ' '.join(text.split())
+  # The other rows name tests that exist.
+  for path, test in re.findall(r'`(tests/[\w/]+\.py)::(\w+)`', text):
+    assert f'def {test}(' in (ROOT / path).read_text(), (path, test)

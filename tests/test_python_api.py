@@ -30,3 +30,27 @@ def test_the_documented_example_runs(tmp_path):
   # Progress lines reach stderr without any logging set-up (a notebook's case).
   assert re.search(r'^step \d+/150 ', result.stderr, re.M), result.stderr[-2000:]
   assert (tmp_path / 'runs' / 'student' / 'model_config.json').exists()
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda ns, d, t: ns.experiment(str(t / 'm'), d, image_size=0),
+     'image_size must be positive, received: 0'),
+    (lambda ns, d, t: ns.experiment(str(t / 'm'), d, width_coefficient=0),
+     r'width_coefficient must be in \(0, inf\)'),
+    (lambda ns, d, t: ns.experiment(str(t / 'm'), d, train_steps=-5),
+     r'train_steps must be in \[1, inf\)'),
+    (lambda ns, d, t: ns.dataset(d, num_classes=0),
+     'num_classes must be >= 1, received: 0'),
+    (lambda ns, d, t: ns.filter_pseudo_labels(
+        f'{d}/unlabeled', str(t / 'p'), str(t / 'f'), min_threshold=2),
+     r'min_threshold must be in \[0, 1\], received: 2'),
+], ids=['image_size_0', 'width_0', 'steps_-5', 'num_classes_0',
+        'min_threshold_2'])
+def test_bad_api_arguments_raise_one_error_class_before_writing(
+    call, message, digits_dir, tmp_path):
+  """`except NoisyStudentError` catches every bad value, named as the argument."""
+  import noisy_student as ns  # pylint: disable=g-import-not-at-top
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.NoisyStudentError, match=message):
+    call(ns, digits_dir, tmp_path)
+  assert list(tmp_path.iterdir()) == []

@@ -82,13 +82,14 @@ def main():
     if name == 'none' and steps == preset.student.train.train_steps:
       results[name] = rows[1]
       continue
+    model_dir = os.path.join(rounds.work_dir, 'tune', f'{name}_{steps}')
     stage = rounds_lib.stage_config(
-        rounds, os.path.join(rounds.work_dir, 'tune', f'{name}_{steps}'),
-        cfg.model_name, recipes[name], unlabel_data_dir=pseudo_labels)
+        rounds, model_dir, cfg.model_name, recipes[name],
+        unlabel_data_dir=pseudo_labels)
     results[name] = state.run(
         f'tune/{name}_{steps}',
         lambda s=stage: ablate._train_arm(s, args.seed),  # pylint: disable=protected-access
-        dataclasses.asdict(stage))
+        dataclasses.asdict(stage), outputs=[model_dir])
   table = ['| student | steps | dev top-1 | test top-1 |', '|---|---|---|---|']
   for name, row in results.items():
     table.append(f'| {name} | {"teacher" if name == "teacher" else steps} | '

@@ -160,6 +160,11 @@ def resolve(task_name: Optional[str], data_dir: Optional[str], *,
   Raises:
     ConfigError naming what is missing; DatasetInfoError for a bad file.
   """
+  for field, value in (('num_classes', num_classes),
+                       ('num_train_images', num_train_images)):
+    if value is not None and value < 1:
+      raise errors.ConfigError(f'{errors.field_name(field)} must be in '
+                               f'[1, inf), received: {value}')
   found = dataset_info.find(data_dir, with_classes=True) if data_dir else None
   described = from_info(found[1], found[0]) if found else None
   if task_name:
@@ -175,6 +180,9 @@ def resolve(task_name: Optional[str], data_dir: Optional[str], *,
         mean_rgb=IMAGENET_MEAN_RGB, stddev_rgb=IMAGENET_STDDEV_RGB,
         num_train_images=num_train_images, eval_split_sizes={}, flip=True)
   else:
+    unlabeled = dataset_info.find(data_dir) if data_dir else None
+    if unlabeled is not None:
+      from_info(unlabeled[1], unlabeled[0])  # raises: it records no classes
     where = data_dir.split(';')[0] if data_dir else 'the data folder'
     raise errors.ConfigError(
         f'{where} has no {dataset_info.FILENAME} (nor its parent) and no '
@@ -208,3 +216,33 @@ def check_folder(data_dir: Optional[str],
     found = dataset_info.find(folder)
     if found is not None:
       dataset_info.check_shards(*found, splits=splits)
+
+
+def check_unlabeled_classes(dataset: DatasetInfo,
+                            unlabel_data_dir: Optional[str]) -> None:
+  """An unlabeled folder that records classes must record the labeled data's.
+
+  Pseudo-labels are indices into the labeled data's classes; an unlabeled
+  folder described with other classes (another dataset's images, or another
+  class order) is refused rather than mixed in silently.
+
+  Raises:
+    DatasetInfoError naming the unlabeled folder's file and both class lists.
+  """
+  for folder in [d for d in (unlabel_data_dir or '').split(';') if d]:
+    found = dataset_info.find(folder)
+    if found is None:
+      continue
+    info = found[1]
+    theirs, names = info.get('num_classes'), info.get('class_names')
+    mismatch = (theirs is not None and theirs != dataset.num_classes) or (
+        names and dataset.class_names
+        and tuple(names) != tuple(dataset.class_names))
+    if mismatch:
+      ours = (list(dataset.class_names) if dataset.class_names
+              else f'{dataset.num_classes} classes')
+      raise dataset_info.DatasetInfoError(
+          f'{dataset_info.path(found[0])} describes {theirs} classes '
+          f'{names if names else ""} but the labeled data has {ours}: '
+          'unlabeled images must be labeled into the same classes (check '
+          '--unlabel_data_dir)')

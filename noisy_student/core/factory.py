@@ -60,8 +60,8 @@ def image_size(dataset: datasets.DatasetInfo, model_name: str, *,
 
 def _check_positive_size(image_size_override: int) -> None:
   if image_size_override <= 0:
-    raise errors.ConfigError('--input_image_size must be positive, received: '
-                             f'{image_size_override}')
+    raise errors.ConfigError(f'{errors.field_name("image_size")} must be '
+                             f'positive, received: {image_size_override}')
 
 
 def inference_image_size(model: config_lib.ModelConfig) -> int:

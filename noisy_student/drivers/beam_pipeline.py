@@ -35,13 +35,20 @@ the same bytes and a rerun of a finished pipeline writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import logging as py_logging
 import math
 import os
 from typing import Optional, Sequence
 
 from absl import logging
-import apache_beam as beam
+
+# Beam's BigQuery client logs "apitools not found ..." on the root logger when
+# apache_beam is imported; nothing here uses BigQuery.
+py_logging.getLogger().addFilter(
+    lambda record: not record.getMessage().startswith('apitools not found'))
+import apache_beam as beam  # noqa: E402
 from apache_beam.options import pipeline_options
+from apache_beam.runners import runner as beam_runner
 from apache_beam.runners.portability import fn_api_runner
 from apache_beam.utils import shared
 import tensorflow as tf
@@ -391,6 +398,17 @@ def beam_options(beam_args: Sequence[str]
     raise errors.ConfigError(
         f'--{sorted(unknown)[0]}: neither a flag of beam_label nor a Beam '
         'pipeline option (see --helpfull and docs/beam.md)')
+  workers = options.view_as(pipeline_options.DirectOptions).direct_num_workers
+  if workers is not None and workers < 0:
+    raise errors.ConfigError(f'--direct_num_workers must be >= 0 (0: one per '
+                             f'CPU), received: {workers}')
+  runner = options.view_as(pipeline_options.StandardOptions).runner
+  if runner is not None and not isinstance(runner, beam_runner.PipelineRunner):
+    try:
+      beam_runner.create_runner(runner)
+    except (ValueError, ImportError) as err:
+      raise errors.ConfigError(
+          f'--runner={runner}: {str(err).splitlines()[0][:300]}') from None
   return options
 
 

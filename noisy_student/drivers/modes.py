@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 from typing import Optional
 
 from absl import logging
@@ -22,6 +24,8 @@ import tensorflow as tf
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
+from noisy_student.core import model_refs
+from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
@@ -53,22 +57,71 @@ def check_model_dir(model_dir: str, model: config_lib.ModelConfig) -> None:
       'resume it, or a new --model_dir to start fresh')
 
 
+def check_model_files(config: config_lib.ExperimentConfig) -> None:
+  """Loads a `.keras` student or teacher once to check it, before any write.
+
+  Raises:
+    CheckpointError / ConfigError naming the file (not a .keras, ends in a
+    softmax, other image size or classes than the job's).
+  """
+  if model_refs.name_kind(config.model.model_name) == model_refs.KERAS_FILE:
+    loading.build(config.model)
+  teacher = config.teacher
+  if teacher is not None and model_refs.name_kind(
+      teacher.path) == model_refs.KERAS_FILE:
+    loading.load_classifier_file(teacher.path)
+
+
+def remove_interrupted_saves(model_dir: str) -> list[str]:
+  """Removes `ckpt-N_temp/` folders a save left when it was interrupted (a
+  full disk, a kill); only the holder of the model_dir's lock calls this.
+  Returns the removed paths."""
+  removed = []
+  for path in tf.io.gfile.glob(os.path.join(model_dir, 'ckpt-*_temp')):
+    if re.fullmatch(r'ckpt-\d+_temp', os.path.basename(path)):
+      tf.io.gfile.rmtree(path)
+      logging.warning('Removed %s, left by an interrupted checkpoint save', path)
+      removed.append(path)
+  return removed
+
+
 def _cleanup_worker_dir(path: str, model_dir: str) -> None:
   if path != model_dir and tf.io.gfile.exists(path):
     tf.io.gfile.rmtree(path)
 
 
 def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
-          *, evaluate_every: Optional[int] = None) -> dict:
+          *, evaluate_every: Optional[int] = None,
+          flags_json: Optional[dict] = None) -> dict:
   """Trains to the config's last_step; with `evaluate_every`, evaluates on the way.
+
+  Checks the model_dir and a `.keras` model before writing anything, then
+  holds the model_dir's lock (`runtime/dir_lock.py`: a second trainer on it
+  is refused) and writes `model_config.json` (and `flags_json` as FLAGS.json).
 
   Returns {'global_step', 'history' (loop stats), 'eval' (last results)}.
   """
   chief = distribute.is_chief(strategy)
-  ckpt_dir = distribute.checkpoint_dir(config.model_dir, strategy)
   check_model_dir(config.model_dir, config.model)
+  check_model_files(config)
+  lock = (dir_lock.exclusive(config.model_dir, 'trainer') if chief
+          else contextlib.nullcontext())
+  with lock:
+    return _train_locked(config, strategy, chief, evaluate_every, flags_json)
+
+
+def _train_locked(config: config_lib.ExperimentConfig,
+                  strategy: tf.distribute.Strategy, chief: bool,
+                  evaluate_every: Optional[int],
+                  flags_json: Optional[dict]) -> dict:
+  ckpt_dir = distribute.checkpoint_dir(config.model_dir, strategy)
   if chief:
+    check_model_dir(config.model_dir, config.model)  # as it is now, locked
+    remove_interrupted_saves(config.model_dir)
     checkpoints.write_model_config(config.model_dir, config.model)
+    if flags_json is not None:
+      writers.write_json(os.path.join(config.model_dir, layout.FLAGS_FILE),
+                         flags_json)
   trainer = trainer_lib.Trainer(config, strategy, is_chief=chief,
                                 checkpoint_dir=ckpt_dir)
   controller = controller_lib.Controller(trainer)

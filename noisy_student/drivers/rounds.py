@@ -28,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import MISSING
 import json
+import math
+import re
 import time
 from typing import Callable, Optional, Sequence
 
@@ -42,6 +44,7 @@ from noisy_student.core import config as config_lib
 from noisy_student.core.config import doc
 from noisy_student.core import datasets
 from noisy_student.core import defaults
+from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.drivers import modes
@@ -133,12 +136,23 @@ def _jsonable(value):
 
 
 class StageState:
-  """state.json: {stage: {'result', 'settings'}} of finished stages (atomic rewrites)."""
+  """state.json: {stage: {'result', 'settings', 'outputs'}} of finished stages.
 
-  def __init__(self, work_dir: str, force: bool = False):
+  Rewritten atomically after every change. A stage is skipped only when its
+  settings are unchanged and its outputs (folders it wrote) still exist; a
+  stage that is redone (settings changed under `force`, or outputs deleted)
+  forgets itself and every later stage, and their earlier outputs are moved
+  aside (`<path>.replaced-<time>`) so the redo starts from nothing instead of
+  resuming an old model's checkpoints. Logged in one line per folder.
+  """
+
+  def __init__(self, work_dir: str, force: bool = False,
+               clock: Callable[[], float] = time.time):
     self.path = layout.RoundDirs(work_dir).state
     self.force = force
+    self.clock = clock
     self.done = {}
+    self._redo = set()  # stages forgotten in this run: their folders are stale
     if tf.io.gfile.exists(self.path):
       with tf.io.gfile.GFile(self.path) as f:
         text = f.read()
@@ -149,8 +163,16 @@ class StageState:
             f'{self.path}: not valid JSON ({err}); the file records which '
             'stages finished: delete it to redo every stage, or restore it') from None
 
-  def run(self, name: str, fn: Callable[[], object], settings: dict):
+  def run(self, name: str, fn: Callable[[], object], settings: dict,
+          outputs: Sequence[str] = ()):
     """`fn()`'s result, or the recorded one when stage `name` already finished.
+
+    Args:
+      name: the stage, e.g. 'round_1/student'.
+      fn: runs the stage; returns its JSON-able result.
+      settings: everything that determines the stage's outputs.
+      outputs: the folders the stage writes (checked before skipping, moved
+        aside before a redo).
 
     Raises:
       ConfigError when the stage finished with other `settings` (unless force).
@@ -159,27 +181,84 @@ class StageState:
     entry = self.done.get(name)
     if entry is not None:
       changed = _changed_settings(entry.get('settings'), settings)
-      if not changed:
+      gone = [p for p in entry.get('outputs', outputs)
+              if not tf.io.gfile.exists(p)]
+      if not changed and not gone:
         logging.info('[%s] finished earlier; skipping', name)
         return entry['result']
-      if not self.force:
+      if changed and not self.force:
         raise errors.ConfigError(
             f'{self.path}: stage {name} finished with other settings '
             f'({"; ".join(changed)}); use a new --work_dir, or pass --force '
             'to redo it and every stage after it')
+      if gone and not changed:
+        logging.warning('[%s] finished earlier but %s is gone: redoing it '
+                        'and every stage after it', name, gone[0])
       self._forget_from(name)
+    if name in self._redo:
+      for path in outputs:
+        self._move_aside(name, path)
     logging.info('[%s] starting', name)
     start = time.time()
     result = fn()
-    self.done[name] = {'result': result, 'settings': settings}
+    self.done[name] = {'result': result, 'settings': settings,
+                       'outputs': list(outputs)}
     writers.write_json(self.path, self.done)
     logging.info('[%s] done in %.1fs', name, time.time() - start)
     return result
 
   def _forget_from(self, name: str) -> None:
-    names = list(self.done)
-    for stale in names[names.index(name):]:
+    """Forgets `name` and every later stage; moves their outputs aside."""
+    first = _stage_rank(name)
+    for stale in sorted((n for n in self.done if _stage_rank(n) >= first),
+                        key=_stage_rank):
+      for path in self.done[stale].get('outputs', ()):
+        self._move_aside(stale, path)
       del self.done[stale]
+      self._redo.add(stale)
+    writers.write_json(self.path, self.done)
+
+  def _move_aside(self, name: str, path: str) -> None:
+    if not tf.io.gfile.exists(path):
+      return
+    stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime(self.clock()))
+    target, n = f'{path}.replaced-{stamp}', 1
+    while tf.io.gfile.exists(target):
+      n += 1
+      target = f'{path}.replaced-{stamp}-{n}'
+    tf.io.gfile.rename(path, target)
+    logging.warning('[%s] redone from nothing: its earlier output %s was '
+                    'moved to %s', name, path, target)
+
+
+_ROUND_STAGES = ('teacher', 'predict', 'filter_stats', 'filter', 'student')
+
+
+def _stage_rank(name: str) -> tuple:
+  """Where stage `name` comes in a job: round by round, each round's stages in
+  order, then the export, then stages built on the rounds (ablation arms,
+  tuning runs). state.json's keys are sorted by name, not by this order."""
+  match = re.fullmatch(r'round_(\d+)/(\w+)', name)
+  if match and match.group(2) in _ROUND_STAGES:
+    return (int(match.group(1)), _ROUND_STAGES.index(match.group(2)), '')
+  return (math.inf, 0 if name == layout.RoundDirs.EXPORT_STAGE else 1, name)
+
+
+def _relevant(settings: Optional[dict]) -> Optional[dict]:
+  """`settings` without fields that cannot change the stage's outputs.
+
+  RandAugment's magnitude and layers only matter when an augmentation is on
+  (a teacher without RandAugment is not changed by --randaug_mag).
+  """
+  if not isinstance(settings, dict):
+    return settings
+  data = settings.get('data')
+  if isinstance(data, dict) and not (data.get('augment_name')
+                                     or data.get('unl_augment_name')):
+    data = {k: v for k, v in data.items()
+            if k not in ('randaug_magnitude', 'randaug_num_layers')}
+    settings = dict(settings, data=data)
+  return settings
 
 
 def _changed_settings(old: Optional[dict], new: dict) -> list[str]:
@@ -190,7 +269,7 @@ def _changed_settings(old: Optional[dict], new: dict) -> list[str]:
   if old is None:
     return []
   return [f'{key}: {before!r} -> {after!r}' for key, before, after
-          in _differences(old, new, prefix='')]
+          in _differences(_relevant(old), _relevant(new), prefix='')]
 
 
 def _differences(old: dict, new: dict, prefix: str):
@@ -321,9 +400,30 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
     ConfigError when a finished stage's settings changed (unless `force`).
   """
   strategy = strategy or tf.distribute.get_strategy()
+  _check_model_files(rounds)
+  StageState(rounds.work_dir)  # an unreadable state.json is refused first
+  with dir_lock.exclusive(rounds.work_dir, 'iterate run', flag='--work_dir'):
+    return _run_locked(rounds, strategy, force)
+
+
+def _check_model_files(rounds: RoundsConfig) -> None:
+  """Every `.keras` model the rounds train is checked before any write."""
+  dirs = layout.RoundDirs(rounds.work_dir)
+  checked = set()
+  for r, name in enumerate((rounds.teacher_model_name,)
+                           + tuple(rounds.student_model_names)):
+    if name in checked:
+      continue
+    checked.add(name)
+    modes.check_model_files(stage_config(
+        rounds, dirs.model(r), name, rounds.teacher if r == 0
+        else rounds.student, unlabel_data_dir=dirs.filter(r).data if r else ''))
+
+
+def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
+                force: bool) -> list[dict]:
   if rounds.deterministic:
     tf.config.experimental.enable_op_determinism()
-  tf.io.gfile.makedirs(rounds.work_dir)
   state = StageState(rounds.work_dir, force=force)
   num_shards = layout.count_shards(rounds.unlabel_data_dir,
                                    rounds.unlabel_file_prefix)
@@ -335,7 +435,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
                              rounds.teacher)
   result = state.run(dirs.model_stage(0),
                      lambda: train_and_evaluate(teacher_cfg, strategy),
-                     _settings(teacher_cfg))
+                     _settings(teacher_cfg), outputs=[teacher_dir])
   rows.append({'round': 0, 'role': 'teacher',
                'model': rounds.teacher_model_name, 'model_dir': teacher_dir,
                **result})
@@ -343,26 +443,28 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
   for r, student_name in enumerate(rounds.student_model_names, start=1):
     pcfg = _predict_config(rounds, teacher_dir, r, num_shards)
     predicted = state.run(dirs.predict_stage(r),
-                          lambda: _predict(pcfg, strategy), _settings(pcfg))
+                          lambda: _predict(pcfg, strategy), _settings(pcfg),
+                          outputs=[dirs.predict(r).root])
     fcfg = filter_config(rounds, r, num_shards, predicted['images'])
     state.run(dirs.filter_stats_stage(r), lambda: _filter(fcfg, True),
-              _settings(fcfg))
+              _settings(fcfg), outputs=[dirs.filter(r).root])
     state.run(dirs.filter_stage(r), lambda: _filter(fcfg, False),
-              _settings(fcfg))
+              _settings(fcfg), outputs=[dirs.filter(r).data])
     student_dir = dirs.model(r)
     student_cfg = stage_config(
         rounds, student_dir, student_name, rounds.student,
         unlabel_data_dir=dirs.filter(r).data)
     result = state.run(dirs.model_stage(r),
                        lambda: train_and_evaluate(student_cfg, strategy),
-                       _settings(student_cfg))
+                       _settings(student_cfg), outputs=[student_dir])
     rows.append({'round': r, 'role': 'student', 'model': student_name,
                  'model_dir': student_dir, **result})
     teacher_dir = student_dir
   if rounds.export:
     exported = state.run(
         dirs.EXPORT_STAGE, lambda: export_lib.export(teacher_dir, dirs.export),
-        {'model_dir': teacher_dir, 'export_dir': dirs.export})
+        {'model_dir': teacher_dir, 'export_dir': dirs.export},
+        outputs=[dirs.export])
     rows[-1] = dict(rows[-1], exported=exported)
   write_summary(rounds.work_dir, rows)
   return rows

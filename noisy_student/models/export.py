@@ -11,12 +11,10 @@ default, the same model as a `.keras` file beside it, `<export_dir>.keras`
   dropped) -> the same outputs, after `preprocessing.preprocess_for_serving`:
   the eval centre crop + bicubic resize, or for small-image (32x32) models
   the whole image resized bicubically to S, plus `valid` bool [N]. An
-  element that is empty, not a JPEG/PNG/GIF/BMP, or cut short (no end
-  marker: `looks_whole`) gets `valid` False, `classes` -1 and zero
-  probabilities and logits, and the others are classified; an image whose
-  header and end marker are intact but whose data is corrupt in between
-  still fails the whole request (TensorFlow's decoders raise; they cannot
-  report per element).
+  element that cannot be classified (empty, not a JPEG/PNG/GIF/BMP, cut
+  short, corrupt, or stating more than MAX_SERVING_PIXELS in its header)
+  gets `valid` False, `classes` -1 and zero probabilities and logits, and
+  the others are classified. An empty batch gives empty outputs.
 Both are written from `portable_model(model)`: an EfficientNet is rebuilt
 from built-in Keras layers (`efficientnet.to_portable`), so the `.keras` file
 loads with `keras.saving.load_model` alone, like the SavedModel needs no
@@ -78,28 +76,111 @@ def looks_whole(encoded: tf.Tensor) -> tf.Tensor:
   return tf.reduce_any(tf.stack(checks))
 
 
+# The most pixels (width x height, from the file's header) serving_bytes
+# decodes: 40 megapixels is about 120 MB as RGB uint8. Larger images (or
+# headers that claim them) get valid False instead of an allocation that can
+# kill the server.
+MAX_SERVING_PIXELS = 40_000_000
+
+
+def _unsigned(encoded: tf.Tensor, start: int, length: int,
+              little_endian: bool) -> tf.Tensor:
+  """int64 []: the unsigned integer in bytes [start, start + length).
+
+  Bytes past the end of `encoded` read as 0.
+  """
+  start = tf.minimum(start, tf.strings.length(encoded))
+  raw = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, start, length),
+                                 tf.uint8), tf.int64)
+  raw = tf.pad(raw, [[0, length - tf.shape(raw)[0]]])
+  order = range(length) if little_endian else range(length - 1, -1, -1)
+  return tf.add_n([raw[i] * (256 ** k) for k, i in enumerate(order)])
+
+
+def header_pixels(encoded: tf.Tensor) -> tf.Tensor:
+  """int64 []: width x height the file's header states (JPEG/PNG/GIF/BMP).
+
+  Read from the header without decoding (PNG IHDR, GIF logical screen, BMP
+  info header, the JPEG frame header), so an absurd size is caught before
+  the decoder allocates it. Raises InvalidArgumentError for a JPEG whose
+  header cannot be parsed (serving_bytes turns that into valid False).
+  """
+  head = tf.strings.substr(encoded, 0, tf.minimum(
+      4, tf.strings.length(encoded)))
+
+  def jpeg():
+    shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+    return shape[0] * shape[1]
+
+  def png():
+    return _unsigned(encoded, 16, 4, False) * _unsigned(encoded, 20, 4, False)
+
+  def gif():
+    return _unsigned(encoded, 6, 2, True) * _unsigned(encoded, 8, 2, True)
+
+  def bmp():
+    height = _unsigned(encoded, 22, 4, True)
+    height = tf.where(height >= 2 ** 31, 2 ** 32 - height,
+                      height)  # top-down BMPs store -height
+    return _unsigned(encoded, 18, 4, True) * height
+
+  return tf.case([
+      (tf.equal(tf.strings.substr(head, 0, tf.minimum(
+          3, tf.strings.length(head))), _JPEG[0]), jpeg),
+      (tf.equal(head, _PNG[0][:4]), png),
+      (tf.equal(head, _GIF[0]), gif),
+  ], default=bmp, exclusive=True)
+
+
+def _decode_for_serving(encoded: tf.Tensor, size: int,
+                        small_image: bool) -> tf.Tensor:
+  """float32 [size, size, 3]; raises InvalidArgumentError for a bad image."""
+  pixels = header_pixels(encoded)
+  check = tf.debugging.assert_less_equal(
+      pixels, tf.constant(MAX_SERVING_PIXELS, tf.int64),
+      message='image larger than MAX_SERVING_PIXELS')
+  with tf.control_dependencies([check]):
+    image = preprocessing.decode_image(encoded)
+  return preprocessing.preprocess_for_serving(image, size,
+                                              small_image=small_image)
+
+
 def _serving_functions(model: keras.Model, small_image: bool):
   """(serve, serve_bytes): the two endpoints as plain Python functions."""
   size = int(model.input_shape[1])
+  num_classes = int(model.output_shape[-1])
 
   def serve(images):
-    logits = tf.cast(model(images, training=False), tf.float32)
+    # An empty batch skips the model (some CPU kernels fail on batch 0).
+    logits = tf.cond(
+        tf.shape(images)[0] > 0,
+        lambda: tf.cast(model(images, training=False), tf.float32),
+        lambda: tf.zeros([0, num_classes], tf.float32))
     return {'probabilities': tf.nn.softmax(logits, axis=-1),
             'classes': tf.argmax(logits, axis=-1),
             'logits': logits}
 
   def serve_bytes(image_bytes):
-    def one(encoded):
-      return tf.cond(
-          looks_whole(encoded),
-          lambda: preprocessing.preprocess_for_serving(
-              preprocessing.decode_image(encoded), size,
-              small_image=small_image),
-          lambda: tf.zeros([size, size, 3], tf.float32))
-    valid = tf.map_fn(looks_whole, image_bytes, fn_output_signature=tf.bool)
-    images = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec(
-        [size, size, 3], tf.float32))
-    outputs = serve(images)
+    # Each element is decoded in a tf.data map whose errors are dropped
+    # (ignore_errors), so a corrupt, truncated, oversized or unreadable image
+    # costs only its own row: the survivors are scattered back by index.
+    count = tf.shape(image_bytes)[0]
+    elements = tf.data.Dataset.from_tensor_slices(
+        (tf.range(count), image_bytes))
+    decoded = elements.filter(lambda _, encoded: looks_whole(encoded)).map(
+        lambda index, encoded: (index, _decode_for_serving(
+            encoded, size, small_image))).ignore_errors()
+    # One sentinel row keeps the batch non-empty when nothing decodes.
+    sentinel = tf.data.Dataset.from_tensors(
+        (tf.constant(-1, tf.int32), tf.zeros([size, size, 3], tf.float32)))
+    indices, images = decoded.concatenate(sentinel).batch(
+        tf.cast(count, tf.int64) + 1).get_single_element()
+    keep = indices >= 0
+    indices = tf.boolean_mask(indices, keep)[:, tf.newaxis]
+    images = tf.boolean_mask(images, keep)
+    valid = tf.scatter_nd(indices, tf.ones_like(indices[:, 0], tf.int32),
+                          [count]) > 0
+    outputs = serve(tf.scatter_nd(indices, images, [count, size, size, 3]))
     return {
         'probabilities': tf.where(valid[:, tf.newaxis],
                                   outputs['probabilities'], 0.0),

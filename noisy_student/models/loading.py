@@ -51,6 +51,14 @@ def load_keras_file(path: str) -> keras.Model:
   """A `.keras` file (ours or any Keras 3 model), not compiled."""
   if not tf.io.gfile.exists(path):
     raise errors.CheckpointError(f'{path}: no such .keras file')
+  if tf.io.gfile.isdir(path):
+    raise errors.CheckpointError(f'{path}: a folder, not a .keras file')
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    magic = f.read(4)
+  if magic != b'PK\x03\x04':
+    raise errors.CheckpointError(
+        f'{path}: not a .keras file (a .keras file is a zip archive; this one '
+        f'starts with {magic!r}): save it with model.save("....keras")')
   try:
     return keras.models.load_model(path, compile=False)
   except (ValueError, TypeError, OSError) as err:

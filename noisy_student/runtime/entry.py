@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import re
 import sys
 from typing import Callable, Sequence, TypeVar
 
@@ -33,10 +34,27 @@ USAGE_ERROR_STATUS = 2
 ConfigT = TypeVar('ConfigT')
 
 
+# TensorFlow's graph-function prefix of op errors: `{{function_node
+# __wrapped__SaveV2_dtypes_10_device_/job:...}} ` names its internals.
+_TF_FUNCTION_NODE = re.compile(r'\{\{function_node [^}]*\}\}\s*')
+
+
+# A checkpoint's temporary shard, `<model_dir>/ckpt-5_temp/part-00000-of-
+# 00001.data-00000-of-00001.tempstate123`: named as the checkpoint, ckpt-5.
+_TF_CHECKPOINT_TEMP = re.compile(r'(\S+?)_temp/[^\s;:,]*')
+
+
+def one_line(message: object) -> str:
+  """The first line of `message` without TensorFlow's internal prefixes
+  and temporary checkpoint paths."""
+  text = _TF_FUNCTION_NODE.sub('', str(message)).strip()
+  text = _TF_CHECKPOINT_TEMP.sub(r'\1', text)
+  return text.splitlines()[0] if text else '?'
+
+
 def fail(name: str, message: object) -> None:
   """Prints `<name>: error: <message>` (first line only) and exits with 2."""
-  line = str(message).strip().splitlines()[0] if str(message).strip() else '?'
-  print(f'{name}: error: {line}', file=sys.stderr, flush=True)
+  print(f'{name}: error: {one_line(message)}', file=sys.stderr, flush=True)
   sys.exit(USAGE_ERROR_STATUS)
 
 
@@ -59,8 +77,8 @@ def storage_error_line(error: BaseException) -> str | None:
     return f'{where}{error.strerror or error} (the disk is full, read-only or not writable)'
   if (type(error).__name__ in _TF_STORAGE_ERRORS
       and type(error).__module__.startswith('tensorflow')):
-    message = getattr(error, 'message', str(error)).strip().splitlines()
-    return f'{message[0] if message else error} (check the disk: space, permissions)'
+    return (f'{one_line(getattr(error, "message", error))} (check the disk: '
+            'space, permissions)')
   return None
 
 

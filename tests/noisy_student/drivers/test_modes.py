@@ -36,3 +36,15 @@ def test_train_refuses_another_model_before_writing(digits_dir, tmp_path):
   with pytest.raises(errors.ConfigError, match='depth_coefficient'):
     modes.train(other, tf.distribute.get_strategy())
   assert sorted(os.listdir(cfg.model_dir)) == [layout.MODEL_CONFIG_FILE]
+
+
+def test_interrupted_saves_are_removed_and_nothing_else(tmp_path):
+  for name in ('ckpt-5_temp', 'ckpt-10_temp', 'my_temp', 'ckpt-x_temp'):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / 'part-00000').write_text('half')
+  (tmp_path / 'ckpt-5.index').write_text('kept')
+  removed = modes.remove_interrupted_saves(str(tmp_path))
+  assert sorted(os.path.basename(p) for p in removed) == ['ckpt-10_temp',
+                                                          'ckpt-5_temp']
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'ckpt-5.index', 'ckpt-x_temp', 'my_temp']

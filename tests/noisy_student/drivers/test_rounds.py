@@ -119,6 +119,97 @@ def test_stage_state_reuses_only_stages_with_the_same_settings(tmp_path):
     assert json.load(f)['round_0/teacher']['settings'] == changed
 
 
+def test_forced_redo_moves_earlier_outputs_aside_and_starts_from_nothing(
+    tmp_path):
+  """--force must not resume the old model's checkpoints in the same folder."""
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  teacher, student = tmp_path / 'teacher', tmp_path / 'student'
+
+  def train(folder, text):
+    def fn():
+      assert not folder.exists(), 'a redo must start from an empty folder'
+      folder.mkdir()
+      (folder / 'ckpt').write_text(text)
+      return text
+    return fn
+
+  old = {'augment_name': 'v1'}
+  state = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
+  state.run('round_0/teacher', train(teacher, 't'), {}, outputs=[str(teacher)])
+  state.run('round_1/student', train(student, 'old'), old,
+            outputs=[str(student)])
+  forced = rounds.StageState(str(tmp_path), force=True, clock=lambda: 0.0)
+  assert forced.run('round_0/teacher', train(teacher, 'x'), {},
+                    outputs=[str(teacher)]) == 't'  # unchanged: skipped
+  assert forced.run('round_1/student', train(student, 'new'),
+                    {'augment_name': None}, outputs=[str(student)]) == 'new'
+  assert (tmp_path / 'student.replaced-19700101-000000' / 'ckpt').read_text() == 'old'
+  assert (student / 'ckpt').read_text() == 'new'
+
+
+def test_a_skipped_stage_must_still_have_its_outputs(tmp_path):
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  teacher, predict = tmp_path / 'teacher', tmp_path / 'predict'
+  calls = []
+
+  def stage(folder, name):
+    def fn():
+      calls.append(name)
+      folder.mkdir()
+      return name
+    return fn
+
+  state = rounds.StageState(str(tmp_path))
+  state.run('round_0/teacher', stage(teacher, 'teacher'), {},
+            outputs=[str(teacher)])
+  state.run('round_1/predict', stage(predict, 'predict'), {},
+            outputs=[str(predict)])
+  teacher.rmdir()  # the user deleted the teacher's folder
+  again = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
+  again.run('round_0/teacher', stage(teacher, 'teacher'), {},
+            outputs=[str(teacher)])
+  # Every later stage is redone too, from an empty folder.
+  again.run('round_1/predict', stage(predict, 'predict'), {},
+            outputs=[str(predict)])
+  assert calls == ['teacher', 'predict', 'teacher', 'predict']
+  assert (tmp_path / 'predict.replaced-19700101-000000').is_dir()
+
+
+def test_a_redo_forgets_the_stages_after_it_in_job_order_not_name_order(
+    tmp_path):
+  """state.json's keys are sorted; 'export' and 'ablation/*' still come last."""
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  names = ['round_0/teacher', 'round_1/predict', 'round_1/filter_stats',
+           'round_1/filter', 'round_1/student', 'round_2/predict',
+           'round_10/teacher', 'export', 'ablation/no_noise']
+  state = rounds.StageState(str(tmp_path))
+  for name in names:
+    state.run(name, lambda: 1, {'x': 1})
+  forced = rounds.StageState(str(tmp_path), force=True)
+  forced.run('round_1/student', lambda: 2, {'x': 2})
+  assert sorted(forced.done) == sorted(names[:4] + ['round_1/student'])
+  forced.run('round_0/teacher', lambda: 2, {'x': 2})
+  assert list(forced.done) == ['round_0/teacher']
+
+
+def test_randaug_settings_do_not_matter_to_a_stage_without_augmentation(
+    tmp_path):
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+
+  def settings(augment, magnitude):
+    return {'data': {'augment_name': augment, 'unl_augment_name': None,
+                     'randaug_magnitude': magnitude}}
+
+  state = rounds.StageState(str(tmp_path))
+  state.run('round_0/teacher', lambda: 1, settings(None, 27))
+  state.run('round_1/student', lambda: 2, settings('v1', 27))
+  again = rounds.StageState(str(tmp_path))
+  assert again.run('round_0/teacher', lambda: 3, settings(None, 5)) == 1
+  with pytest.raises(errors.ConfigError, match='data.randaug_magnitude: 27 -> 5'):
+    again.run('round_1/student', lambda: 4, settings('v1', 5))
+
+
 def _student_weights(work_dir: str) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -3,8 +3,10 @@
 import io
 import os
 import site
+import struct
 import subprocess
 import sys
+import zlib
 
 import keras
 import numpy as np
@@ -117,6 +119,47 @@ def test_serving_bytes_flags_bad_elements_and_classifies_the_rest(model,
   np.testing.assert_allclose(out['logits'].numpy()[[0, 4]], expected,
                              rtol=1e-4, atol=1e-4)
   assert export.looks_whole(tf.constant(good_png)).numpy()
+
+
+def _png_claiming(good_png: bytes, width: int, height: int) -> bytes:
+  """`good_png` with an IHDR that states another size (CRC recomputed)."""
+  ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+  chunk = struct.pack('>I', 13) + b'IHDR' + ihdr + struct.pack(
+      '>I', zlib.crc32(b'IHDR' + ihdr))
+  return good_png[:8] + chunk + good_png[33:]
+
+
+def test_serving_bytes_isolates_corrupt_data_and_absurd_sizes(model, loaded):
+  """What the end-marker check cannot see costs only its own row too."""
+  rng = np.random.default_rng(6)
+  image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+  good_png = _png(image)
+  good_jpeg = image_codec.encode(image, 'jpeg', 95)
+  corrupt_png = good_png[:40] + b'x' * (len(good_png) - 52) + good_png[-12:]
+  corrupt_jpeg = good_jpeg[:200] + bytes(len(good_jpeg) - 210) + good_jpeg[-10:]
+  big = io.BytesIO()
+  Image.new('L', (7000, 7000)).save(big, format='PNG')  # 49 MP, a few KB
+  batch = [good_png, corrupt_png, _png_claiming(good_png, 100000, 100000),
+           big.getvalue(), corrupt_jpeg, good_png]
+  assert export.header_pixels(tf.constant(batch[2])).numpy() == 10 ** 10
+  assert export.header_pixels(tf.constant(good_jpeg)).numpy() == 32 * 32
+  out = loaded.signatures['serving_bytes'](image_bytes=tf.constant(batch))
+  np.testing.assert_array_equal(out['valid'].numpy(),
+                                [True, False, False, False, False, True])
+  np.testing.assert_array_equal(out['classes'].numpy()[1:5], -1)
+  expected = model(image[np.newaxis].astype(np.float32), training=False)
+  np.testing.assert_allclose(out['logits'].numpy()[[0, 5]],
+                             np.repeat(expected.numpy(), 2, axis=0),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_empty_batches_give_empty_outputs(loaded):
+  out = loaded.signatures['serving_bytes'](
+      image_bytes=tf.constant([], dtype=tf.string))
+  assert out['valid'].shape == (0,) and out['logits'].shape == (0, 10)
+  out = loaded.signatures['serving_default'](
+      images=tf.zeros([0, 32, 32, 3], tf.float32))
+  assert out['classes'].shape == (0,) and out['probabilities'].shape == (0, 10)
 
 
 def _model_dir(model, path) -> str:

@@ -28,6 +28,16 @@ def test_tensorflow_file_system_errors_are_storage_errors():
       'permissions)')
 
 
+def test_tensorflow_internals_are_not_shown_in_the_line():
+  full = tf.errors.ResourceExhaustedError(None, None, (
+      '{{function_node __wrapped__SaveV2_dtypes_412_device_/job:localhost/'
+      'replica:0/task:0/device:CPU:0}} /m/ckpt-5_temp/part-00000-of-00001.'
+      'data-00000-of-00001.tempstate81; No space left on device\n\t [[x]]'))
+  assert entry.storage_error_line(full) == (
+      '/m/ckpt-5; No space left on device (check the disk: space, permissions)')
+  assert entry.one_line('{{function_node __inference_f_9}} bad\nmore') == 'bad'
+
+
 def test_other_errors_are_bugs():
   assert entry.storage_error_line(OSError(errno.ENOENT, 'missing', 'x')) is None
   assert entry.storage_error_line(KeyError('k')) is None
