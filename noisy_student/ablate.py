@@ -34,6 +34,7 @@ training steps. Every stage is resumable (a rerun skips finished stages;
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Optional, Sequence
@@ -51,6 +52,7 @@ from noisy_student.cli import config_flags
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
+from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
 from noisy_student.drivers import rounds as rounds_lib
 
@@ -158,6 +160,12 @@ def rounds_config(cfg: AblationConfig, seed: int) -> rounds_lib.RoundsConfig:
 def run_seed(cfg: AblationConfig, seed: int) -> dict:
   """{arm or 'teacher': test top-1} of one seed (resumable)."""
   rounds = rounds_config(cfg, seed)
+  with dir_lock.exclusive(rounds.work_dir, 'ablation', flag='--work_dir'):
+    return _run_seed_locked(cfg, seed, rounds)
+
+
+def _run_seed_locked(cfg: AblationConfig, seed: int,
+                     rounds: rounds_lib.RoundsConfig) -> dict:
   keras.utils.set_random_seed(seed)  # as iterate and the demo
   rows = rounds_lib.run(rounds)
   results = {'teacher': rows[0], 'full': rows[1]}
@@ -193,7 +201,8 @@ def finished_results(cfg: AblationConfig, seed: int) -> dict:
   state = rounds_lib.StageState(layout.seed_dir(cfg.work_dir, seed))
   results = {}
   for name in ('teacher',) + ARMS:
-    stage = state.done.get(_STAGE_OF.get(name, layout.RoundDirs.arm_stage(name)))
+    stage = state.finished(_STAGE_OF.get(name,
+                                         layout.RoundDirs.arm_stage(name)))
     if stage is not None:
       results[name] = float(stage['result']['test'])
   return results
@@ -335,15 +344,79 @@ def run_ablation(cfg: AblationConfig, summarize_only: bool = False) -> list[dict
   if not any(per_seed.values()):
     raise errors.InputError(f'{cfg.work_dir}: no finished stage for seeds '
                             f'{list(cfg.seeds)}; nothing to summarize')
-  rows = summarize(per_seed, arm_steps(cfg),
-                   dict(cfg.dataset.eval_split_sizes).get('test'))
-  title = f'Ablations on {cfg.dataset.name}, seeds {list(cfg.seeds)}'
-  writers.write_text(layout.ablation_table(cfg.work_dir, 'md'),
-                     markdown(rows, title))
-  writers.write_json(layout.ablation_table(cfg.work_dir, 'json'), {
+  record = settings_record(cfg)
+  rows = summarize(per_seed, record['steps'], record['test_images'])
+  _write_tables(cfg.work_dir, rows, per_seed, record,
+                seconds=round(time.time() - start, 1))
+  return rows
+
+
+def settings_record(cfg: AblationConfig) -> dict:
+  """What makes two ablations' seeds comparable (saved in ablation.json):
+  dataset, model scaling, both recipes, filter, the arms' steps."""
+  return json.loads(json.dumps({
+      'dataset': cfg.dataset.name, 'model_name': cfg.model_name,
+      'teacher': dataclasses.asdict(cfg.teacher),
+      'student': dataclasses.asdict(cfg.student),
+      'width_coefficient': cfg.width_coefficient,
+      'depth_coefficient': cfg.depth_coefficient,
+      'larger_scale': cfg.larger_scale, 'min_threshold': cfg.min_threshold,
+      'deterministic': cfg.deterministic, 'steps': arm_steps(cfg),
+      'test_images': dict(cfg.dataset.eval_split_sizes).get('test')},
+      default=str))
+
+
+def _write_tables(work_dir: str, rows: list[dict], per_seed: dict,
+                  record: dict, **more) -> None:
+  seeds = sorted(per_seed)
+  writers.write_text(layout.ablation_table(work_dir, 'md'), markdown(
+      rows, f'Ablations on {record["dataset"]}, seeds {seeds}'))
+  writers.write_json(layout.ablation_table(work_dir, 'json'), {
       'rows': rows, 'per_seed': {str(k): v for k, v in per_seed.items()},
-      'seconds': round(time.time() - start, 1)})
-  plot(rows, layout.ablation_table(cfg.work_dir, 'png'), cfg.dataset.name)
+      'settings': record, **more})
+  plot(rows, layout.ablation_table(work_dir, 'png'), record['dataset'])
+
+
+def merge(paths: Sequence[str], work_dir: str) -> list[dict]:
+  """One table from the ablation.json files of runs with the same settings.
+
+  Seeds run on other days or machines (each run's `--seeds`) are summarised
+  together; runs with other settings, or one seed with two results, are
+  refused. Writes ablation.{md,json,png} into `work_dir`; returns the rows.
+
+  Raises:
+    InputError naming the file and what differs.
+  """
+  per_seed, record, sources = {}, None, {}
+  for path in paths:
+    try:
+      with open(path) as f:
+        table = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+      raise errors.InputError(f'{path}: cannot read an ablation table '
+                              f'({err})') from None
+    if 'settings' not in table or 'per_seed' not in table:
+      raise errors.InputError(
+          f'{path}: no "settings" (written before ablate recorded them): '
+          'rerun `ablate --summarize_only` with that run\'s flags first')
+    if record is None:
+      record = table['settings']
+    elif table['settings'] != record:
+      fields = sorted(k for k in set(record) | set(table['settings'])
+                      if record.get(k) != table['settings'].get(k))
+      raise errors.InputError(f'{path}: other settings than {paths[0]} '
+                              f'({", ".join(fields)}); only runs of one '
+                              'ablation can be merged')
+    for seed, results in table['per_seed'].items():
+      seed = int(seed)
+      if seed in per_seed and per_seed[seed] != results:
+        raise errors.InputError(f'{path}: seed {seed} has other results than '
+                                f'in {sources[seed]}')
+      per_seed[seed], sources[seed] = results, path
+  if not per_seed:
+    raise errors.InputError('--merge: no seeds in ' + ', '.join(paths))
+  rows = summarize(per_seed, record['steps'], record['test_images'])
+  _write_tables(work_dir, rows, per_seed, record, merged_from=list(paths))
   return rows
 
 
@@ -391,6 +464,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                     'seeds have fewer seeds).', flag_values=fv)
   flags.DEFINE_float('larger_scale', 1.5, 'The larger student\'s width and '
                      'depth, x the others\'.', flag_values=fv)
+  flags.DEFINE_list('merge', [], 'Train nothing: one table (in --work_dir) '
+                    'from these ablation.json files of runs with the same '
+                    'settings and other seeds.', flag_values=fv)
   flags.DEFINE_float('min_threshold', None, 'The filter\'s confidence '
                      'threshold; default: the preset\'s (demo 0.3, '
                      'cifar10_subset 0.5).', flag_values=fv)
@@ -464,6 +540,11 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> AblationConfig:
 
 def main(argv):
   del argv
+  if FLAGS.merge:
+    rows = merge(FLAGS.merge, os.path.abspath(FLAGS.work_dir))
+    print(markdown(rows, 'Ablations merged from ' + ', '.join(FLAGS.merge)),
+          flush=True)
+    return
   cfg = config_from_flags(FLAGS)
   if not FLAGS.summarize_only:  # training needs the data; a summary does not
     if FLAGS.data_dir:

@@ -422,8 +422,9 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
     if mode.trains:
       splits += (experiment.data.train_prefix,)
     datasets.check_folder(experiment.data.label_data_dir, splits)
-    _check_splits_have_shards(experiment.data.label_data_dir,
-                              experiment.eval_splits)
+    if fv.mode == 'eval' or mode.evaluates_during:
+      _check_splits_have_shards(experiment.data.label_data_dir,
+                                experiment.eval_splits)
   if fv.mode == 'eval':
     modes.check_model_files(experiment)  # training checks it in modes.train
   if mode.trains:

@@ -377,7 +377,9 @@ def zero_width_coefficient(tmp, digits, trained):
 
 
 def misspelt_eval_split(tmp, digits, trained):
-  command, model_dir = _refused_main(tmp, digits, '--eval_splits=bogus')
+  model_dir = str(tmp / 'model')
+  command = _main(digits, model_dir, '--mode=train_and_eval',
+                  '--eval_splits=bogus')
   return Case(command, r"--eval_splits: split 'bogus': no TFRecord shards "
               r'match .*bogus-', absent=model_dir)
 
@@ -638,26 +640,13 @@ def test_rerun_after_the_fix_succeeds_in_the_same_model_dir(digits_dir,
   assert os.path.exists(os.path.join(model_dir, 'eval_results.json'))
 
 
-def _is_locked(path: str) -> bool:
-  import fcntl  # pylint: disable=g-import-not-at-top
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
-  except BlockingIOError:
-    return True
-  finally:
-    os.close(fd)
-
-
 def test_a_second_trainer_on_a_model_dir_is_refused_until_the_first_dies(
     digits_dir, tmp_path):
   import signal  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'model')
-  lock = os.path.join(model_dir, '.writer.lock')
+  holder = os.path.join(model_dir, '.writer.pid')  # exists while it is held
   first = subprocess.Popen(
       _main(digits_dir, model_dir, '--mode=train', steps=100000),
       cwd=helpers.REPO_ROOT, stdout=subprocess.DEVNULL,
@@ -665,16 +654,19 @@ def test_a_second_trainer_on_a_model_dir_is_refused_until_the_first_dies(
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2',
                PYTHONPATH=helpers.REPO_ROOT))
   try:
-    for _ in range(600):  # until it holds the lock (polled, no clock read)
-      if os.path.exists(lock) and _is_locked(lock):
+    for _ in range(3000):  # until it holds the lock (polled, no clock read)
+      if os.path.exists(holder) and open(holder).read().startswith(
+          f'pid {first.pid} '):
         break
       assert first.poll() is None, 'the first trainer ended early'
       time.sleep(0.1)
+    else:
+      pytest.fail('the first trainer never took the lock')
     second = helpers.run(_main(digits_dir, model_dir, '--mode=train'),
                          check=False)
     assert second.returncode == 2, second.stderr[-2000:]
     assert re.match(rf'main: error: {re.escape(model_dir)}: another trainer is '
-                    rf'writing this folder \(pid {first.pid}\); ',
+                    rf'writing this folder \(pid {first.pid} on .*\); ',
                     second.stderr.strip().splitlines()[-1])
   finally:
     first.send_signal(signal.SIGKILL)

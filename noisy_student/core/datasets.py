@@ -244,5 +244,6 @@ def check_unlabeled_classes(dataset: DatasetInfo,
       raise dataset_info.DatasetInfoError(
           f'{dataset_info.path(found[0])} describes {theirs} classes '
           f'{names if names else ""} but the labeled data has {ours}: '
-          'unlabeled images must be labeled into the same classes (check '
-          '--unlabel_data_dir)')
+          'pseudo-labels would name other classes; check --unlabel_data_dir '
+          '(images of another dataset used as unlabeled data: set '
+          'num_classes and class_names to null in that file)')

@@ -25,6 +25,7 @@ predict or filter stage redoes only its unfinished shards. At the end
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import MISSING
 import json
@@ -53,6 +54,7 @@ from noisy_student.models import export as export_lib
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import selection
+from noisy_student.training import distribute
 
 
 
@@ -179,10 +181,15 @@ class StageState:
     """
     settings = _jsonable(settings)
     entry = self.done.get(name)
-    if entry is not None:
+    if entry is not None and entry.get('finished', True):
       changed = _changed_settings(entry.get('settings'), settings)
       gone = [p for p in entry.get('outputs', outputs)
               if not tf.io.gfile.exists(p)]
+      if gone and not changed and self._later_stage_kept(name):
+        logging.warning('[%s] finished earlier; %s is gone, but the stages '
+                        'after it finished and keep their outputs: not '
+                        'redone', name, gone[0])
+        gone = []
       if not changed and not gone:
         logging.info('[%s] finished earlier; skipping', name)
         return entry['result']
@@ -195,27 +202,58 @@ class StageState:
         logging.warning('[%s] finished earlier but %s is gone: redoing it '
                         'and every stage after it', name, gone[0])
       self._forget_from(name)
+    elif entry is not None:  # started by an earlier run that was interrupted
+      if _changed_settings(entry.get('settings'), settings):
+        logging.warning('[%s] an interrupted earlier run had other settings: '
+                        'starting over', name)
+        self._redo.add(name)
+      else:
+        logging.info('[%s] resuming an interrupted earlier run', name)
     if name in self._redo:
       for path in outputs:
         self._move_aside(name, path)
     logging.info('[%s] starting', name)
+    self._record(name, {'settings': settings, 'outputs': list(outputs),
+                        'finished': False})
     start = time.time()
     result = fn()
-    self.done[name] = {'result': result, 'settings': settings,
-                       'outputs': list(outputs)}
-    writers.write_json(self.path, self.done)
+    self._record(name, {'result': result, 'settings': settings,
+                        'outputs': list(outputs)})
     logging.info('[%s] done in %.1fs', name, time.time() - start)
     return result
 
+  def finished(self, name: str) -> Optional[dict]:
+    """The entry of stage `name` if it finished, else None."""
+    entry = self.done.get(name)
+    return entry if entry is not None and entry.get('finished', True) else None
+
+  def _record(self, name: str, entry: dict) -> None:
+    self.done[name] = entry
+    writers.write_json(self.path, self.done)
+
+  def _later_stage_kept(self, name: str) -> bool:
+    """Whether a finished round stage after `name` still has its outputs
+    (then `name`'s outputs are no longer needed: e.g. predictions deleted to
+    save disk once the student trained)."""
+    rank = _stage_rank(name)
+    return _is_round_stage(name) and any(
+        _is_round_stage(other) and _stage_rank(other) > rank
+        and entry.get('finished', True) and entry.get('outputs')
+        and all(tf.io.gfile.exists(p) for p in entry['outputs'])
+        for other, entry in self.done.items())
+
   def _forget_from(self, name: str) -> None:
-    """Forgets `name` and every later stage; moves their outputs aside."""
+    """Forgets `name` and every stage that depends on it (a round stage: every
+    later stage; an ablation arm or tuning run: itself); moves their outputs
+    aside."""
     first = _stage_rank(name)
-    for stale in sorted((n for n in self.done if _stage_rank(n) >= first),
-                        key=_stage_rank):
-      for path in self.done[stale].get('outputs', ()):
-        self._move_aside(stale, path)
-      del self.done[stale]
-      self._redo.add(stale)
+    stale = ([n for n in self.done if _stage_rank(n) >= first]
+             if _is_round_stage(name) else [name])
+    for old in sorted(stale, key=_stage_rank):
+      for path in self.done[old].get('outputs', ()):
+        self._move_aside(old, path)
+      del self.done[old]
+      self._redo.add(old)
     writers.write_json(self.path, self.done)
 
   def _move_aside(self, name: str, path: str) -> None:
@@ -244,10 +282,15 @@ def _stage_rank(name: str) -> tuple:
   return (math.inf, 0 if name == layout.RoundDirs.EXPORT_STAGE else 1, name)
 
 
+def _is_round_stage(name: str) -> bool:
+  """A stage of the rounds or the export (others are leaves built on them)."""
+  return _stage_rank(name)[:2] != (math.inf, 1)
+
+
 def _relevant(settings: Optional[dict]) -> Optional[dict]:
   """`settings` without fields that cannot change the stage's outputs.
 
-  RandAugment's magnitude and layers only matter when an augmentation is on
+  RandAugment's magnitude, layers and cutout only matter when an augmentation is on
   (a teacher without RandAugment is not changed by --randaug_mag).
   """
   if not isinstance(settings, dict):
@@ -256,7 +299,8 @@ def _relevant(settings: Optional[dict]) -> Optional[dict]:
   if isinstance(data, dict) and not (data.get('augment_name')
                                      or data.get('unl_augment_name')):
     data = {k: v for k, v in data.items()
-            if k not in ('randaug_magnitude', 'randaug_num_layers')}
+            if k not in ('randaug_magnitude', 'randaug_num_layers',
+                         'use_cutout_op')}
     settings = dict(settings, data=data)
   return settings
 
@@ -402,7 +446,10 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
   strategy = strategy or tf.distribute.get_strategy()
   _check_model_files(rounds)
   StageState(rounds.work_dir)  # an unreadable state.json is refused first
-  with dir_lock.exclusive(rounds.work_dir, 'iterate run', flag='--work_dir'):
+  # The chief writes state.json; other workers (MultiWorker) only train.
+  lock = (dir_lock.exclusive(rounds.work_dir, 'iterate run', flag='--work_dir')
+          if distribute.is_chief(strategy) else contextlib.nullcontext())
+  with lock:
     return _run_locked(rounds, strategy, force)
 
 

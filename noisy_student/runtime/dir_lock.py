@@ -1,12 +1,15 @@
 """One writer per folder: an advisory lock that dies with its process.
 
 `exclusive(folder)` holds `fcntl.flock` on `<folder>/.writer.lock` (an empty
-file, created once) for the block. A second trainer (or iterate run) on the
-same folder is refused with one line naming the holder's pid; the kernel
-drops the lock when the holder exits,
-however it exits (SIGKILL included), so a killed run never leaves it stuck.
-Folders on remote file systems (`gs://...`) are not locked (flock needs a
-local or NFS path): the log says so.
+file, created once, never written) for the block, and names its holder in
+`<folder>/.writer.pid` while it holds it (removed on release). A second
+trainer (or iterate / ablate run) on the same folder is refused with one line
+naming the holder; the kernel drops the lock when the holder exits, however
+it exits (SIGKILL included), so a killed run never leaves it stuck (a stale
+`.writer.pid` is only read while the lock is held). Within one process the
+lock is re-entrant (ablate holds a seed's folder while iterate's rounds run
+in it). Folders on remote file systems (`gs://...`) and file systems without
+`flock` are not locked: the log says so.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 from typing import Iterator
 
 from absl import logging
@@ -21,10 +25,21 @@ from absl import logging
 from noisy_student.runtime import errors
 
 LOCK_FILE = '.writer.lock'
+HOLDER_FILE = '.writer.pid'
+
+_held: set[str] = set()  # folders this process holds
 
 
 class FolderInUseError(errors.NoisyStudentError):
   """Another live process holds the folder's lock; names the folder and it."""
+
+
+def _holder(folder: str) -> str:
+  try:
+    with open(os.path.join(folder, HOLDER_FILE)) as f:
+      return f.read().strip() or 'another process'
+  except OSError:
+    return 'another process'
 
 
 @contextlib.contextmanager
@@ -40,41 +55,38 @@ def exclusive(folder: str, what: str, *, flag: str = '--model_dir'
   Raises:
     FolderInUseError when another process holds it.
   """
-  if '://' in folder:
-    logging.info('%s is not on a local file system: not locked against a '
-                 'second %s', folder, what)
+  key = os.path.abspath(folder)
+  if '://' in folder or key in _held:
+    if '://' in folder:
+      logging.info('%s is not on a local file system: not locked against a '
+                   'second %s', folder, what)
     yield
     return
   os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, LOCK_FILE)
-  # The file is created once and never written: a refused run changes nothing.
-  fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+  fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       raise FolderInUseError(
-          f'{folder}: another {what} is writing this folder ({holder(fd)}); '
-          f'wait for it to finish, stop it, or pass another {flag}') from None
+          f'{folder}: another {what} is writing this folder '
+          f'({_holder(folder)}); wait for it to finish, stop it, or pass '
+          f'another {flag}') from None
+    except OSError as err:  # no flock here (some network / FUSE mounts)
+      logging.warning('%s: cannot lock (%s); a second %s on it would not be '
+                      'refused', folder, err, what)
+      yield
+      return
+    holder = os.path.join(folder, HOLDER_FILE)
+    with open(holder, 'w') as f:
+      f.write(f'pid {os.getpid()} on {socket.gethostname()}')
+    _held.add(key)
     try:
       yield
     finally:
+      _held.discard(key)
+      with contextlib.suppress(OSError):
+        os.remove(holder)
       fcntl.flock(fd, fcntl.LOCK_UN)
   finally:
     os.close(fd)
-
-
-def holder(fd: int) -> str:
-  """'pid N' of the process holding the flock on open file `fd` (Linux's
-  /proc/locks), else 'another process'."""
-  stat = os.fstat(fd)
-  device = f'{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}'
-  try:
-    with open('/proc/locks') as locks:
-      for line in locks:
-        fields = line.split()
-        if len(fields) > 5 and fields[1] == 'FLOCK' and fields[5] == device:
-          return f'pid {fields[4]}'
-  except OSError:
-    pass
-  return 'another process'

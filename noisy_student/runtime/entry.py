@@ -41,7 +41,7 @@ _TF_FUNCTION_NODE = re.compile(r'\{\{function_node [^}]*\}\}\s*')
 
 # A checkpoint's temporary shard, `<model_dir>/ckpt-5_temp/part-00000-of-
 # 00001.data-00000-of-00001.tempstate123`: named as the checkpoint, ckpt-5.
-_TF_CHECKPOINT_TEMP = re.compile(r'(\S+?)_temp/[^\s;:,]*')
+_TF_CHECKPOINT_TEMP = re.compile(r'\b(ckpt-\d+)_temp/[^\s;:,]*')
 
 
 def one_line(message: object) -> str:

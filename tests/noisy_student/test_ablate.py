@@ -151,3 +151,44 @@ def test_binary_runs_the_arms_over_two_seeds(tmp_path):
   assert (work / 'seed_0' / 'ablation' / 'no_noise' / 'model_config.json').exists()
   with open(work / 'seed_0' / 'ablation' / 'no_noise' / 'model_config.json') as f:
     assert json.load(f)['dropout_rate'] == 0.0
+
+
+def test_merge_summarises_seeds_run_separately_and_refuses_other_settings(
+    tmp_path):
+  """Seeds of one ablation run in several sessions make one table."""
+  import json  # pylint: disable=g-import-not-at-top
+  from noisy_student import ablate  # pylint: disable=g-import-not-at-top
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  settings = {'dataset': 'cifar10_1k', 'steps': {'teacher': 2000, 'full': 4000},
+              'test_images': 932, 'student': {'noise': {'randaug': 5}}}
+  seeds = {0: {'teacher': 0.46, 'full': 0.50}, 1: {'teacher': 0.45, 'full': 0.48},
+           2: {'teacher': 0.49, 'full': 0.52}}
+
+  def table(name, chosen, record=settings):
+    path = tmp_path / name
+    path.write_text(json.dumps({'rows': [], 'settings': record, 'per_seed': {
+        str(s): seeds[s] for s in chosen}}))
+    return str(path)
+
+  first, second = table('a.json', [0]), table('b.json', [1, 2])
+  rows = ablate.merge([first, second], str(tmp_path / 'out'))
+  full = next(r for r in rows if r['arm'] == 'full')
+  assert full['seed_ids'] == [0, 1, 2] and full['steps'] == 4000
+  assert abs(full['vs_teacher']['mean'] - 10 / 3) < 1e-9
+  written = json.loads((tmp_path / 'out' / 'ablation.json').read_text())
+  assert written['merged_from'] == [first, second]
+  assert written['settings'] == settings
+  # Merging a merged table again with a seed already in it is fine.
+  ablate.merge([str(tmp_path / 'out' / 'ablation.json'), first],
+               str(tmp_path / 'again'))
+  other = table("c.json", [2], record=dict(
+      settings, student={'noise': {'randaug': 9}}))
+  with pytest.raises(errors.InputError, match=r'c.json: other settings than '
+                     r'.*a.json \(student\)'):
+    ablate.merge([first, other], str(tmp_path / 'bad'))
+  seeds[2] = {'teacher': 0.49, 'full': 0.40}
+  clash = table('d.json', [2])
+  with pytest.raises(errors.InputError,
+                     match=r'd.json: seed 2 has other results than in .*b.json'):
+    ablate.merge([second, clash], str(tmp_path / 'bad'))
+  assert not (tmp_path / 'bad').exists()

@@ -26,6 +26,12 @@ def _command(data_dir: str, work_dir: str) -> list[str]:
       '--student_randaug_mag=5', '--student_model_names=efficientnet-b0,efficientnet-b0']
 
 
+def _finished(work_dir: str) -> list[str]:
+  """The stages state.json records as finished (not only started)."""
+  return [name for name, entry in _state(work_dir).items()
+          if entry.get('finished', True)]
+
+
 def _state(work_dir: str) -> dict:
   path = os.path.join(work_dir, 'state.json')
   if not os.path.exists(path):
@@ -43,13 +49,13 @@ def test_killed_driver_resumes_without_redoing_finished_stages(tmp_path):
                            env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
   deadline = time.time() + 600
-  while 'round_1/filter' not in _state(work_dir):
+  while 'round_1/filter' not in _finished(work_dir):
     assert first.poll() is None, 'the driver ended before it was killed'
     assert time.time() < deadline
     time.sleep(0.2)
   first.send_signal(signal.SIGKILL)
   first.wait()
-  finished = _state(work_dir)
+  finished = _finished(work_dir)
   assert 'round_2/student' not in finished
   teacher_index = os.path.join(work_dir, 'round_0', 'teacher', 'checkpoint')
   predictions = os.path.join(work_dir, 'round_1', 'predict', 'predict_label')
@@ -159,20 +165,51 @@ def test_a_skipped_stage_must_still_have_its_outputs(tmp_path):
       return name
     return fn
 
-  state = rounds.StageState(str(tmp_path))
-  state.run('round_0/teacher', stage(teacher, 'teacher'), {},
-            outputs=[str(teacher)])
-  state.run('round_1/predict', stage(predict, 'predict'), {},
-            outputs=[str(predict)])
-  teacher.rmdir()  # the user deleted the teacher's folder
-  again = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
-  again.run('round_0/teacher', stage(teacher, 'teacher'), {},
-            outputs=[str(teacher)])
-  # Every later stage is redone too, from an empty folder.
-  again.run('round_1/predict', stage(predict, 'predict'), {},
-            outputs=[str(predict)])
+  def rerun():
+    state = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
+    state.run('round_0/teacher', stage(teacher, 'teacher'), {},
+              outputs=[str(teacher)])
+    state.run('round_1/predict', stage(predict, 'predict'), {},
+              outputs=[str(predict)])
+
+  rerun()
+  teacher.rmdir()  # deleted, but the stage after it finished: not needed
+  rerun()
+  assert calls == ['teacher', 'predict']
+  predict.rmdir()  # now nothing after the teacher keeps its outputs
+  rerun()
   assert calls == ['teacher', 'predict', 'teacher', 'predict']
-  assert (tmp_path / 'predict.replaced-19700101-000000').is_dir()
+  (predict / 'x').write_text('kept')
+  teacher.rmdir()
+  rerun()  # the predictions exist: the missing teacher is not needed
+  assert len(calls) == 4 and (predict / 'x').exists()
+
+
+def test_an_interrupted_stage_rerun_with_other_settings_starts_over(tmp_path):
+  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  student = tmp_path / 'student'
+
+  def killed():
+    student.mkdir()
+    (student / 'ckpt-3').write_text('old settings')
+    raise KeyboardInterrupt  # the run dies mid-stage
+
+  state = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
+  with pytest.raises(KeyboardInterrupt):
+    state.run('round_1/student', killed, {'m': 5}, outputs=[str(student)])
+  resumed = []
+  again = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
+  assert again.run('round_1/student',
+                   lambda: resumed.append(os.listdir(student)) or 1,
+                   {'m': 5}, outputs=[str(student)]) == 1
+  assert resumed == [['ckpt-3']]  # same settings: resumes its checkpoint
+  (tmp_path / 'state.json').write_text(json.dumps({'round_1/student': {
+      'settings': {'m': 5}, 'outputs': [str(student)], 'finished': False}}))
+  other = rounds.StageState(str(tmp_path), clock=lambda: 0.0)
+  other.run('round_1/student', lambda: resumed.append(student.exists()) or 2,
+            {'m': 9}, outputs=[str(student)])
+  assert resumed[-1] is False  # other settings: the old folder moved aside
+  assert (tmp_path / 'student.replaced-19700101-000000' / 'ckpt-3').exists()
 
 
 def test_a_redo_forgets_the_stages_after_it_in_job_order_not_name_order(
@@ -190,6 +227,12 @@ def test_a_redo_forgets_the_stages_after_it_in_job_order_not_name_order(
   assert sorted(forced.done) == sorted(names[:4] + ['round_1/student'])
   forced.run('round_0/teacher', lambda: 2, {'x': 2})
   assert list(forced.done) == ['round_0/teacher']
+  # An ablation arm depends on the rounds, not on the other arms.
+  for name in ('ablation/full', 'ablation/no_noise', 'ablation/zeta'):
+    forced.run(name, lambda: 1, {'x': 1})
+  forced.run('ablation/full', lambda: 2, {'x': 2})
+  assert sorted(forced.done) == ['ablation/full', 'ablation/no_noise',
+                                 'ablation/zeta', 'round_0/teacher']
 
 
 def test_randaug_settings_do_not_matter_to_a_stage_without_augmentation(

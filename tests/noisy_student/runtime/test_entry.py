@@ -36,6 +36,8 @@ def test_tensorflow_internals_are_not_shown_in_the_line():
   assert entry.storage_error_line(full) == (
       '/m/ckpt-5; No space left on device (check the disk: space, permissions)')
   assert entry.one_line('{{function_node __inference_f_9}} bad\nmore') == 'bad'
+  assert entry.one_line('/scratch/exp_temp/data: no shards') == (
+      '/scratch/exp_temp/data: no shards')
 
 
 def test_other_errors_are_bugs():
