@@ -40,7 +40,7 @@ def test_the_documented_example_runs(tmp_path):
     (lambda ns, d, t: ns.experiment(str(t / 'm'), d, train_steps=-5),
      r'train_steps must be in \[1, inf\)'),
     (lambda ns, d, t: ns.dataset(d, num_classes=0),
-     'num_classes must be >= 1, received: 0'),
+     r'num_classes must be in \[1, inf\), received: 0'),
     (lambda ns, d, t: ns.filter_pseudo_labels(
         f'{d}/unlabeled', str(t / 'p'), str(t / 'f'), min_threshold=2),
      r'min_threshold must be in \[0, 1\], received: 2'),

@@ -132,25 +132,38 @@ def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_binary_runs_the_arms_over_two_seeds(tmp_path):
+def test_binary_runs_the_arms_and_merges_with_another_seeds_table(tmp_path):
+  """One seed through the binary (two seeds cost twice as much; the table
+  over several seeds is tested in-process), then `--merge` with a table of
+  seed 1 recorded under the same settings, as another session would write."""
   work = tmp_path / 'ablation'
   helpers.run([sys.executable, '-m', 'noisy_student.ablate',
-               f'--work_dir={work}', '--seeds=0,1',
+               f'--work_dir={work}', '--seeds=0',
                '--arms=full,no_noise', '--teacher_steps=48',
                '--student_steps=48', '--width_coefficient=0.1',
                '--depth_coefficient=0.1', '--min_threshold=0'], timeout=900)
   with open(work / 'ablation.json') as f:
     result = json.load(f)
   assert [r['arm'] for r in result['rows']] == ['teacher', 'full', 'no_noise']
-  assert all(r['seeds'] == 2 and len(r['per_seed']) == 2
-             for r in result['rows'])
-  assert set(result['per_seed']) == {'0', '1'}
+  assert set(result['per_seed']) == {'0'}
+  assert result['settings']['steps']['no_noise'] == 48
+  assert result['settings']['student']['noise']['dropout_rate'] == 0.2
   assert os.path.getsize(work / 'ablation.png') > 0
   assert '| no_noise |' in (work / 'ablation.md').read_text()
   # The arm shares seed 0's teacher and pseudo-labels, trains its own student.
-  assert (work / 'seed_0' / 'ablation' / 'no_noise' / 'model_config.json').exists()
   with open(work / 'seed_0' / 'ablation' / 'no_noise' / 'model_config.json') as f:
     assert json.load(f)['dropout_rate'] == 0.0
+  other = tmp_path / 'seed1.json'
+  other.write_text(json.dumps({'rows': [], 'settings': result['settings'],
+                               'per_seed': {'1': {'teacher': 0.5, 'full': 0.6,
+                                                  'no_noise': 0.55}}}))
+  merged = helpers.run([sys.executable, '-m', 'noisy_student.ablate',
+                        f'--merge={work}/ablation.json,{other}',
+                        f'--work_dir={tmp_path}/merged'])
+  assert '| full | 48 |' in merged.stdout
+  with open(tmp_path / 'merged' / 'ablation.json') as f:
+    rows = json.load(f)['rows']
+  assert all(r['seeds'] == 2 and r['seed_ids'] == [0, 1] for r in rows)
 
 
 def test_merge_summarises_seeds_run_separately_and_refuses_other_settings(

@@ -7,6 +7,7 @@ import pytest
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.runtime import errors
+from noisy_student.cli import config_flags
 from noisy_student.core import factory
 
 IMAGENET = datasets.get_builtin('imagenet')
@@ -26,7 +27,12 @@ def test_image_size_rules(dataset, name, override, for_eval, expected):
 
 
 def test_bad_image_size_and_model_name_name_the_flag():
-  with pytest.raises(errors.ConfigError, match='input_image_size'):
+  # Named as the argument from Python, as the flag inside a binary.
+  with pytest.raises(errors.ConfigError,
+                     match='^image_size must be positive, received: 0'):
+    factory.image_size(SVHN, 'efficientnet-b0', override=0)
+  with config_flags.flag_names(), pytest.raises(
+      errors.ConfigError, match='^--input_image_size must be positive'):
     factory.image_size(SVHN, 'efficientnet-b0', override=0)
   with pytest.raises(errors.ConfigError, match='efficientnet-b99'):
     factory.model_config(SVHN, 'efficientnet-b99')
