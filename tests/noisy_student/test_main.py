@@ -28,3 +28,62 @@ def test_export_keras_path_flag(flag, keras_path):
 def test_a_bad_export_keras_path_is_refused_before_work():
   with pytest.raises(errors.ConfigError, match='m.h5'):
     _export_job('--export_keras_path=m.h5')
+
+
+def _train_job(data_dir: str, model_dir: str, *extra: str) -> main.MainJob:
+  fv = flags.FlagValues()
+  main_flags.define_flags(fv)
+  fv(['main', '--mode=train', '--use_tpu=false', f'--label_data_dir={data_dir}',
+      f'--model_dir={model_dir}', '--train_steps=4', '--train_batch_size=16',
+      *extra])
+  with errors.naming(lambda field: f'--{field}'):
+    return main.job_from_flags(fv)
+
+
+# The config-time refusals of docs/errors.md's second table, in-process (the
+# binary's one-line contract around them is tested by tests/test_bad_inputs.py).
+@pytest.mark.parametrize('flag, message', [
+    ('--num_train_images=0', r'--num_train_images must be in \[1, inf\), received: 0'),
+    ('--num_train_shards=-1', r'--num_train_shards must be in \[1, inf\), received: -1'),
+    ('--num_label_classes=0', r'--num_label_classes must be in \[1, inf\), received: 0'),
+    ('--width_coefficient=0', r'--width_coefficient must be in \(0, inf\), received: 0'),
+    ('--depth_coefficient=-1', r'--depth_coefficient must be in \(0, inf\), received: -1'),
+])
+def test_flag_values_out_of_range_are_refused_before_writing(
+    flag, message, digits_dir, tmp_path):
+  with pytest.raises(errors.ConfigError, match=message):
+    _train_job(digits_dir, str(tmp_path / 'model'), flag)
+  assert not (tmp_path / 'model').exists()
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda i: i.update(image_size=0),
+     r'image_size must be a positive integer or null .*found 0'),
+    (lambda i: i.update(stddev_rgb=[0, 0, 0]), r'stddev_rgb must be positive'),
+    (lambda i: i.update(stddev_rgb=[float('nan')] * 3),
+     r'stddev_rgb must be a list of 3 finite numbers .*NaN'),
+    (lambda i: i.update(mean_rgb=[1, 2]), r'mean_rgb must be a list of 3 finite'),
+    (lambda i: i.update(num_classes='ten'),
+     r'num_classes must be a positive integer .*found "ten"'),
+    (lambda i: i.pop('num_classes'), r'records no classes'),
+    (lambda i: i.update(class_names=['a\nb'] + i['class_names'][1:]),
+     r'class_names must be a list of non-empty one-line names'),
+    (lambda i: i['splits']['train'].update(num_shards=0),
+     r'splits.train.num_shards must be an integer >= 1, found 0'),
+    (lambda i: i['splits']['train'].update(directory='/etc'),
+     r'splits.train.directory="/etc" leaves the folder'),
+], ids=['image_size_0', 'stddev_0', 'stddev_nan', 'mean_of_2', 'classes_text',
+        'no_classes', 'name_with_newline', 'no_shards', 'absolute_directory'])
+def test_bad_dataset_info_values_are_named_before_writing(
+    change, message, digits_dir, tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  data = tmp_path / 'data'
+  shutil.copytree(digits_dir, data)
+  info = json.loads((data / 'dataset_info.json').read_text())
+  change(info)
+  (data / 'dataset_info.json').write_text(json.dumps(info))
+  with pytest.raises(errors.NoisyStudentError,
+                     match=r'data/dataset_info.json[: ] ?' + message):
+    _train_job(str(data), str(tmp_path / 'model'))
+  assert not (tmp_path / 'model').exists()
