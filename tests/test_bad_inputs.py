@@ -247,15 +247,20 @@ def unwritable_model_dir(tmp, digits, trained):
               r'(Operation not permitted|Permission denied|not writable)')
 
 
+def _tiny_iterate(work: str, digits: str) -> list[str]:
+  """iterate on the digits, 2 steps a stage, no export; ends in
+  --iterations_per_loop, --noexport, --min_threshold (cases replace those)."""
+  return [sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work}',
+          f'--label_data_dir={digits}', f'--unlabel_data_dir={digits}/unlabeled',
+          '--width_coefficient=0.1', '--depth_coefficient=0.1',
+          '--teacher_train_steps=2', '--student_train_steps=2',
+          '--train_batch_size=16', '--iterations_per_loop=2', '--noexport',
+          '--min_threshold=0']
+
+
 def iterate_rerun_with_changed_settings(tmp, digits, trained):
   work = str(tmp / 'work')
-  command = [sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work}',
-             f'--label_data_dir={digits}',
-             f'--unlabel_data_dir={digits}/unlabeled',
-             '--width_coefficient=0.1', '--depth_coefficient=0.1',
-             '--teacher_train_steps=2', '--student_train_steps=2',
-             '--train_batch_size=16', '--iterations_per_loop=2',
-             '--noexport', '--min_threshold=0']
+  command = _tiny_iterate(work, digits)
   helpers.run(command)
   return Case(command[:-3] + ['--student_train_steps=6',
                               '--iterations_per_loop=2', '--noexport',
@@ -618,14 +623,8 @@ def test_iterate_force_redoes_a_changed_stage_from_nothing(digits_dir,
   """The issue's case: --force after turning the student's RandAugment off
   used to resume the old student's final checkpoint and record its accuracy."""
   work = str(tmp_path / 'work')
-  command = [sys.executable, '-m', 'noisy_student.iterate', f'--work_dir={work}',
-             f'--label_data_dir={digits_dir}',
-             f'--unlabel_data_dir={digits_dir}/unlabeled',
-             '--width_coefficient=0.1', '--depth_coefficient=0.1',
-             '--teacher_train_steps=2', '--student_train_steps=2',
-             '--train_batch_size=16', '--iterations_per_loop=2',
-             '--noexport', '--min_threshold=0', '--student_augment_name=v1',
-             '--teacher_augment_name=']
+  command = _tiny_iterate(work, digits_dir) + ['--student_augment_name=v1',
+                                               '--teacher_augment_name=']
   helpers.run(command)
   student = os.path.join(work, 'round_1', 'student')
   old_events = sorted(n for n in os.listdir(student) if n.startswith('events'))
