@@ -264,6 +264,12 @@ EVAL_RESULTS_FILE = 'eval_results.json'
 FLAGS_FILE = 'FLAGS.json'
 
 
+def eval_predictions(model_dir: str, split: str) -> str:
+  """Per-image predictions of a model_dir's last evaluation on `split`
+  (`.npz`: label, predicted, probability; record order)."""
+  return os.path.join(model_dir, f'predictions-{split}.npz')
+
+
 def model_dir_file(path: str, name: str) -> str:
   """`name` in the model_dir of `path` (a model_dir or a checkpoint prefix)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

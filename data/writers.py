@@ -164,3 +164,13 @@ def write_json(path: str, obj, indent: int | None = 2) -> None:
 def write_text(path: str, text: str) -> None:
   with atomic_output(path, 'w') as f:
     f.write(text)
+
+
+def write_npz(path: str, **arrays) -> None:
+  """`np.savez_compressed` of `arrays` to `path`, atomically."""
+  import io  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()  # zipfile seeks, which a GFile being written cannot
+  np.savez_compressed(buffer, **arrays)
+  with atomic_output(path) as f:
+    f.write(buffer.getvalue())

@@ -27,11 +27,12 @@ import re
 import keras
 
 from data import layout
-from noisy_student import ablate
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults
+from noisy_student.drivers import ablation
 from noisy_student.drivers import rounds as rounds_lib
+from noisy_student.drivers import stages
 
 
 def candidate_recipe(name: str, student: config_lib.Recipe,
@@ -61,7 +62,7 @@ def main():
   steps = args.steps or preset.student.train.train_steps
   names = args.candidates.split(',')
   recipes = {n: candidate_recipe(n, preset.student, steps) for n in names}
-  cfg = ablate.AblationConfig(
+  cfg = ablation.AblationConfig(
       work_dir=os.path.abspath(args.work_dir), label_data_dir=args.data_dir,
       unlabel_data_dir=args.unlabel_data_dir,
       dataset=datasets.resolve(None, args.data_dir), seeds=(args.seed,),
@@ -71,12 +72,12 @@ def main():
       width_coefficient=preset.width_coefficient,
       depth_coefficient=preset.depth_coefficient,
       min_threshold=preset.min_threshold, arms=('full',), deterministic=True)
-  rounds = ablate.rounds_config(cfg, args.seed)
+  rounds = ablation.rounds_config(cfg, args.seed)
   keras.utils.set_random_seed(args.seed)
   # Teacher, pseudo-labels, and the preset's student without RandAugment.
   rows = rounds_lib.run(rounds)
   results = {'teacher': rows[0]}
-  state = rounds_lib.StageState(rounds.work_dir)
+  state = stages.StageState(rounds.work_dir)
   pseudo_labels = layout.RoundDirs(rounds.work_dir).filter(1).data
   for name in names:
     if name == 'none' and steps == preset.student.train.train_steps:
@@ -88,7 +89,7 @@ def main():
         unlabel_data_dir=pseudo_labels)
     results[name] = state.run(
         f'tune/{name}_{steps}',
-        lambda s=stage: ablate._train_arm(s, args.seed),  # pylint: disable=protected-access
+        lambda s=stage: ablation.train_arm(s, args.seed),
         dataclasses.asdict(stage), outputs=[model_dir])
   table = ['| student | steps | dev top-1 | test top-1 |', '|---|---|---|---|']
   for name, row in results.items():

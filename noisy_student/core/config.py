@@ -256,6 +256,27 @@ class DataConfig:
                         'shuffle_buffer': (1, None)})
 
 
+# DataConfig fields that change nothing unless an augmentation is on.
+RANDAUGMENT_FIELDS = ('randaug_magnitude', 'randaug_num_layers',
+                      'use_cutout_op')
+
+
+def settings_that_matter(settings):
+  """A stage's recorded settings (`dataclasses.asdict` of an
+  ExperimentConfig, or any dict) without the fields that cannot change its
+  outputs: RandAugment's magnitude, layers and cutout when neither
+  augmentation is on (a teacher without RandAugment is not changed by
+  --randaug_mag). Other values are returned as they are."""
+  if not isinstance(settings, dict):
+    return settings
+  data = settings.get('data')
+  if isinstance(data, dict) and not (data.get('augment_name')
+                                     or data.get('unl_augment_name')):
+    data = {k: v for k, v in data.items() if k not in RANDAUGMENT_FIELDS}
+    settings = dict(settings, data=data)
+  return settings
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Optimisation and loop settings (original flag names, after train_ratio)."""

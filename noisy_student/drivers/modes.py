@@ -151,11 +151,15 @@ def _append_eval_results(model_dir: str, results: dict) -> None:
 def evaluate(config: config_lib.ExperimentConfig,
              strategy: tf.distribute.Strategy,
              checkpoint_path: Optional[str] = None,
-             image_size: Optional[int] = None) -> dict:
+             image_size: Optional[int] = None,
+             save_predictions: bool = False) -> dict:
   """EMA evaluation of the latest (or given) checkpoint on the eval splits.
 
   The model runs at `image_size`, else its inference size
-  (`loading.inference_config`).
+  (`loading.inference_config`). With `save_predictions`, each split's
+  per-image predictions are written to `layout.eval_predictions` in the
+  model_dir (label, predicted class, its probability; record order), for
+  paired tests between models evaluated on the same files.
   """
   path = checkpoint_path or config.model_dir
   model_config = loading.inference_config(path, config.model, image_size)
@@ -169,7 +173,14 @@ def evaluate(config: config_lib.ExperimentConfig,
     results[split] = evaluation.evaluate_files(
         model, strategy, files, image_size=model_config.image_size,
         small_image=model_config.small_image,
-        global_batch=config.train.eval_batch_size)
+        global_batch=config.train.eval_batch_size,
+        per_image=save_predictions)
+    per_image = results[split].pop('per_image', None)
+    if per_image is not None and distribute.is_chief(strategy):
+      writers.write_npz(layout.eval_predictions(config.model_dir, split),
+                        step=step if step is not None else -1,
+                        files=[os.path.basename(f) for f in files],
+                        **per_image)
     results[split]['global_step'] = step
     results[split]['checkpoint'] = prefix
   if distribute.is_chief(strategy) and tf.io.gfile.isdir(config.model_dir):

@@ -14,8 +14,8 @@ Round 0 trains a supervised teacher. Each round r >= 1 then
   -> evaluate; the student becomes the teacher of round r + 1.
 All artifacts live in `work_dir` (round_0/teacher, round_1/predict,
 round_1/filter, round_1/student, ...). A finished stage is recorded in
-`state.json` (written atomically) with its result and its settings, and
-skipped on rerun; a rerun whose settings for a finished stage changed stops
+`state.json` (written atomically; `drivers/stages.py`) with its result and
+its settings, and skipped on rerun; a rerun whose settings for a finished stage changed stops
 with an error naming the stage and the settings (`force=True` redoes it). An
 interrupted training stage resumes from its last checkpoint and an interrupted
 predict or filter stage redoes only its unfinished shards. At the end
@@ -29,12 +29,8 @@ import contextlib
 import dataclasses
 from dataclasses import MISSING
 import json
-import math
-import re
-import time
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from absl import logging
 import keras
 from matplotlib import figure as figure_lib
 import tensorflow as tf
@@ -49,6 +45,7 @@ from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.drivers import modes
+from noisy_student.drivers import stages
 from noisy_student.models import checkpoints
 from noisy_student.models import export as export_lib
 from noisy_student.pseudo import filter_files
@@ -133,198 +130,6 @@ class RoundsConfig:
     return len(self.student_model_names)
 
 
-def _jsonable(value):
-  return json.loads(json.dumps(value, default=str))
-
-
-class StageState:
-  """state.json: {stage: {'result', 'settings', 'outputs'}} of finished stages.
-
-  Rewritten atomically after every change. A stage is skipped only when its
-  settings are unchanged and its outputs (folders it wrote) still exist; a
-  stage that is redone (settings changed under `force`, or outputs deleted)
-  forgets itself and every later stage, and their earlier outputs are moved
-  aside (`<path>.replaced-<time>`) so the redo starts from nothing instead of
-  resuming an old model's checkpoints. Logged in one line per folder.
-  """
-
-  def __init__(self, work_dir: str, force: bool = False,
-               clock: Callable[[], float] = time.time):
-    self.path = layout.RoundDirs(work_dir).state
-    self.force = force
-    self.clock = clock
-    self.done = {}
-    self._redo = set()  # stages forgotten in this run: their folders are stale
-    if tf.io.gfile.exists(self.path):
-      with tf.io.gfile.GFile(self.path) as f:
-        text = f.read()
-      try:
-        self.done = json.loads(text)
-      except json.JSONDecodeError as err:
-        raise errors.InputError(
-            f'{self.path}: not valid JSON ({err}); the file records which '
-            'stages finished: delete it to redo every stage, or restore it') from None
-
-  def run(self, name: str, fn: Callable[[], object], settings: dict,
-          outputs: Sequence[str] = ()):
-    """`fn()`'s result, or the recorded one when stage `name` already finished.
-
-    Args:
-      name: the stage, e.g. 'round_1/student'.
-      fn: runs the stage; returns its JSON-able result.
-      settings: everything that determines the stage's outputs.
-      outputs: the folders the stage writes (checked before skipping, moved
-        aside before a redo).
-
-    Raises:
-      ConfigError when the stage finished with other `settings` (unless force).
-    """
-    settings = _jsonable(settings)
-    entry = self.done.get(name)
-    if entry is not None and entry.get('finished', True):
-      changed = _changed_settings(entry.get('settings'), settings)
-      gone = [p for p in entry.get('outputs', outputs)
-              if not tf.io.gfile.exists(p)]
-      if gone and not changed and self._later_stage_kept(name):
-        logging.warning('[%s] finished earlier; %s is gone, but the stages '
-                        'after it finished and keep their outputs: not '
-                        'redone', name, gone[0])
-        gone = []
-      if not changed and not gone:
-        logging.info('[%s] finished earlier; skipping', name)
-        return entry['result']
-      if changed and not self.force:
-        raise errors.ConfigError(
-            f'{self.path}: stage {name} finished with other settings '
-            f'({"; ".join(changed)}); use a new --work_dir, or pass --force '
-            'to redo it and every stage after it')
-      if gone and not changed:
-        logging.warning('[%s] finished earlier but %s is gone: redoing it '
-                        'and every stage after it', name, gone[0])
-      self._forget_from(name)
-    elif entry is not None:  # started by an earlier run that was interrupted
-      if _changed_settings(entry.get('settings'), settings):
-        logging.warning('[%s] an interrupted earlier run had other settings: '
-                        'starting over', name)
-        self._redo.add(name)
-      else:
-        logging.info('[%s] resuming an interrupted earlier run', name)
-    if name in self._redo:
-      for path in outputs:
-        self._move_aside(name, path)
-    logging.info('[%s] starting', name)
-    self._record(name, {'settings': settings, 'outputs': list(outputs),
-                        'finished': False})
-    start = time.time()
-    result = fn()
-    self._record(name, {'result': result, 'settings': settings,
-                        'outputs': list(outputs)})
-    logging.info('[%s] done in %.1fs', name, time.time() - start)
-    return result
-
-  def finished(self, name: str) -> Optional[dict]:
-    """The entry of stage `name` if it finished, else None."""
-    entry = self.done.get(name)
-    return entry if entry is not None and entry.get('finished', True) else None
-
-  def _record(self, name: str, entry: dict) -> None:
-    self.done[name] = entry
-    writers.write_json(self.path, self.done)
-
-  def _later_stage_kept(self, name: str) -> bool:
-    """Whether a finished round stage after `name` still has its outputs
-    (then `name`'s outputs are no longer needed: e.g. predictions deleted to
-    save disk once the student trained)."""
-    rank = _stage_rank(name)
-    return _is_round_stage(name) and any(
-        _is_round_stage(other) and _stage_rank(other) > rank
-        and entry.get('finished', True) and entry.get('outputs')
-        and all(tf.io.gfile.exists(p) for p in entry['outputs'])
-        for other, entry in self.done.items())
-
-  def _forget_from(self, name: str) -> None:
-    """Forgets `name` and every stage that depends on it (a round stage: every
-    later stage; an ablation arm or tuning run: itself); moves their outputs
-    aside."""
-    first = _stage_rank(name)
-    stale = ([n for n in self.done if _stage_rank(n) >= first]
-             if _is_round_stage(name) else [name])
-    for old in sorted(stale, key=_stage_rank):
-      for path in self.done[old].get('outputs', ()):
-        self._move_aside(old, path)
-      del self.done[old]
-      self._redo.add(old)
-    writers.write_json(self.path, self.done)
-
-  def _move_aside(self, name: str, path: str) -> None:
-    if not tf.io.gfile.exists(path):
-      return
-    stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime(self.clock()))
-    target, n = f'{path}.replaced-{stamp}', 1
-    while tf.io.gfile.exists(target):
-      n += 1
-      target = f'{path}.replaced-{stamp}-{n}'
-    tf.io.gfile.rename(path, target)
-    logging.warning('[%s] redone from nothing: its earlier output %s was '
-                    'moved to %s', name, path, target)
-
-
-_ROUND_STAGES = ('teacher', 'predict', 'filter_stats', 'filter', 'student')
-
-
-def _stage_rank(name: str) -> tuple:
-  """Where stage `name` comes in a job: round by round, each round's stages in
-  order, then the export, then stages built on the rounds (ablation arms,
-  tuning runs). state.json's keys are sorted by name, not by this order."""
-  match = re.fullmatch(r'round_(\d+)/(\w+)', name)
-  if match and match.group(2) in _ROUND_STAGES:
-    return (int(match.group(1)), _ROUND_STAGES.index(match.group(2)), '')
-  return (math.inf, 0 if name == layout.RoundDirs.EXPORT_STAGE else 1, name)
-
-
-def _is_round_stage(name: str) -> bool:
-  """A stage of the rounds or the export (others are leaves built on them)."""
-  return _stage_rank(name)[:2] != (math.inf, 1)
-
-
-def _relevant(settings: Optional[dict]) -> Optional[dict]:
-  """`settings` without fields that cannot change the stage's outputs.
-
-  RandAugment's magnitude, layers and cutout only matter when an augmentation is on
-  (a teacher without RandAugment is not changed by --randaug_mag).
-  """
-  if not isinstance(settings, dict):
-    return settings
-  data = settings.get('data')
-  if isinstance(data, dict) and not (data.get('augment_name')
-                                     or data.get('unl_augment_name')):
-    data = {k: v for k, v in data.items()
-            if k not in ('randaug_magnitude', 'randaug_num_layers',
-                         'use_cutout_op')}
-    settings = dict(settings, data=data)
-  return settings
-
-
-def _changed_settings(old: Optional[dict], new: dict) -> list[str]:
-  """'key: old -> new' for every differing setting, nested keys dotted.
-
-  `old` None is the state of an older version (no settings recorded).
-  """
-  if old is None:
-    return []
-  return [f'{key}: {before!r} -> {after!r}' for key, before, after
-          in _differences(_relevant(old), _relevant(new), prefix='')]
-
-
-def _differences(old: dict, new: dict, prefix: str):
-  for key in sorted(set(old) | set(new)):
-    before, after = old.get(key), new.get(key)
-    if isinstance(before, dict) and isinstance(after, dict):
-      yield from _differences(before, after, prefix=f'{prefix}{key}.')
-    elif before != after:
-      yield f'{prefix}{key}', before, after
-
-
 def stage_config(rounds: RoundsConfig, model_dir: str, model_name: str,
                  recipe: config_lib.Recipe, unlabel_data_dir: str = ''
                  ) -> config_lib.ExperimentConfig:
@@ -363,11 +168,12 @@ def _top1(results: dict) -> dict:
 def train_and_evaluate(config: config_lib.ExperimentConfig,
                        strategy: Optional[tf.distribute.Strategy] = None
                        ) -> dict:
-  """Trains one stage and returns {split: top-1} of its EMA weights."""
+  """Trains one stage and returns {split: top-1} of its EMA weights; writes
+  each split's per-image predictions into the model_dir."""
   strategy = strategy or tf.distribute.get_strategy()
   keras.backend.clear_session()
   modes.train(config, strategy)
-  return _top1(modes.evaluate(config, strategy))
+  return _top1(modes.evaluate(config, strategy, save_predictions=True))
 
 
 def _predict_config(rounds: RoundsConfig, teacher_dir: str, r: int,
@@ -445,7 +251,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
   """
   strategy = strategy or tf.distribute.get_strategy()
   _check_model_files(rounds)
-  StageState(rounds.work_dir)  # an unreadable state.json is refused first
+  stages.StageState(rounds.work_dir)  # an unreadable state.json is refused first
   # The chief writes state.json; other workers (MultiWorker) only train.
   lock = (dir_lock.exclusive(rounds.work_dir, 'iterate run', flag='--work_dir')
           if distribute.is_chief(strategy) else contextlib.nullcontext())
@@ -467,13 +273,35 @@ def _check_model_files(rounds: RoundsConfig) -> None:
         else rounds.student, unlabel_data_dir=dirs.filter(r).data if r else ''))
 
 
+def pseudo_label(rounds: RoundsConfig, state: stages.StageState,
+                 teacher_dir: str, r: int,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> str:
+  """Round `r`'s predict, filter-statistics and filter stages with the
+  teacher in `teacher_dir` (resumable in `state`); returns the folder of
+  the filtered pseudo-labeled shards."""
+  strategy = strategy or tf.distribute.get_strategy()
+  dirs = layout.RoundDirs(rounds.work_dir)
+  num_shards = layout.count_shards(rounds.unlabel_data_dir,
+                                   rounds.unlabel_file_prefix)
+  pcfg = _predict_config(rounds, teacher_dir, r, num_shards)
+  predicted = state.run(dirs.predict_stage(r),
+                        lambda: _predict(pcfg, strategy), _settings(pcfg),
+                        outputs=[dirs.predict(r).root])
+  fcfg = filter_config(rounds, r, num_shards, predicted['images'])
+  state.run(dirs.filter_stats_stage(r), lambda: _filter(fcfg, True),
+            _settings(fcfg), outputs=[dirs.filter(r).root])
+  state.run(dirs.filter_stage(r), lambda: _filter(fcfg, False),
+            _settings(fcfg), outputs=[dirs.filter(r).data])
+  return dirs.filter(r).data
+
+
 def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
                 force: bool) -> list[dict]:
   if rounds.deterministic:
     tf.config.experimental.enable_op_determinism()
-  state = StageState(rounds.work_dir, force=force)
-  num_shards = layout.count_shards(rounds.unlabel_data_dir,
-                                   rounds.unlabel_file_prefix)
+  state = stages.StageState(rounds.work_dir, force=force)
+  # Missing or partial unlabeled shards are refused before the teacher trains.
+  layout.count_shards(rounds.unlabel_data_dir, rounds.unlabel_file_prefix)
   dirs = layout.RoundDirs(rounds.work_dir)
   rows = []
 
@@ -488,15 +316,7 @@ def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
                **result})
 
   for r, student_name in enumerate(rounds.student_model_names, start=1):
-    pcfg = _predict_config(rounds, teacher_dir, r, num_shards)
-    predicted = state.run(dirs.predict_stage(r),
-                          lambda: _predict(pcfg, strategy), _settings(pcfg),
-                          outputs=[dirs.predict(r).root])
-    fcfg = filter_config(rounds, r, num_shards, predicted['images'])
-    state.run(dirs.filter_stats_stage(r), lambda: _filter(fcfg, True),
-              _settings(fcfg), outputs=[dirs.filter(r).root])
-    state.run(dirs.filter_stage(r), lambda: _filter(fcfg, False),
-              _settings(fcfg), outputs=[dirs.filter(r).data])
+    pseudo_label(rounds, state, teacher_dir, r, strategy)
     student_dir = dirs.model(r)
     student_cfg = stage_config(
         rounds, student_dir, student_name, rounds.student,

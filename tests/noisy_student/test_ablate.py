@@ -6,29 +6,33 @@ import os
 import sys
 
 from absl import flags
+import numpy as np
 import pytest
 
 from noisy_student import ablate
+from noisy_student.analysis import ablation_table
 from noisy_student.core import defaults
+from noisy_student.drivers import ablation
+from noisy_student.runtime import errors
 from tests import helpers
 
 
 def test_each_arm_removes_only_its_noise():
   full = defaults.DEMO_STUDENT
-  assert ablate.student_recipe('full', full) == full
-  none = ablate.student_recipe('no_noise', full)
+  assert ablation.student_recipe('full', full) == full
+  none = ablation.student_recipe('no_noise', full)
   assert none.noise.augment_name is None
   assert none.noise.dropout_rate == 0.0 == none.noise.stochastic_depth_rate
   assert none.train == full.train
-  data_only = ablate.student_recipe('data_noise', full)
+  data_only = ablation.student_recipe('data_noise', full)
   assert data_only.noise.augment_name == full.noise.augment_name == 'v1'
   assert data_only.noise.randaug_magnitude == full.noise.randaug_magnitude
   assert data_only.noise.dropout_rate == 0.0
-  model_only = ablate.student_recipe('model_noise', full)
+  model_only = ablation.student_recipe('model_noise', full)
   assert model_only.noise.augment_name is None
   assert model_only.noise.dropout_rate == full.noise.dropout_rate == 0.2
   assert model_only.noise.stochastic_depth_rate == 0.2
-  hard = ablate.student_recipe('hard_labels', full)
+  hard = ablation.student_recipe('hard_labels', full)
   assert hard.train.teacher_softmax_temp == -1.0 and hard.noise == full.noise
 
 
@@ -44,12 +48,12 @@ def test_demo_preset_is_the_default():
   assert (cfg.teacher, cfg.student) == (defaults.DEMO_TEACHER,
                                         defaults.DEMO_STUDENT)
   assert cfg.min_threshold == defaults.ITERATE_MIN_THRESHOLD
-  assert cfg.arms == ablate.ARMS
+  assert cfg.arms == ablation.ARMS
   cfg = _config('--work_dir=/tmp/unused', '--teacher_steps=48',
                 '--min_threshold=0.1', '--width_coefficient=0.25',
                 '--larger_student_train_steps=1400')
   assert cfg.teacher.train.train_steps == 48
-  steps = ablate.arm_steps(cfg)
+  steps = ablation.arm_steps(cfg)
   assert steps['teacher'] == 48 and steps['larger_student'] == 1400
   assert steps['full'] == steps['no_noise'] == 700
   assert cfg.student.train.train_steps == defaults.DEMO_STUDENT.train.train_steps
@@ -72,14 +76,14 @@ def test_cifar_preset_takes_its_recipe(digits_dir):
 def test_without_randaugment_the_data_noise_arms_are_left_out(
     digits_dir, monkeypatch):
   preset = defaults.PRESETS['cifar10_subset']
-  plain = ablate.student_recipe('model_noise', preset.student)  # no RA
+  plain = ablation.student_recipe('model_noise', preset.student)  # no RA
   monkeypatch.setitem(defaults.PRESETS, 'cifar10_subset',
                       dataclasses.replace(preset, student=plain))
   cfg = _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
                 f'--data_dir={digits_dir}')
   assert 'data_noise' not in cfg.arms and 'model_noise' not in cfg.arms
   assert {'full', 'no_noise'} <= set(cfg.arms)
-  with pytest.raises(ablate.errors.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match='--arms=data_noise: the cifar10_subset preset has '
                      'no RandAugment'):
     _config('--work_dir=/tmp/unused', '--preset=cifar10_subset',
@@ -90,7 +94,7 @@ def test_summary_means_stds_and_paired_differences():
   per_seed = {0: {'teacher': 0.80, 'full': 0.90, 'no_noise': 0.84},
               1: {'teacher': 0.70, 'full': 0.76, 'no_noise': 0.70},
               2: {'teacher': 0.75, 'full': 0.84, 'no_noise': 0.79}}
-  rows = {r['arm']: r for r in ablate.summarize(
+  rows = {r['arm']: r for r in ablation_table.summarize(
       per_seed, {'teacher': 8, 'full': 7, 'no_noise': 7}, test_images=400)}
   assert list(rows) == ['teacher', 'full', 'no_noise']
   assert rows['full']['test_top1_mean'] == pytest.approx(83.333333)
@@ -100,12 +104,12 @@ def test_summary_means_stds_and_paired_differences():
   assert vs_teacher['low'] == pytest.approx(3.1622, abs=1e-3)
   assert rows['no_noise']['vs_full']['mean'] == pytest.approx(-5.666667)
   assert rows['teacher']['vs_teacher'] is None
-  table = ablate.markdown(list(rows.values()), 'x')
+  table = ablation_table.markdown(list(rows.values()), 'x')
   assert ('| full | 7 | 83.33 +- 7.02 | +8.33 [+3.16, +13.50], p=0.02 | - '
-          '| 0,1,2 | 90.00, 76.00, 84.00 |') in table
+          '| - | 0,1,2 | 90.00, 76.00, 84.00 |') in table
   assert 'binomial standard error of about 2.17 points' in table
-  one_seed = ablate.markdown(ablate.summarize({0: per_seed[0]}), 'x')
-  assert '| full | - | 90.00 | +10.00 | - | 0 | 90.00 |' in one_seed
+  one_seed = ablation_table.markdown(ablation_table.summarize({0: per_seed[0]}), 'x')
+  assert '| full | - | 90.00 | +10.00 | - | - | 0 | 90.00 |' in one_seed
 
 
 def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
@@ -119,15 +123,15 @@ def test_partial_ablation_is_summarized_from_state_without_training(tmp_path):
     (tmp_path / f'seed_{seed}' / 'state.json').write_text(json.dumps(
         {name: {'result': {'test': test} if test else {}, 'settings': {}}
          for name, test in stages.items()}))
-  assert ablate.finished_results(cfg, 0) == {'teacher': 0.80, 'full': 0.90,
+  assert ablation.finished_results(cfg, 0) == {'teacher': 0.80, 'full': 0.90,
                                              'no_noise': 0.84,
                                              'two_rounds': 0.93}
-  rows = {r['arm']: r for r in ablate.run_ablation(cfg, summarize_only=True)}
+  rows = {r['arm']: r for r in ablation.run_ablation(cfg, summarize_only=True)}
   assert rows['full']['seed_ids'] == [0, 1]
   assert rows['no_noise']['seed_ids'] == [0]  # seed 1 has not finished it
   assert rows['no_noise']['gain_mean'] == pytest.approx(4.0)
   assert not (tmp_path / 'seed_0' / 'ablation').exists()  # nothing trained
-  assert '| no_noise | 700 | 84.00 | +4.00 | -6.00 | 0 |' in (
+  assert '| no_noise | 700 | 84.00 | +4.00 | -6.00 | - | 0 |' in (
       tmp_path / 'ablation.md').read_text()
 
 
@@ -139,14 +143,38 @@ def test_binary_runs_the_arms_and_merges_with_another_seeds_table(tmp_path):
   work = tmp_path / 'ablation'
   helpers.run([sys.executable, '-m', 'noisy_student.ablate',
                f'--work_dir={work}', '--seeds=0',
-               '--arms=full,no_noise', '--teacher_steps=48',
+               '--arms=control,full,no_noise', '--teacher_steps=48',
                '--student_steps=48', '--width_coefficient=0.1',
                '--depth_coefficient=0.1', '--min_threshold=0'], timeout=900)
   with open(work / 'ablation.json') as f:
     result = json.load(f)
-  assert [r['arm'] for r in result['rows']] == ['teacher', 'full', 'no_noise']
+  assert [r['arm'] for r in result['rows']] == ['teacher', 'control', 'full',
+                                                'no_noise']
   assert set(result['per_seed']) == {'0'}
   assert result['settings']['steps']['no_noise'] == 48
+  assert result['settings']['steps']['control'] == 48
+  # The control is the teacher's recipe (supervised) for the student's steps.
+  with open(work / 'seed_0' / 'state.json') as f:
+    control = json.load(f)['ablation/control']['settings']
+  assert control['train']['unlabel_ratio'] == 0.0
+  assert control['data']['unlabel_data_dir'] == ''
+  # Every arm's per-image test predictions, and McNemar from them.
+  for arm in ('teacher', 'control', 'full', 'no_noise'):
+    with np.load(work / 'predictions' / 'seed_0' / f'{arm}-test.npz') as p:
+      assert len(p['label']) == len(p['predicted']) == len(p['probability'])
+      assert len(p['label']) == result['settings']['test_images']
+      assert ((p['probability'] > 0) & (p['probability'] <= 1)).all()
+      if arm == 'full':
+        accuracy = float((p['label'] == p['predicted']).mean())
+        assert accuracy == pytest.approx(result['per_seed']['0']['full'],
+                                         abs=1e-4)
+  tests = result['mcnemar']['0']
+  assert {'full-teacher', 'full-control', 'no_noise-full', 'control-teacher',
+          'no_noise-teacher', 'no_noise-control'} <= set(tests)
+  assert 0 <= tests['full-teacher']['p_value'] <= 1
+  assert [c['name'] for c in result['claims']] == [
+      'full - teacher', 'full - control', 'full - no_noise']
+  assert result['runs']['0']['seconds'] > 0
   assert result['settings']['student']['noise']['dropout_rate'] == 0.2
   assert os.path.getsize(work / 'ablation.png') > 0
   assert '| no_noise |' in (work / 'ablation.md').read_text()
@@ -156,6 +184,7 @@ def test_binary_runs_the_arms_and_merges_with_another_seeds_table(tmp_path):
   other = tmp_path / 'seed1.json'
   other.write_text(json.dumps({'rows': [], 'settings': result['settings'],
                                'per_seed': {'1': {'teacher': 0.5, 'full': 0.6,
+                                                  'control': 0.52,
                                                   'no_noise': 0.55}}}))
   merged = helpers.run([sys.executable, '-m', 'noisy_student.ablate',
                         f'--merge={work}/ablation.json,{other}',
@@ -169,9 +198,6 @@ def test_binary_runs_the_arms_and_merges_with_another_seeds_table(tmp_path):
 def test_merge_summarises_seeds_run_separately_and_refuses_other_settings(
     tmp_path):
   """Seeds of one ablation run in several sessions make one table."""
-  import json  # pylint: disable=g-import-not-at-top
-  from noisy_student import ablate  # pylint: disable=g-import-not-at-top
-  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
   settings = {'dataset': 'cifar10_1k', 'steps': {'teacher': 2000, 'full': 4000},
               'test_images': 932, 'student': {'noise': {'randaug': 5}}}
   seeds = {0: {'teacher': 0.46, 'full': 0.50}, 1: {'teacher': 0.45, 'full': 0.48},
@@ -184,7 +210,7 @@ def test_merge_summarises_seeds_run_separately_and_refuses_other_settings(
     return str(path)
 
   first, second = table('a.json', [0]), table('b.json', [1, 2])
-  rows = ablate.merge([first, second], str(tmp_path / 'out'))
+  rows = ablation.merge([first, second], str(tmp_path / 'out'))
   full = next(r for r in rows if r['arm'] == 'full')
   assert full['seed_ids'] == [0, 1, 2] and full['steps'] == 4000
   assert abs(full['vs_teacher']['mean'] - 10 / 3) < 1e-9
@@ -192,16 +218,55 @@ def test_merge_summarises_seeds_run_separately_and_refuses_other_settings(
   assert written['merged_from'] == [first, second]
   assert written['settings'] == settings
   # Merging a merged table again with a seed already in it is fine.
-  ablate.merge([str(tmp_path / 'out' / 'ablation.json'), first],
+  ablation.merge([str(tmp_path / 'out' / 'ablation.json'), first],
                str(tmp_path / 'again'))
   other = table("c.json", [2], record=dict(
       settings, student={'noise': {'randaug': 9}}))
   with pytest.raises(errors.InputError, match=r'c.json: other settings than '
                      r'.*a.json \(student\)'):
-    ablate.merge([first, other], str(tmp_path / 'bad'))
+    ablation.merge([first, other], str(tmp_path / 'bad'))
   seeds[2] = {'teacher': 0.49, 'full': 0.40}
   clash = table('d.json', [2])
   with pytest.raises(errors.InputError,
                      match=r'd.json: seed 2 has other results than in .*b.json'):
-    ablate.merge([second, clash], str(tmp_path / 'bad'))
+    ablation.merge([second, clash], str(tmp_path / 'bad'))
   assert not (tmp_path / 'bad').exists()
+
+
+def test_pre_declared_claims_are_holm_corrected_and_spread_free_ones_have_no_interval():
+  per_seed = {s: {'teacher': 0.50 + 0.01 * s, 'control': 0.53 + 0.004 * s,
+                  'full': 0.60 + 0.012 * s, 'no_noise': 0.60 + 0.01 * s}
+              for s in range(5)}
+  per_seed[3]['full'] = 0.655
+  mcnemar = {s: {'full-teacher': {'p_value': 0.001}} for s in range(5)}
+  claims = ablation_table.claims(per_seed, mcnemar)
+  assert [c['name'] for c in claims] == ['full - teacher', 'full - control',
+                                         'full - no_noise']
+  first = claims[0]
+  assert first['confidence'] == pytest.approx(1 - 0.05 / 3)
+  assert first['effect'] and first['low'] > 0
+  assert first['mcnemar_p'] == [0.001] * 5
+  assert first['p_holm'] == pytest.approx(min(1, 3 * first['p_value']))
+  assert first['claim'].startswith('full - teacher: +') and 'Holm p' in (
+      first['claim'])
+  # The Bonferroni interval is wider than the plain 95% one.
+  plain = ablation_table.comparison(per_seed, 'full', 'teacher')
+  assert first['low'] < plain['low'] and first['high'] > plain['high']
+  text = ablation_table.markdown(ablation_table.summarize(per_seed), 't',
+                                 claims)
+  assert 'Pre-declared claims (3 comparisons, Holm-corrected' in text
+  # Every seed the same gain: no interval, no p-value, no claimed effect.
+  flat = {s: {'teacher': 0.5, 'full': 0.5025} for s in range(3)}
+  only = ablation_table.claims(flat)
+  assert len(only) == 1 and only[0]['low'] is None
+  assert not only[0]['effect'] and only[0]['p_holm'] is None
+  assert 'spread not measured' in only[0]['claim']
+
+
+def test_merge_refuses_a_table_with_a_result_that_is_not_a_number(tmp_path):
+  path = tmp_path / 'a.json'
+  path.write_text(json.dumps({'settings': {'steps': {}, 'test_images': 10},
+                              'per_seed': {'0': {'teacher': 'n/a'}}}))
+  with pytest.raises(errors.InputError,
+                     match=r"a.json: seed 0: teacher is 'n/a', not an accuracy"):
+    ablation.merge([str(path)], str(tmp_path / 'out'))

@@ -1,7 +1,5 @@
 """The paired statistics against scipy's own and against hand values."""
 
-import math
-
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -50,9 +48,15 @@ def test_one_seed_and_zero_spread():
   assert (one.mean, one.sd, one.low, one.p_value) == (2.0, None, None, None)
   assert not one.excludes_zero
   assert 'no measurable difference at 1 seed ' in one.claim('d')
+  # Three seeds that each gain the same: an effect with no measured spread
+  # gets no interval and no p-value (not "+1.00 [+1.00, +1.00], p = 0").
   flat = stats.paired([2, 3, 4], [1, 2, 3])
-  assert flat.sd == 0 and flat.p_value == 0 and flat.excludes_zero
-  assert math.isinf(flat.t)
+  assert flat.sd == 0 and not flat.spread_measured
+  assert (flat.low, flat.high, flat.t, flat.p_value) == (None,) * 4
+  assert not flat.excludes_zero
+  assert flat.interval_text() == '+1.00 (every seed; spread not measured)'
+  assert flat.claim('d') == ('d: every one of the 3 seeds gave +1.00; spread '
+                             'not measured, no interval')
 
 
 def test_bad_inputs():
@@ -68,3 +72,28 @@ def test_binomial_standard_error():
   assert stats.binomial_se(1.0, 10) == 0.0
   with pytest.raises(ValueError):
     stats.binomial_se(1.5, 10)
+
+
+def test_mcnemar_matches_the_exact_binomial_test():
+  # 10 images: A alone right on 6, B alone right on 1, both right on 2.
+  a = [1, 1, 1, 1, 1, 1, 0, 1, 1, 0]
+  b = [0, 0, 0, 0, 0, 0, 1, 1, 1, 0]
+  result = stats.mcnemar(a, b)
+  assert (result.only_a, result.only_b, result.both, result.neither) == (
+      6, 1, 2, 1)
+  assert result.num_images == 10 and result.discordant == 7
+  # P(X <= 1 | n=7, p=1/2) = 8/128, two-sided 16/128.
+  assert result.p_value == pytest.approx(16 / 128)
+  assert stats.mcnemar(a, a).p_value == 1.0
+  with pytest.raises(ValueError, match='equal'):
+    stats.mcnemar([1, 0], [1])
+
+
+def test_holm_adjusts_in_order_and_keeps_missing_values():
+  # m = 3: sorted 0.01, 0.02, 0.04 -> 0.03, 0.04, 0.04 (monotone).
+  assert stats.holm([0.04, 0.01, None, 0.02]) == pytest.approx(
+      [0.04, 0.03, None, 0.04])
+  assert stats.holm([0.5, 0.6]) == [1.0, 1.0]
+  assert stats.holm([]) == []
+  with pytest.raises(ValueError):
+    stats.holm([1.5])

@@ -25,6 +25,13 @@ def test_mirrored_two_cpus_matches_one_device(digits_dir, tmp_path):
   # Same global batch, sync BN, summed gradients: equal up to float32
   # reduction-order rounding (weights are O(1); 6 RMSProp steps).
   assert max_diff < 2e-5, line
+  # Per-image evaluation: the same images in the same order under both
+  # strategies, the same predictions (near-equal weights), and accuracy
+  # equal to the fraction of correct per-image predictions.
+  same_labels, agree, match = [l for l in out.splitlines()
+                               if l.startswith('PER_IMAGE')][0].split()[1:]
+  assert same_labels == '1' and match == '1'
+  assert float(agree) >= 0.99
 
 
 def _free_ports(n):

@@ -1,0 +1,208 @@
+"""The resumable stage store of a job: `state.json` in its work_dir.
+
+A job (iterate's rounds, ablate's arms, a tuning script's runs) is a list of
+named stages; each one is run through `StageState.run`, which records it when
+it starts and when it finishes (result, settings, output folders), skips it on
+a rerun with the same settings, refuses other settings (or, forced, redoes it
+and every stage that depends on it, moving their old outputs aside), and
+resumes a stage an earlier run left unfinished. Which settings can change a
+stage's outputs is the caller's rule (`relevant`, by default
+`config.settings_that_matter`); the order of stages is `stage_rank`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from typing import Callable, Optional, Sequence
+
+from absl import logging
+import tensorflow as tf
+
+from data import layout
+from data import writers
+from noisy_student.core import config as config_lib
+from noisy_student.runtime import errors
+
+
+def _jsonable(value):
+  return json.loads(json.dumps(value, default=str))
+
+
+class StageState:
+  """state.json: {stage: {'result', 'settings', 'outputs'}} of finished stages.
+
+  Rewritten atomically after every change. A stage is skipped only when its
+  settings are unchanged and its outputs (folders it wrote) still exist; a
+  stage that is redone (settings changed under `force`, or outputs deleted)
+  forgets itself and every later stage, and their earlier outputs are moved
+  aside (`<path>.replaced-<time>`) so the redo starts from nothing instead of
+  resuming an old model's checkpoints. Logged in one line per folder.
+  """
+
+  def __init__(self, work_dir: str, force: bool = False,
+               clock: Callable[[], float] = time.time,
+               relevant: Callable[[dict], dict] = (
+                   config_lib.settings_that_matter)):
+    self.path = layout.RoundDirs(work_dir).state
+    self.force = force
+    self.clock = clock
+    self.relevant = relevant
+    self.done = {}
+    self._redo = set()  # stages forgotten in this run: their folders are stale
+    if tf.io.gfile.exists(self.path):
+      with tf.io.gfile.GFile(self.path) as f:
+        text = f.read()
+      try:
+        self.done = json.loads(text)
+      except json.JSONDecodeError as err:
+        raise errors.InputError(
+            f'{self.path}: not valid JSON ({err}); the file records which '
+            'stages finished: delete it to redo every stage, or restore it') from None
+
+  def run(self, name: str, fn: Callable[[], object], settings: dict,
+          outputs: Sequence[str] = ()):
+    """`fn()`'s result, or the recorded one when stage `name` already finished.
+
+    Args:
+      name: the stage, e.g. 'round_1/student'.
+      fn: runs the stage; returns its JSON-able result.
+      settings: everything that determines the stage's outputs.
+      outputs: the folders the stage writes (checked before skipping, moved
+        aside before a redo).
+
+    Raises:
+      ConfigError when the stage finished with other `settings` (unless force).
+    """
+    settings = _jsonable(settings)
+    entry = self.done.get(name)
+    if entry is not None and entry.get('finished', True):
+      changed = _changed_settings(entry.get('settings'), settings,
+                                  self.relevant)
+      gone = [p for p in entry.get('outputs', outputs)
+              if not tf.io.gfile.exists(p)]
+      if gone and not changed and self._later_stage_kept(name):
+        logging.warning('[%s] finished earlier; %s is gone, but the stages '
+                        'after it finished and keep their outputs: not '
+                        'redone', name, gone[0])
+        gone = []
+      if not changed and not gone:
+        logging.info('[%s] finished earlier; skipping', name)
+        return entry['result']
+      if changed and not self.force:
+        raise errors.ConfigError(
+            f'{self.path}: stage {name} finished with other settings '
+            f'({"; ".join(changed)}); use a new --work_dir, or pass --force '
+            'to redo it and every stage after it')
+      if gone and not changed:
+        logging.warning('[%s] finished earlier but %s is gone: redoing it '
+                        'and every stage after it', name, gone[0])
+      self._forget_from(name)
+    elif entry is not None:  # started by an earlier run that was interrupted
+      if _changed_settings(entry.get('settings'), settings,
+                           self.relevant):
+        logging.warning('[%s] an interrupted earlier run had other settings: '
+                        'starting over', name)
+        self._redo.add(name)
+      else:
+        logging.info('[%s] resuming an interrupted earlier run', name)
+    if name in self._redo:
+      for path in outputs:
+        self._move_aside(name, path)
+    logging.info('[%s] starting', name)
+    self._record(name, {'settings': settings, 'outputs': list(outputs),
+                        'finished': False})
+    start = time.time()
+    result = fn()
+    self._record(name, {'result': result, 'settings': settings,
+                        'outputs': list(outputs),
+                        'seconds': round(time.time() - start, 1)})
+    logging.info('[%s] done in %.1fs', name, time.time() - start)
+    return result
+
+  def finished(self, name: str) -> Optional[dict]:
+    """The entry of stage `name` if it finished, else None."""
+    entry = self.done.get(name)
+    return entry if entry is not None and entry.get('finished', True) else None
+
+  def _record(self, name: str, entry: dict) -> None:
+    self.done[name] = entry
+    writers.write_json(self.path, self.done)
+
+  def _later_stage_kept(self, name: str) -> bool:
+    """Whether a finished round stage after `name` still has its outputs
+    (then `name`'s outputs are no longer needed: e.g. predictions deleted to
+    save disk once the student trained)."""
+    rank = stage_rank(name)
+    return is_round_stage(name) and any(
+        is_round_stage(other) and stage_rank(other) > rank
+        and entry.get('finished', True) and entry.get('outputs')
+        and all(tf.io.gfile.exists(p) for p in entry['outputs'])
+        for other, entry in self.done.items())
+
+  def _forget_from(self, name: str) -> None:
+    """Forgets `name` and every stage that depends on it (a round stage: every
+    later stage; an ablation arm or tuning run: itself); moves their outputs
+    aside."""
+    first = stage_rank(name)
+    stale = ([n for n in self.done if stage_rank(n) >= first]
+             if is_round_stage(name) else [name])
+    for old in sorted(stale, key=stage_rank):
+      for path in self.done[old].get('outputs', ()):
+        self._move_aside(old, path)
+      del self.done[old]
+      self._redo.add(old)
+    writers.write_json(self.path, self.done)
+
+  def _move_aside(self, name: str, path: str) -> None:
+    if not tf.io.gfile.exists(path):
+      return
+    stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime(self.clock()))
+    target, n = f'{path}.replaced-{stamp}', 1
+    while tf.io.gfile.exists(target):
+      n += 1
+      target = f'{path}.replaced-{stamp}-{n}'
+    tf.io.gfile.rename(path, target)
+    logging.warning('[%s] redone from nothing: its earlier output %s was '
+                    'moved to %s', name, path, target)
+
+
+_ROUND_STAGES = ('teacher', 'predict', 'filter_stats', 'filter', 'student')
+
+
+def stage_rank(name: str) -> tuple:
+  """Where stage `name` comes in a job: round by round, each round's stages in
+  order, then the export, then stages built on the rounds (ablation arms,
+  tuning runs). state.json's keys are sorted by name, not by this order."""
+  match = re.fullmatch(r'round_(\d+)/(\w+)', name)
+  if match and match.group(2) in _ROUND_STAGES:
+    return (int(match.group(1)), _ROUND_STAGES.index(match.group(2)), '')
+  return (math.inf, 0 if name == layout.RoundDirs.EXPORT_STAGE else 1, name)
+
+
+def is_round_stage(name: str) -> bool:
+  """A stage of the rounds or the export (others are leaves built on them)."""
+  return stage_rank(name)[:2] != (math.inf, 1)
+
+
+def _changed_settings(old: Optional[dict], new: dict,
+                      relevant: Callable[[dict], dict]) -> list[str]:
+  """'key: old -> new' for every differing setting, nested keys dotted.
+
+  `old` None is the state of an older version (no settings recorded).
+  """
+  if old is None:
+    return []
+  return [f'{key}: {before!r} -> {after!r}' for key, before, after
+          in _differences(relevant(old), relevant(new), prefix='')]
+
+
+def _differences(old: dict, new: dict, prefix: str):
+  for key in sorted(set(old) | set(new)):
+    before, after = old.get(key), new.get(key)
+    if isinstance(before, dict) and isinstance(after, dict):
+      yield from _differences(before, after, prefix=f'{prefix}{key}.')
+    elif before != after:
+      yield f'{prefix}{key}', before, after

@@ -1,0 +1,155 @@
+"""drivers/stages.py: the resumable stage store (state.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from noisy_student.drivers import stages
+
+
+def test_stage_state_reuses_only_stages_with_the_same_settings(tmp_path):
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  calls = []
+  settings = {'train': {'train_steps': 2, 'seed': 0}, 'model': 'b0'}
+  state = stages.StageState(str(tmp_path))
+  assert state.run('round_0/teacher', lambda: calls.append(1) or 7,
+                   settings) == 7
+  again = stages.StageState(str(tmp_path))  # a rerun reads state.json
+  assert again.run('round_0/teacher', lambda: calls.append(2) or 8,
+                   settings) == 7
+  assert calls == [1]
+  changed = {'train': {'train_steps': 6, 'seed': 0}, 'model': 'b0'}
+  with pytest.raises(errors.ConfigError,
+                     match=r'round_0/teacher finished with other settings '
+                     r'\(train.train_steps: 2 -> 6\); .*--force'):
+    again.run('round_0/teacher', lambda: 9, changed)
+  forced = stages.StageState(str(tmp_path), force=True)
+  assert forced.run('round_0/teacher', lambda: 9, changed) == 9
+  with open(tmp_path / 'state.json') as f:
+    assert json.load(f)['round_0/teacher']['settings'] == changed
+
+
+def test_forced_redo_moves_earlier_outputs_aside_and_starts_from_nothing(
+    tmp_path):
+  """--force must not resume the old model's checkpoints in the same folder."""
+  teacher, student = tmp_path / 'teacher', tmp_path / 'student'
+
+  def train(folder, text):
+    def fn():
+      assert not folder.exists(), 'a redo must start from an empty folder'
+      folder.mkdir()
+      (folder / 'ckpt').write_text(text)
+      return text
+    return fn
+
+  old = {'augment_name': 'v1'}
+  state = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+  state.run('round_0/teacher', train(teacher, 't'), {}, outputs=[str(teacher)])
+  state.run('round_1/student', train(student, 'old'), old,
+            outputs=[str(student)])
+  forced = stages.StageState(str(tmp_path), force=True, clock=lambda: 0.0)
+  assert forced.run('round_0/teacher', train(teacher, 'x'), {},
+                    outputs=[str(teacher)]) == 't'  # unchanged: skipped
+  assert forced.run('round_1/student', train(student, 'new'),
+                    {'augment_name': None}, outputs=[str(student)]) == 'new'
+  assert (tmp_path / 'student.replaced-19700101-000000' / 'ckpt').read_text() == 'old'
+  assert (student / 'ckpt').read_text() == 'new'
+
+
+def test_a_skipped_stage_must_still_have_its_outputs(tmp_path):
+  teacher, predict = tmp_path / 'teacher', tmp_path / 'predict'
+  calls = []
+
+  def stage(folder, name):
+    def fn():
+      calls.append(name)
+      folder.mkdir()
+      return name
+    return fn
+
+  def rerun():
+    state = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+    state.run('round_0/teacher', stage(teacher, 'teacher'), {},
+              outputs=[str(teacher)])
+    state.run('round_1/predict', stage(predict, 'predict'), {},
+              outputs=[str(predict)])
+
+  rerun()
+  teacher.rmdir()  # deleted, but the stage after it finished: not needed
+  rerun()
+  assert calls == ['teacher', 'predict']
+  predict.rmdir()  # now nothing after the teacher keeps its outputs
+  rerun()
+  assert calls == ['teacher', 'predict', 'teacher', 'predict']
+  (predict / 'x').write_text('kept')
+  teacher.rmdir()
+  rerun()  # the predictions exist: the missing teacher is not needed
+  assert len(calls) == 4 and (predict / 'x').exists()
+
+
+def test_an_interrupted_stage_rerun_with_other_settings_starts_over(tmp_path):
+  student = tmp_path / 'student'
+
+  def killed():
+    student.mkdir()
+    (student / 'ckpt-3').write_text('old settings')
+    raise KeyboardInterrupt  # the run dies mid-stage
+
+  state = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+  with pytest.raises(KeyboardInterrupt):
+    state.run('round_1/student', killed, {'m': 5}, outputs=[str(student)])
+  resumed = []
+  again = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+  assert again.run('round_1/student',
+                   lambda: resumed.append(os.listdir(student)) or 1,
+                   {'m': 5}, outputs=[str(student)]) == 1
+  assert resumed == [['ckpt-3']]  # same settings: resumes its checkpoint
+  (tmp_path / 'state.json').write_text(json.dumps({'round_1/student': {
+      'settings': {'m': 5}, 'outputs': [str(student)], 'finished': False}}))
+  other = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+  other.run('round_1/student', lambda: resumed.append(student.exists()) or 2,
+            {'m': 9}, outputs=[str(student)])
+  assert resumed[-1] is False  # other settings: the old folder moved aside
+  assert (tmp_path / 'student.replaced-19700101-000000' / 'ckpt-3').exists()
+
+
+def test_a_redo_forgets_the_stages_after_it_in_job_order_not_name_order(
+    tmp_path):
+  """state.json's keys are sorted; 'export' and 'ablation/*' still come last."""
+  names = ['round_0/teacher', 'round_1/predict', 'round_1/filter_stats',
+           'round_1/filter', 'round_1/student', 'round_2/predict',
+           'round_10/teacher', 'export', 'ablation/no_noise']
+  state = stages.StageState(str(tmp_path))
+  for name in names:
+    state.run(name, lambda: 1, {'x': 1})
+  forced = stages.StageState(str(tmp_path), force=True)
+  forced.run('round_1/student', lambda: 2, {'x': 2})
+  assert sorted(forced.done) == sorted(names[:4] + ['round_1/student'])
+  forced.run('round_0/teacher', lambda: 2, {'x': 2})
+  assert list(forced.done) == ['round_0/teacher']
+  # An ablation arm depends on the rounds, not on the other arms.
+  for name in ('ablation/full', 'ablation/no_noise', 'ablation/zeta'):
+    forced.run(name, lambda: 1, {'x': 1})
+  forced.run('ablation/full', lambda: 2, {'x': 2})
+  assert sorted(forced.done) == ['ablation/full', 'ablation/no_noise',
+                                 'ablation/zeta', 'round_0/teacher']
+
+
+def test_randaug_settings_do_not_matter_to_a_stage_without_augmentation(
+    tmp_path):
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+
+  def settings(augment, magnitude):
+    return {'data': {'augment_name': augment, 'unl_augment_name': None,
+                     'randaug_magnitude': magnitude}}
+
+  state = stages.StageState(str(tmp_path))
+  state.run('round_0/teacher', lambda: 1, settings(None, 27))
+  state.run('round_1/student', lambda: 2, settings('v1', 27))
+  again = stages.StageState(str(tmp_path))
+  assert again.run('round_0/teacher', lambda: 3, settings(None, 5)) == 1
+  with pytest.raises(errors.ConfigError, match='data.randaug_magnitude: 27 -> 5'):
+    again.run('round_1/student', lambda: 4, settings('v1', 5))
