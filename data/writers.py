@@ -17,6 +17,7 @@ import uuid
 import tensorflow as tf
 
 from data import layout
+from noisy_student.runtime import errors
 
 
 TEMP_MARKER = '.tmp-'
@@ -91,6 +92,67 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
       tf.io.gfile.rename(tmp, path, overwrite=True)
   finally:
     _remove(tmp)
+
+
+# Written into every folder this project replaces whole (a SavedModel), so
+# that a later run knows the folder is its own to replace.
+OWNED_MARKER = '.written-by-noisy-student'
+# What a SavedModel folder holds; an older export of ours has no marker.
+_SAVED_MODEL_ENTRIES = {'saved_model.pb', 'variables', 'assets',
+                        'fingerprint.pb', 'keras_metadata.pb', OWNED_MARKER}
+
+
+def _inside(path: str, folder: str) -> bool:
+  """True when `path` is `folder` or lies inside it (after abspath)."""
+  path, folder = os.path.abspath(path), os.path.abspath(folder)
+  return path == folder or path.startswith(folder.rstrip('/') + '/')
+
+
+def check_replaceable_dir(path: str, protect: Sequence[str] = (),
+                          name: str = 'export_dir') -> None:
+  """Refuses a folder a writer would replace whole when that would delete
+  anything this project did not write there.
+
+  Args:
+    path: the folder to be replaced.
+    protect: paths that must survive (a model_dir, a source checkpoint).
+    name: what `path` is called in the error (a flag or argument name).
+
+  Raises:
+    ConfigError naming `path` and what it would delete: a protected path
+    equal to or inside it, a file, or a folder holding files other than a
+    SavedModel without this project's marker.
+  """
+  for kept in protect:
+    if kept and _inside(kept, path):
+      raise errors.ConfigError(
+          f'{name}={path} would replace {kept} (the folder is replaced '
+          f'whole): choose a folder outside it')
+  if not tf.io.gfile.exists(path):
+    return
+  if not tf.io.gfile.isdir(path):
+    raise errors.ConfigError(f'{name}={path} is a file, not a folder; '
+                             'nothing was written')
+  entries = {e.rstrip('/') for e in tf.io.gfile.listdir(path)}
+  if not entries or OWNED_MARKER in entries or entries <= _SAVED_MODEL_ENTRIES:
+    return
+  others = sorted(entries - _SAVED_MODEL_ENTRIES)
+  raise errors.ConfigError(
+      f'{name}={path} holds files this project did not write '
+      f'({", ".join(others[:3])}{", ..." if len(others) > 3 else ""}); the '
+      'folder would be replaced whole: choose a new or empty folder')
+
+
+@contextlib.contextmanager
+def replace_dir(path: str, protect: Sequence[str] = (),
+                name: str = 'export_dir') -> Iterator[str]:
+  """`atomic_path` for a folder replaced whole, after
+  `check_replaceable_dir`; the new folder carries OWNED_MARKER."""
+  check_replaceable_dir(path, protect, name)
+  with atomic_path(os.path.abspath(path)) as tmp:
+    yield tmp
+    with tf.io.gfile.GFile(os.path.join(tmp, OWNED_MARKER), 'w') as f:
+      f.write('This folder is replaced whole by the next export into it.\n')
 
 
 @contextlib.contextmanager

@@ -222,6 +222,11 @@ def convert(config: ConvertConfig
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   start = time.time()
+  # The source checkpoint (a prefix, a file or a folder) must survive.
+  protect = [config.checkpoint]
+  if config.saved_model_dir:
+    writers.check_replaceable_dir(config.saved_model_dir, protect,
+                                  name='--saved_model_dir')
   model_name = resolve_model_name(config)
   image_size = config.image_size
   if image_size is None and not config.small_image:
@@ -248,7 +253,7 @@ def convert(config: ConvertConfig
         f'{time.time() - start:.1f}s', flush=True)
   if config.saved_model_dir:
     from efficientnet import saved_model  # pylint: disable=g-import-not-at-top
-    saved_model.export_saved_model(model, config.saved_model_dir)
+    saved_model.export_saved_model(model, config.saved_model_dir, protect)
     print(f'wrote SavedModel {config.saved_model_dir} in '
           f'{time.time() - start:.1f}s total', flush=True)
   return report

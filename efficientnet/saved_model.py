@@ -12,7 +12,7 @@ Loading the SavedModel needs no project code.
 
 from __future__ import annotations
 
-import os
+from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -37,9 +37,12 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
   return archive
 
 
-def export_saved_model(model: keras.Model, export_dir: str) -> str:
-  """Writes the SavedModel to `export_dir` atomically (replaced whole)."""
+def export_saved_model(model: keras.Model, export_dir: str,
+                       protect: Sequence[str] = ()) -> str:
+  """Writes the SavedModel to `export_dir` atomically (replaced whole when
+  new, empty or an earlier export, and holding none of `protect`)."""
   archive = build_archive(model)
-  with writers.atomic_path(os.path.abspath(export_dir)) as tmp:
+  with writers.replace_dir(export_dir, protect,
+                           name='--saved_model_dir') as tmp:
     archive.write_out(tmp, verbose=False)
   return export_dir

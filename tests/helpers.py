@@ -114,3 +114,15 @@ def tf1_bicubic_reference(image: np.ndarray, size: int) -> np.ndarray:
   pixels = image.astype(np.float64)
   rows = np.einsum('ok,okwc->owc', row_weight, pixels[row_index])
   return np.einsum('ok,hokc->hoc', col_weight, rows[:, col_index])
+
+
+def tree_hashes(root) -> dict:
+  """{relative path: sha256} of every file under `root` ({} when absent)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  out = {}
+  for folder, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(folder, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+  return out

@@ -24,8 +24,7 @@ project code.
 from __future__ import annotations
 
 import dataclasses
-import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -210,10 +209,14 @@ def build_archive(model: keras.Model, small_image: bool) -> keras.export.ExportA
 
 
 def export_saved_model(model: keras.Model, export_dir: str, *,
-                       small_image: bool) -> str:
-  """Writes the SavedModel atomically to `export_dir`; returns the path."""
+                       small_image: bool, protect: Sequence[str] = ()) -> str:
+  """Writes the SavedModel atomically to `export_dir`; returns the path.
+
+  `export_dir` is replaced whole only when it is new, empty or an export of
+  this project, and contains none of `protect` (writers.replace_dir).
+  """
   archive = build_archive(model, small_image)
-  with writers.atomic_path(os.path.abspath(export_dir)) as tmp:
+  with writers.replace_dir(export_dir, protect) as tmp:
     archive.write_out(tmp, verbose=False)
   return export_dir
 
@@ -258,7 +261,8 @@ def export(model_dir: str, export_dir: str, *,
 
   Args:
     model_dir: a model_dir written by training (model_config.json + checkpoints).
-    export_dir: the SavedModel folder (replaced whole).
+    export_dir: the SavedModel folder (replaced whole when new, empty or an
+      earlier export; never when it holds other files or the model_dir).
     keras_path: the `.keras` file; None: `layout.keras_file_beside(export_dir)`;
       '': none.
     checkpoint_path: a checkpoint other than the latest in `model_dir`.
@@ -270,6 +274,8 @@ def export(model_dir: str, export_dir: str, *,
     keras_path = layout.keras_file_beside(export_dir)
   if keras_path:
     check_keras_path(keras_path)
+  protect = [model_dir] + ([checkpoint_path] if checkpoint_path else [])
+  writers.check_replaceable_dir(export_dir, protect)  # before any work
   config = checkpoints.read_model_config(model_dir)
   if config is None:
     raise errors.CheckpointError(
@@ -282,7 +288,8 @@ def export(model_dir: str, export_dir: str, *,
   model = portable_model(model)  # one network for both files
   outputs = {'checkpoint': prefix,
              'saved_model': export_saved_model(model, export_dir,
-                                               small_image=config.small_image)}
+                                               small_image=config.small_image,
+                                               protect=protect)}
   if keras_path:
     outputs['keras'] = export_keras(model, keras_path)
   return outputs

@@ -12,6 +12,7 @@ import pytest
 from noisy_student.runtime import errors
 import efficientnet
 from efficientnet import convert_checkpoint
+from tests import helpers
 from tests.conftest import REPO_ROOT
 
 TINY = dict(width_coefficient=0.25, depth_coefficient=0.25)
@@ -52,6 +53,23 @@ def test_binary_converts_a_tf1_checkpoint_end_to_end(tmp_path):
       np.float32)
   np.testing.assert_array_equal(loaded(x, training=False),
                                 source(x, training=False))
+
+
+def test_saved_model_dir_holding_the_source_checkpoint_is_refused(tmp_path):
+  """--saved_model_dir is replaced whole: the folder of the source
+  checkpoint (or one above it) is refused before the model is built."""
+  _, prefix = _tiny_tf1_checkpoint(str(tmp_path / 'ckpt' / 'model.ckpt'))
+  before = helpers.tree_hashes(tmp_path)
+  for target in (tmp_path / 'ckpt', tmp_path):
+    config = convert_checkpoint.ConvertConfig(
+        model_name='efficientnet-b0', checkpoint=prefix,
+        output=str(tmp_path / 'out.keras'), num_classes=10, small_image=True,
+        width_coefficient=0.25, depth_coefficient=0.25,
+        saved_model_dir=str(target))
+    with pytest.raises(errors.ConfigError,
+                       match=r'--saved_model_dir=.* would replace .*model.ckpt'):
+      convert_checkpoint.convert(config)
+  assert helpers.tree_hashes(tmp_path) == before
 
 
 def test_convert_reports_a_mismatch_and_writes_nothing(tmp_path):

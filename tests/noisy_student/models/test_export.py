@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from data import layout
 from data import image_codec
+from data import writers
 import efficientnet
 from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
@@ -247,3 +248,33 @@ def test_exported_keras_loads_without_the_project(tmp_path):
                              atol=1e-6)
   np.testing.assert_allclose(out['keras'], model(images, training=False),
                              rtol=1e-5, atol=1e-6)
+
+
+def test_export_never_deletes_what_it_did_not_write(model, tmp_path):
+  """A folder with the user's files, the model_dir itself, or a folder that
+  holds the model_dir is refused before any work; nothing is removed."""
+  model_dir = _model_dir(model, str(tmp_path / 'model'))
+  mine = tmp_path / 'mine'
+  mine.mkdir()
+  (mine / 'notes.txt').write_text('keep me')
+  before = helpers.tree_hashes(tmp_path)
+  with pytest.raises(errors.ConfigError,
+                     match=r'export_dir=.*mine holds files this project did '
+                     r'not write \(notes.txt\)'):
+    export.export(model_dir, str(mine))
+  for target in (model_dir, str(tmp_path)):
+    with pytest.raises(errors.ConfigError,
+                       match=r'export_dir=.* would replace .*model \(the '
+                       r'folder is replaced whole\)'):
+      export.export(model_dir, target, keras_path='')
+  assert helpers.tree_hashes(tmp_path) == before
+  # An export of ours (marker) and an empty folder are replaced.
+  ours = str(tmp_path / 'ours')
+  export.export(model_dir, ours, keras_path='')
+  assert writers.OWNED_MARKER in os.listdir(ours)
+  export.export(model_dir, ours, keras_path='')
+  (tmp_path / 'empty').mkdir()
+  export.export(model_dir, str(tmp_path / 'empty'), keras_path='')
+  # An older export without the marker (a bare SavedModel) is ours too.
+  os.remove(os.path.join(ours, writers.OWNED_MARKER))
+  export.export(model_dir, ours, keras_path='')
