@@ -43,8 +43,10 @@ def is_image_file(name: str) -> bool:
 def walk_images(root: str) -> tuple[list[str], list[str]]:
   """(image paths, other files) under `root`, recursively, sorted.
 
-  Hidden files and folders are skipped; "other files" have no image
-  extension and are reported, not read.
+  Hidden files and folders are skipped; "other files" are reported, not
+  read: names without an image extension, names that are not valid UTF-8
+  (shown with \\x escapes) and anything that is not a regular file (a FIFO
+  named x.png would block a reader forever).
   """
   images, others = [], []
   for directory, subdirs, files in os.walk(root):
@@ -53,8 +55,28 @@ def walk_images(root: str) -> tuple[list[str], list[str]]:
       if _is_hidden(name):
         continue
       path = os.path.join(directory, name)
-      (images if is_image_file(name) else others).append(path)
+      if not readable_name(path):
+        others.append(printable(path))
+      elif is_image_file(name) and os.path.isfile(path):
+        images.append(path)
+      else:
+        others.append(path)
   return sorted(images), sorted(others)
+
+
+def readable_name(path: str) -> bool:
+  """False for a name with bytes that are not UTF-8 (Python keeps them as
+  surrogate escapes, which cannot be written to a record or a report)."""
+  try:
+    path.encode('utf-8')
+    return True
+  except UnicodeEncodeError:
+    return False
+
+
+def printable(path: str) -> str:
+  """`path` with undecodable bytes as \\x escapes (for messages)."""
+  return os.fsencode(path).decode('utf-8', 'backslashreplace')
 
 
 def class_folders(input_dir: str) -> list[str]:
@@ -133,6 +155,11 @@ def list_labeled(input_dir: str,
     raise ImageTreeError(
         f'--input_dir={input_dir}: no class folders found (for a flat folder '
         'of images use --unlabeled)')
+  undecodable = [printable(n) for n in folders if not readable_name(n)]
+  if undecodable:
+    raise ImageTreeError(
+        f'--input_dir={input_dir}: class folder {undecodable[0]!r} has a name '
+        'that is not UTF-8 (class names are saved as text); rename it')
   odd = [name for name in folders if '\n' in name or '\r' in name]
   if odd:
     raise ImageTreeError(

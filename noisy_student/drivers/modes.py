@@ -72,6 +72,25 @@ def check_model_files(config: config_lib.ExperimentConfig) -> None:
     loading.load_classifier_file(teacher.path)
 
 
+def check_evaluate_every(evaluate_every) -> None:
+  """None or a whole number of steps >= 1 (0 or less would evaluate step 0
+  forever).
+
+  Raises:
+    ConfigError naming the argument (the flag in binaries).
+  """
+  if evaluate_every is None:
+    return
+  if isinstance(evaluate_every, bool) or not isinstance(evaluate_every, int):
+    raise errors.ConfigError(
+        f'{errors.field_name("evaluate_every")}={evaluate_every!r}: expected '
+        'a whole number of steps or None')
+  if evaluate_every < 1:
+    raise errors.ConfigError(
+        f'{errors.field_name("evaluate_every")}={evaluate_every}: must be >= 1 '
+        '(None: evaluate only at the end)')
+
+
 def remove_interrupted_saves(model_dir: str) -> list[str]:
   """Removes `ckpt-N_temp/` folders a save left when it was interrupted (a
   full disk, a kill); only the holder of the model_dir's lock calls this.
@@ -101,6 +120,7 @@ def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
 
   Returns {'global_step', 'history' (loop stats), 'eval' (last results)}.
   """
+  check_evaluate_every(evaluate_every)
   chief = distribute.is_chief(strategy)
   check_model_dir(config.model_dir, config.model)
   check_model_files(config)

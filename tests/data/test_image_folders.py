@@ -108,3 +108,22 @@ def test_list_unlabeled_walks_the_whole_tree(tmp_path):
   assert [(os.path.relpath(p, tmp_path), label)
           for p, label in listing.items] == [('deep/er/q.gif', None),
                                              ('p.jpg', None)]
+
+
+def test_fifos_and_undecodable_names_are_reported_not_read(tmp_path):
+  """A FIFO named x.png would block a reader forever; a name that is not
+  UTF-8 cannot be written to a report: both are listed as other files."""
+  _touch(tmp_path / 'cat' / 'a.png')
+  os.mkfifo(tmp_path / 'cat' / 'x.png')
+  bad = os.fsdecode(b'b\xff.png')
+  _touch(os.path.join(str(tmp_path / 'cat'), bad))
+  listing = image_folders.list_labeled(str(tmp_path))
+  assert [os.path.basename(p) for p, _ in listing.items] == ['a.png']
+  assert sorted(os.path.basename(p) for p in listing.ignored_files) == [
+      'b\\xff.png', 'x.png']
+  json.dumps(listing.ignored_files)  # reportable as text
+  os.makedirs(os.path.join(str(tmp_path), os.fsdecode(b'd\xfeg')))
+  with pytest.raises(image_folders.ImageTreeError,
+                     match=r"class folder 'd\\\\xfeg' has a name that is not "
+                     'UTF-8'):
+    image_folders.list_labeled(str(tmp_path))

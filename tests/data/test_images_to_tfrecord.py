@@ -43,3 +43,25 @@ def test_binary_error_names_the_flag(tmp_path):
   assert run.returncode == 2  # a user error (docs/errors.md)
   assert 'images_to_tfrecord: error: --input_dir=' in run.stderr
   assert 'absent: not a folder' in run.stderr
+
+
+def test_a_fifo_and_an_undecodable_name_do_not_hang_or_crash(tmp_path):
+  """A FIFO named x.png used to block the converter forever, a non-UTF-8
+  file name to end in a traceback: both are now reported and skipped."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from data import image_codec  # pylint: disable=g-import-not-at-top
+  cat = tmp_path / 'in' / 'cat'
+  cat.mkdir(parents=True)
+  (cat / 'a.png').write_bytes(image_codec.encode(
+      np.zeros((8, 8, 3), np.uint8), 'png'))
+  os.mkfifo(cat / 'x.png')
+  with open(os.path.join(str(cat), os.fsdecode(b'b\xff.png')), 'wb') as f:
+    f.write(b'not read')
+  run = subprocess.run(
+      [sys.executable, '-m', 'data.images_to_tfrecord',
+       f'--input_dir={tmp_path / "in"}', f'--output_dir={tmp_path / "out"}',
+       '--num_shards=1', '--num_workers=1'],
+      capture_output=True, text=True, cwd=conftest.REPO_ROOT, timeout=120)
+  assert run.returncode == 0, run.stderr[-2000:]
+  report = json.loads(run.stdout.strip().splitlines()[-1])
+  assert (report['num_written'], report['num_ignored_files']) == (1, 2)

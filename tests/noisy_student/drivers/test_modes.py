@@ -48,3 +48,15 @@ def test_interrupted_saves_are_removed_and_nothing_else(tmp_path):
                                                           'ckpt-5_temp']
   assert sorted(p.name for p in tmp_path.iterdir()) == [
       'ckpt-5.index', 'ckpt-x_temp', 'my_temp']
+
+
+@pytest.mark.parametrize('value', [-1, 0, 2.5, '5', True])
+def test_train_refuses_an_evaluation_cadence_that_is_not_a_step_count(
+    digits_dir, tmp_path, value):
+  """evaluate_every=-1 used to evaluate step 0 forever; a string or a float
+  failed after files were written. Refused first, nothing written."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  config = helpers.experiment(str(tmp_path / 'model'), digits_dir, steps=2)
+  with pytest.raises(errors.ConfigError, match=r'evaluate_every='):
+    modes.train(config, tf.distribute.get_strategy(), evaluate_every=value)
+  assert not (tmp_path / 'model').exists()
