@@ -155,18 +155,25 @@ def parse_shard_ids(spec: str, total: int) -> list[int]:
   """
   if spec in ('all', '-1'):
     return list(range(total))
-  ids = []
+  ids, empty = [], []
   try:
     for part in spec.split(','):
       part = part.strip()
       if '-' in part:
-        low, high = part.split('-', 1)
-        ids.extend(range(int(low), int(high) + 1))
+        low, high = (int(v) for v in part.split('-', 1))
+        if high < low:
+          empty.append(part)
+        ids.extend(range(low, high + 1))
       elif part:
         ids.append(int(part))
   except ValueError:
     raise errors.ConfigError(
         f"--shard_id={spec}: expected 3, 0,5,7, 2-4 or all") from None
+  if empty:
+    low, high = empty[0].split('-', 1)
+    raise errors.ConfigError(
+        f'--shard_id={spec}: the range {empty[0]} is empty (write it '
+        f'low-high, e.g. {high}-{low})')
   bad = [i for i in ids if not 0 <= i < total]
   if bad:
     raise errors.ConfigError(

@@ -260,6 +260,12 @@ def _check_flags(fv: flags.FlagValues) -> None:
     raise errors.ConfigError(f'--mode={fv.mode} needs --model_dir')
   if fv.unlabel_ratio > 0 and not fv.unlabel_data_dir and mode.trains:
     raise errors.ConfigError('--unlabel_ratio > 0 needs --unlabel_data_dir')
+  if fv.unlabel_data_dir and fv.unlabel_ratio <= 0 and mode.trains:
+    raise errors.ConfigError(
+        f'--unlabel_data_dir={fv.unlabel_data_dir} is not used with '
+        f'--unlabel_ratio={fv.unlabel_ratio:g}: pass --unlabel_ratio > 0 '
+        '(unlabeled images per labeled one) to train a student on it, or drop '
+        '--unlabel_data_dir for a supervised model')
   if fv.init_model_path and not fv.init_model:
     logging.warning('--init_model_path is ignored without --init_model=true '
                     '(as in the original)')

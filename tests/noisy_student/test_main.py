@@ -48,6 +48,9 @@ def _train_job(data_dir: str, model_dir: str, *extra: str) -> main.MainJob:
     ('--num_label_classes=0', r'--num_label_classes must be in \[1, inf\), received: 0'),
     ('--width_coefficient=0', r'--width_coefficient must be in \(0, inf\), received: 0'),
     ('--depth_coefficient=-1', r'--depth_coefficient must be in \(0, inf\), received: -1'),
+    # Unlabeled data without a ratio used to train a supervised model silently.
+    ('--unlabel_data_dir=/tmp/u', r'--unlabel_data_dir=/tmp/u is not used with '
+     r'--unlabel_ratio=0: pass --unlabel_ratio > 0'),
 ])
 def test_flag_values_out_of_range_are_refused_before_writing(
     flag, message, digits_dir, tmp_path):
@@ -87,3 +90,11 @@ def test_bad_dataset_info_values_are_named_before_writing(
                      match=r'data/dataset_info.json[: ] ?' + message):
     _train_job(str(data), str(tmp_path / 'model'))
   assert not (tmp_path / 'model').exists()
+
+
+def test_an_empty_shard_range_is_refused():
+  from data import layout  # pylint: disable=g-import-not-at-top
+  assert layout.parse_shard_ids('1-3', 8) == [1, 2, 3]
+  with pytest.raises(errors.ConfigError,
+                     match=r'--shard_id=3-1: the range 3-1 is empty'):
+    layout.parse_shard_ids('3-1', 8)
