@@ -122,3 +122,24 @@ def test_run_sh_end_to_end_on_a_few_images_per_class(tarball, tmp_path):
                  f'{arm}-test.npz') as p:
       assert len(p['label']) == 80
   assert table['runs']['2']['seconds'] > 0 and table['runs']['2']['machine']
+
+
+def test_tuning_candidates_parse_into_recipes():
+  import tune  # pylint: disable=g-import-not-at-top
+  preset = defaults.PRESETS['cifar10_4k']
+  candidate = tune.parse_candidate('r3_m9_t0.8_s1500_lr0.096')
+  assert candidate == {'unlabel_ratio': 3.0, 'randaug_magnitude': 9,
+                       'min_threshold': 0.8, 'steps': 1500, 'rate': 0.096}
+  recipe = tune.student_recipe(preset.student, candidate, 1500)
+  assert (recipe.train.train_steps, recipe.train.unlabel_ratio,
+          recipe.noise.randaug_magnitude) == (1500, 3.0, 9)
+  assert recipe.train.base_learning_rate == 0.096
+  # The final rate keeps its ratio to the base rate.
+  assert (recipe.train.final_base_lr / recipe.train.base_learning_rate ==
+          pytest.approx(preset.student.train.final_base_lr /
+                        preset.student.train.base_learning_rate))
+  teacher, name = tune.teacher_recipe(preset.teacher, '8000@0.096')
+  assert name == 'teacher_8000_lr0.096' and teacher.train.train_steps == 8000
+  assert tune.teacher_recipe(preset.teacher, '2000')[1] == 'teacher_2000'
+  with pytest.raises(SystemExit, match='r<ratio>'):
+    tune.parse_candidate('m5')

@@ -10,8 +10,9 @@ Starts from `--base_preset` (default cifar10_4k). Phase 1 trains one teacher
 per --teacher_steps entry, `<steps>` or `<steps>@<base rate>` (the final rate
 scaled alike; the recipe otherwise the preset's), and keeps the best on dev. Phase 2 pseudo-labels the unlabeled images with that teacher (one
 filter per threshold) and trains one student per candidate
-`r<unlabeled ratio>_m<RandAugment magnitude>_t<threshold>[_s<steps>]` for
-its steps (default --student_steps), the preset's student otherwise. Writes `<work_dir>/tune.md`
+`r<unlabeled ratio>_m<RandAugment magnitude>_t<threshold>[_s<steps>]
+[_lr<base rate>]` for its steps (default --student_steps), the preset's
+student otherwise. Writes `<work_dir>/tune.md`
 and `tune.json`: dev top-1 of every run (test top-1 is not shown: the choice
 is made on dev, and the seeds are run afterwards). Every run is a resumable
 stage of `<work_dir>/state.json`: a rerun skips finished runs.
@@ -40,24 +41,36 @@ from noisy_student.drivers import stages
 def parse_candidate(name: str) -> dict:
   """'r3_m5_t0.5_s1500' -> {'unlabel_ratio': 3.0, 'randaug_magnitude': 5,
   'min_threshold': 0.5, 'steps': 1500} (steps None: --student_steps)."""
-  match = re.fullmatch(r'r([\d.]+)_m(\d+)_t([\d.]+)(?:_s(\d+))?', name)
+  match = re.fullmatch(
+      r'r([\d.]+)_m(\d+)_t([\d.]+)(?:_s(\d+))?(?:_lr([\d.]+))?', name)
   if not match:
     raise SystemExit(f'--candidates: {name!r} is not r<ratio>_m<magnitude>_'
-                     't<threshold>[_s<steps>], e.g. r3_m5_t0.5')
+                     't<threshold>[_s<steps>][_lr<rate>], e.g. r3_m5_t0.5')
   return {'unlabel_ratio': float(match.group(1)),
           'randaug_magnitude': int(match.group(2)),
           'min_threshold': float(match.group(3)),
-          'steps': int(match.group(4)) if match.group(4) else None}
+          'steps': int(match.group(4)) if match.group(4) else None,
+          'rate': float(match.group(5)) if match.group(5) else None}
 
 
 def student_recipe(student: config_lib.Recipe, candidate: dict,
                    steps: int) -> config_lib.Recipe:
-  """The preset's student with the candidate's ratio and magnitude."""
+  """The preset's student with the candidate's ratio, magnitude and base
+  rate (the final rate scaled alike)."""
+  train = dataclasses.replace(student.train, train_steps=steps,
+                              unlabel_ratio=candidate['unlabel_ratio'])
+  if candidate.get('rate'):
+    train = _with_rate(train, candidate['rate'])
   return config_lib.Recipe(
-      train=dataclasses.replace(student.train, train_steps=steps,
-                                unlabel_ratio=candidate['unlabel_ratio']),
-      noise=dataclasses.replace(
+      train=train, noise=dataclasses.replace(
           student.noise, randaug_magnitude=candidate['randaug_magnitude']))
+
+
+def _with_rate(train: config_lib.TrainConfig,
+               rate: float) -> config_lib.TrainConfig:
+  return dataclasses.replace(
+      train, base_learning_rate=rate,
+      final_base_lr=train.final_base_lr * rate / train.base_learning_rate)
 
 
 def teacher_recipe(teacher: config_lib.Recipe,
@@ -70,10 +83,7 @@ def teacher_recipe(teacher: config_lib.Recipe,
   if not match.group(2):
     return recipe, f'teacher_{match.group(1)}'
   rate = float(match.group(2))
-  recipe = dataclasses.replace(recipe, train=dataclasses.replace(
-      recipe.train, base_learning_rate=rate,
-      final_base_lr=recipe.train.final_base_lr * rate
-      / recipe.train.base_learning_rate))
+  recipe = dataclasses.replace(recipe, train=_with_rate(recipe.train, rate))
   return recipe, f'teacher_{match.group(1)}_lr{rate:g}'
 
 
@@ -103,7 +113,8 @@ def main(argv=None) -> int:
   state = stages.StageState(work_dir)
   results = {}
 
-  def rounds_for(threshold: float, teacher: config_lib.Recipe):
+  def rounds_for(threshold: float, teacher: config_lib.Recipe,
+                 teacher_name: str = ''):
     cfg = ablation.AblationConfig(
         work_dir=work_dir, label_data_dir=args.data_dir,
         unlabel_data_dir=args.unlabel_data_dir, dataset=dataset,
@@ -113,7 +124,8 @@ def main(argv=None) -> int:
         arms=('full',))
     return dataclasses.replace(
         ablation.rounds_config(cfg, args.seed),
-        work_dir=os.path.join(work_dir, f'pseudo_labels_t{threshold:g}'))
+        work_dir=os.path.join(work_dir,
+                              f'pseudo_labels_{teacher_name}_t{threshold:g}'))
 
   # Phase 1: the teacher's steps.
   teachers = {}
@@ -133,16 +145,16 @@ def main(argv=None) -> int:
 
   # Phase 2: students from that teacher's pseudo-labels.
   for name, candidate in candidates.items():
-    rounds = rounds_for(candidate['min_threshold'], teacher)
+    rounds = rounds_for(candidate['min_threshold'], teacher, best)
     keras.utils.set_random_seed(args.seed)
     pseudo_labels = rounds_lib.pseudo_label(
         rounds, stages.StageState(rounds.work_dir), teacher_dir, 1)
     steps = candidate['steps'] or student_steps
-    stage = rounds_lib.stage_config(
-        rounds, os.path.join(work_dir, f'student_{name}_{steps}'),
-        'efficientnet-b0', student_recipe(preset.student, candidate, steps),
-        unlabel_data_dir=pseudo_labels)
     run_name = f'student_{name}_{steps}_{best}'
+    stage = rounds_lib.stage_config(
+        rounds, os.path.join(work_dir, run_name), 'efficientnet-b0',
+        student_recipe(preset.student, candidate, steps),
+        unlabel_data_dir=pseudo_labels)
     results[run_name] = state.run(
         run_name,
         lambda s=stage: _timed(lambda: ablation.train_arm(s, args.seed)),

@@ -247,9 +247,11 @@ def collect_predictions(cfg: AblationConfig, seed: int,
     with np.load(source) as arrays:
       correct[arm] = arrays['predicted'] == arrays['label']
   tests = {}
+  rank = {name: i for i, name in enumerate(table_lib.ORDER)}
   for arm in correct:
-    for other in ('teacher', 'full', 'control'):
-      if other == arm or other not in correct:
+    for other in ('teacher', 'control', 'full'):
+      # Each pair once, the later arm of the table first ('full-teacher').
+      if other not in correct or rank[other] >= rank[arm]:
         continue
       if len(correct[arm]) != len(correct[other]):
         raise errors.InputError(
