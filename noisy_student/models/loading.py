@@ -108,12 +108,18 @@ def build(config: config_lib.ModelConfig,
   return model
 
 
-def _ends_in_softmax(model: keras.Model) -> Optional[str]:
-  """The name of the operation whose softmax makes the model's output, if any.
+# Final operations that turn logits into probabilities (type or activation).
+_PROBABILITY_OPS = ('softmax', 'sigmoid')
+
+
+def _ends_in_probabilities(model: keras.Model) -> Optional[tuple[str, str]]:
+  """(operation name, 'softmax' or 'sigmoid') when the model's output is made
+  by one, else None.
 
   Follows the output back through nested models (a Sequential or a
-  `keras.applications` model inside a functional one); `keras.ops.softmax`
-  counts as well as a Softmax layer or a layer with activation='softmax'.
+  `keras.applications` model inside a functional one); `keras.ops.softmax` /
+  `keras.ops.sigmoid` count as well as a Softmax layer or a layer whose
+  activation is one of them.
   """
   operation = model
   for _ in range(100):  # nesting depth; a cycle is impossible
@@ -126,11 +132,13 @@ def _ends_in_softmax(model: keras.Model) -> Optional[str]:
         return None
       operation = inner
       continue
-    if type(operation).__name__ == 'Softmax':  # the layer or keras.ops.softmax
-      return operation.name
-    activation = getattr(operation, 'activation', None)
-    if getattr(activation, '__name__', '') == 'softmax':
-      return operation.name
+    kind = type(operation).__name__.lower()  # the layer or keras.ops.*
+    if kind in _PROBABILITY_OPS:
+      return operation.name, kind
+    activation = getattr(getattr(operation, 'activation', None), '__name__',
+                         '')
+    if activation in _PROBABILITY_OPS:
+      return operation.name, activation
     return None
   return None
 
@@ -139,8 +147,8 @@ def check_trainable_classifier(model: keras.Model, path: str) -> None:
   """Refuses a file model that training, evaluation or labeling cannot use.
 
   They feed one float image batch [N, S, S, 3] and treat the one output
-  [N, classes] as logits (they apply the softmax themselves; a softmax in
-  the file would be applied twice).
+  [N, classes] as logits (they apply the softmax themselves; a softmax or a
+  sigmoid in the file would squash them twice).
 
   Raises:
     ConfigError naming `path` and what does not fit.
@@ -159,11 +167,12 @@ def check_trainable_classifier(model: keras.Model, path: str) -> None:
     raise errors.ConfigError(
         f'{path} gives outputs of shape {tuple(model.output_shape)}; a '
         'classifier here gives [batch, classes]')
-  softmax = _ends_in_softmax(model)
-  if softmax:
+  ending = _ends_in_probabilities(model)
+  if ending:
+    name, kind = ending
     raise errors.ConfigError(
-        f'{path} ends in a softmax ({softmax!r}); the model must give '
-        'logits: save the model without its final softmax (e.g. '
+        f'{path} ends in a {kind} ({name!r}); the model must give '
+        f'logits: save the model without its final {kind} (e.g. '
         'keras.applications with classifier_activation=None)')
 
 

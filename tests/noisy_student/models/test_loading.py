@@ -100,6 +100,7 @@ def _save(model, path) -> str:
 
 @pytest.mark.parametrize('fault', ['softmax_dense', 'softmax_layer',
                                    'softmax_op', 'nested_sequential',
+                                   'sigmoid_dense', 'sigmoid_op',
                                    'one_channel', 'two_outputs'])
 def test_a_keras_file_the_loop_cannot_train_is_refused_by_name(tmp_path,
                                                                 fault):
@@ -113,6 +114,10 @@ def test_a_keras_file_the_loop_cannot_train_is_refused_by_name(tmp_path,
     outputs = keras.layers.Softmax(name='probs')(keras.layers.Dense(10)(x))
   elif fault == 'softmax_op':
     outputs = keras.ops.softmax(keras.layers.Dense(10)(x))
+  elif fault == 'sigmoid_dense':
+    outputs = keras.layers.Dense(10, activation='sigmoid', name='probs')(x)
+  elif fault == 'sigmoid_op':
+    outputs = keras.ops.sigmoid(keras.layers.Dense(10)(x))
   elif fault == 'nested_sequential':
     outputs = keras.Sequential([keras.layers.Dense(10),
                                 keras.layers.Activation('softmax', name='probs')
@@ -126,6 +131,8 @@ def test_a_keras_file_the_loop_cannot_train_is_refused_by_name(tmp_path,
              'softmax_layer': r"ends in a softmax \('probs'\)",
              'softmax_op': r'ends in a softmax',
              'nested_sequential': r"ends in a softmax \('probs'\)",
+             'sigmoid_dense': r"ends in a sigmoid \('probs'\)",
+             'sigmoid_op': r'ends in a sigmoid',
              'one_channel': r'inputs of shape \(None, 8, 8, 1\)',
              'two_outputs': r'1 inputs and 2 outputs'}[fault]
   with pytest.raises(errors.ConfigError, match=f'{fault}.keras.*{message}'):
