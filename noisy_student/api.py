@@ -148,7 +148,8 @@ def filter_pseudo_labels(unlabeled_dir: str, prediction_dir: str,
     total = sum(predict_lib.read_info(layout.info_path(
         predicted.info, shard, num_shards, 0)) or 0
                 for shard in range(num_shards))
-    num_image_per_class = max(1, total // num_classes)
+    num_image_per_class = selection.default_images_per_class(total,
+                                                             num_classes)
   config = filter_files.FilterConfig(
       input_dir=unlabeled_dir,
       prediction_dir=predicted.predictions, info_dir=predicted.info,

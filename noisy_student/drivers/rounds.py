@@ -197,7 +197,8 @@ def filter_config(rounds: RoundsConfig, r: int, num_shards: int,
                   num_images: int) -> filter_files.FilterConfig:
   """The filter of round `r`: every predicted shard, balanced per class."""
   num_classes = rounds.dataset.num_classes
-  per_class = rounds.num_image_per_class or max(1, num_images // num_classes)
+  per_class = (rounds.num_image_per_class
+               or selection.default_images_per_class(num_images, num_classes))
   dirs = layout.RoundDirs(rounds.work_dir)
   predicted, filtered = dirs.predict(r), dirs.filter(r)
   return filter_files.FilterConfig(

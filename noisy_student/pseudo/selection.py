@@ -93,6 +93,12 @@ class Settings:
 # --------------------------------------------------------------------------
 # Per-record quantities.
 # --------------------------------------------------------------------------
+def default_images_per_class(num_images: int, num_classes: int) -> int:
+  """The balance target when none is given: the predicted images spread
+  evenly over the classes (at least 1)."""
+  return max(1, int(num_images) // int(num_classes))
+
+
 def top1(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Pseudo labels and confidences of a batch of softmax rows.
 

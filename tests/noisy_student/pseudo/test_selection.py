@@ -226,3 +226,9 @@ def test_sample_quota_spreads_samples_over_units(num_samples, num_units):
 def test_settings_errors_name_the_flag(field, value):
   with pytest.raises(ValueError, match=field):
     selection.Settings(**{'num_label_classes': 3, 'num_image': 5, field: value})
+
+
+def test_default_images_per_class_spreads_the_predictions_evenly():
+  # One rule for iterate's filter and the Python API's filter_pseudo_labels.
+  assert selection.default_images_per_class(897, 10) == 89
+  assert selection.default_images_per_class(3, 10) == 1
