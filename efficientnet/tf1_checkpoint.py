@@ -40,6 +40,7 @@ import tensorflow as tf
 from noisy_student.runtime import errors
 from data import layout
 from data import writers
+from efficientnet import name_listing
 from efficientnet import params
 
 EMA_SUFFIX = '/ExponentialMovingAverage'
@@ -73,7 +74,6 @@ _BLOCK_WITHOUT_EXPANSION = (
     ('project_conv', 'conv2d'),
     ('project_bn', 'tpu_batch_normalization_1'),
 )
-_MAX_LISTED = 12  # names per category in a mismatch error
 
 
 class CheckpointMismatchError(errors.NoisyStudentError):
@@ -215,7 +215,7 @@ def _compare(expected: Mapping[str, tuple], shapes: Mapping[str, list],
       wrong.append((name, tuple(shapes[source]), tuple(shape)))
     else:
       sources[name] = source
-  unexpected = sorted(present - set(expected), key=_natural_key)
+  unexpected = sorted(present - set(expected), key=name_listing.natural_key)
   return _Comparison(sources, missing, unexpected, wrong)
 
 
@@ -253,19 +253,6 @@ def guess_model_names(shapes: Mapping[str, list], scope: str) -> list[str]:
   return guesses
 
 
-def _natural_key(name: str) -> list:
-  """Sort key that puts blocks_2 before blocks_10."""
-  return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', name)]
-
-
-def _listing(title: str, items: list[str]) -> str:
-  shown = items[:_MAX_LISTED]
-  lines = [f'\n  {title} ({len(items)}):'] + [f'\n    {i}' for i in shown]
-  if len(items) > len(shown):
-    lines.append(f'\n    ... and {len(items) - len(shown)} more')
-  return ''.join(lines)
-
-
 def _mismatch_message(path: str, scope: str, model: keras.Model,
                       comparison: _Comparison,
                       shapes: Mapping[str, list]) -> str:
@@ -280,11 +267,11 @@ def _mismatch_message(path: str, scope: str, model: keras.Model,
     message += (f'\n  The checkpoint has {dense[-1]} classes, the model '
                 f'{model.output_shape[-1]} (num_classes).')
   if comparison.missing:
-    message += _listing('missing from the checkpoint', comparison.missing)
+    message += name_listing.listing('missing from the checkpoint', comparison.missing)
   if comparison.unexpected:
-    message += _listing('unexpected in the checkpoint', comparison.unexpected)
+    message += name_listing.listing('unexpected in the checkpoint', comparison.unexpected)
   if comparison.wrong_shape:
-    message += _listing('wrong shape, checkpoint vs model', [
+    message += name_listing.listing('wrong shape, checkpoint vs model', [
         f'{n} {list(c)} vs {list(m)}' for n, c, m in comparison.wrong_shape])
   return message
 

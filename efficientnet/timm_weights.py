@@ -39,6 +39,7 @@ from typing import Mapping, Union
 import keras
 import numpy as np
 
+from efficientnet import name_listing
 from efficientnet import params
 from efficientnet import safetensors_file
 from efficientnet.tf1_checkpoint import CheckpointMismatchError
@@ -48,7 +49,6 @@ Source = Union[str, os.PathLike, StateDict]
 
 IGNORED_SUFFIX = '.num_batches_tracked'
 _BLOCK = re.compile(r'^blocks\.(\d+)\.(\d+)\.')
-_MAX_LISTED = 12  # names per category in a mismatch message
 
 # Keras layer (`<layer>` or `<layer>.<sublayer>`) -> timm module, per part.
 _STEM = (('stem_conv', 'conv_stem'), ('stem_bn', 'bn1'))
@@ -294,18 +294,6 @@ def to_keras(array: np.ndarray, target: Target) -> np.ndarray:
 # --------------------------------------------------------------------------
 # Loading.
 # --------------------------------------------------------------------------
-def _listing(title: str, items: list[str]) -> str:
-  shown = items[:_MAX_LISTED]
-  lines = [f'\n  {title} ({len(items)}):'] + [f'\n    {i}' for i in shown]
-  if len(items) > len(shown):
-    lines.append(f'\n    ... and {len(items) - len(shown)} more')
-  return ''.join(lines)
-
-
-def _natural_key(name: str) -> list:
-  return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', name)]
-
-
 def check_fits(model: keras.Model, shapes: Mapping[str, tuple[int, ...]],
                source: str) -> dict[str, Target]:
   """The name table of `model`, after checking the state dict fits it.
@@ -325,7 +313,7 @@ def check_fits(model: keras.Model, shapes: Mapping[str, tuple[int, ...]],
   missing = [n for n in table if n not in shapes]
   unexpected = sorted((n for n in shapes
                        if n not in table and not n.endswith(IGNORED_SUFFIX)),
-                      key=_natural_key)
+                      key=name_listing.natural_key)
   wrong = [f'{n} has shape {list(shapes[n])}, expected '
            f'{list(t.timm_shape)}' for n, t in table.items()
            if n in shapes and tuple(shapes[n]) != t.timm_shape]
@@ -351,7 +339,7 @@ def check_fits(model: keras.Model, shapes: Mapping[str, tuple[int, ...]],
                        ('unexpected in the state dict', unexpected),
                        ('wrong shape', wrong)):
     if items:
-      first += _listing(title, items)
+      first += name_listing.listing(title, items)
   raise CheckpointMismatchError(first)
 
 
