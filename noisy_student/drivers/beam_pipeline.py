@@ -288,7 +288,12 @@ class LabelShard(beam.DoFn):
   def process(self, shard: int):
     fc = self._fc
     pred = filter_files.prediction_path(fc, shard, 0)
-    if predict.shard_is_done(pred, filter_files.info_path(fc, shard, 0)):
+    info = filter_files.info_path(fc, shard, 0)
+    input_file = filter_files.input_shard_path(fc, shard)
+    identity = loading.weights_identity(self._config.teacher)
+    check_predictions_made_from(info, identity, input_file)
+    if tf.io.gfile.exists(info) and predict.shard_is_done(
+        pred, info, predict.made_from(identity, input_file)):
       _count(SHARDS_REUSED, 1)
     else:
       teacher = self._load_teacher()
@@ -297,8 +302,8 @@ class LabelShard(beam.DoFn):
           file_prefix='', shard_id=shard, num_shards=fc.num_shards,
           output_dir=fc.prediction_dir, info_dir=fc.info_dir,
           image_size=teacher.image_size, small_image=teacher.small_image,
-          batch_size=self._config.batch_size,
-          input_file=filter_files.input_shard_path(fc, shard))
+          batch_size=self._config.batch_size, input_file=input_file,
+          teacher_identity=identity)
       _count(IMAGES_LABELED, labeled)
     stats = filter_passes.ensure_prelim_stats(fc, shard, 0)
     _count(IMAGES_READ, stats['num_records'])
@@ -366,13 +371,42 @@ def build(pipeline: beam.Pipeline, config: BeamLabelConfig,
 # --------------------------------------------------------------------------
 # Running.
 # --------------------------------------------------------------------------
-def finished_run(fc: filter_files.FilterConfig) -> Optional[dict]:
+def check_predictions_made_from(info_file: str, identity: str,
+                                input_file: str) -> None:
+  """Refuses a shard whose stored predictions were made by other teacher
+  weights or from another input: the statistics, plan and pseudo-labels
+  after them would mix two teachers.
+
+  Raises:
+    FilterError naming the info file and both origins.
+  """
+  if not tf.io.gfile.exists(info_file):
+    return  # nothing predicted yet (packed image shards may not exist yet)
+  other = predict.made_from_other(info_file,
+                                  predict.made_from(identity, input_file))
+  if other is not None:
+    raise errors.FilterError(
+        f'{info_file}: these predictions were made from other inputs '
+        f'({other or "origin not recorded"}; now teacher {identity}, '
+        f'{input_file}); give beam_label a new --output_dir (or delete that '
+        'one) to label with this teacher')
+
+
+def finished_run(fc: filter_files.FilterConfig,
+                 teacher: Optional[str] = None) -> Optional[dict]:
   """final_stats.json of a finished run with these settings, else None.
 
   Raises:
     FilterError naming allocation_plan.json when it was built with other
-    settings or shards (before any work starts).
+    settings or shards, or a shard's predictions when they were made by
+    other weights than `teacher`'s (before any work starts).
   """
+  if teacher is not None:
+    identity = loading.weights_identity(teacher)
+    for shard in range(fc.num_shards):
+      check_predictions_made_from(filter_files.info_path(fc, shard, 0),
+                                  identity,
+                                  filter_files.input_shard_path(fc, shard))
   if not tf.io.gfile.exists(filter_files.plan_path(fc)):
     return None
   filter_passes.load_or_build_plan(fc)  # exists: only loads and checks it
@@ -422,7 +456,7 @@ def run(config: BeamLabelConfig, beam_args: Sequence[str] = ()) -> dict:
   options = beam_options(beam_args)
   inputs = list_inputs(config)
   fc = filter_config(config, inputs)
-  done = finished_run(fc)
+  done = finished_run(fc, config.teacher)
   if done is not None:
     logging.info('%s: already finished with these settings (%d records); '
                  'nothing to do', filter_files.final_stats_path(fc),

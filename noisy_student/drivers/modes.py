@@ -247,6 +247,7 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
   model, config = loading.load_for_inference(
       pcfg.predict_ckpt_path, fallback, strategy, image_size=pcfg.image_size,
       name='predict')
+  teacher_identity = loading.weights_identity(pcfg.predict_ckpt_path)
   counts = {}
   for shard_id in pcfg.shard_ids:
     common = dict(data_dir=pcfg.data_dir, file_prefix=pcfg.file_prefix,
@@ -269,7 +270,7 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
       counts[shard_id] = predict_lib.predict_shard(
           model, strategy, info_dir=pcfg.info_dir,
           total_replicas=pcfg.total_replicas, worker_id=pcfg.worker_id,
-          **common)
+          teacher_identity=teacher_identity, **common)
   if pcfg.reassign_label and not counts:
     raise errors.InputError(
         f'{pcfg.data_dir}: none of the filtered shards of --shard_id exists '

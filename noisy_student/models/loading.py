@@ -419,6 +419,33 @@ def _saved_model_classifier(path: str, name: str) -> classifier_lib.Classifier:
   return classifier
 
 
+def weights_identity(ref: str) -> str:
+  """What the weights of model reference `ref` are, without loading them:
+  'sha256:<hex>' of the `.keras` file, of the latest checkpoint's `.index`
+  (it holds a checksum of every tensor: ours or TF1), or of a SavedModel's
+  `variables/variables.index`. Two references with the same identity hold
+  the same weights; outputs made from one can be recognised.
+
+  Raises:
+    MissingFileError / CheckpointError naming `ref`.
+  """
+  import hashlib  # pylint: disable=g-import-not-at-top
+  kind = model_refs.kind(ref)
+  if kind == model_refs.KERAS_FILE:
+    path = ref
+  elif kind == model_refs.SAVED_MODEL:
+    path = os.path.join(ref, 'variables', 'variables.index')
+  elif kind in (model_refs.CHECKPOINT, model_refs.TF1_CHECKPOINT):
+    path = checkpoints.resolve_checkpoint(ref) + '.index'
+  else:  # a model name: built fresh, no weights to identify
+    return f'name:{ref}'
+  digest = hashlib.sha256()
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 22), b''):
+      digest.update(chunk)
+  return 'sha256:' + digest.hexdigest()
+
+
 def tf1_fallback_config(model_name: str, *, num_classes: Optional[int] = None,
                         image_size: Optional[int] = None,
                         small_image: Optional[bool] = None,

@@ -5,13 +5,18 @@ File names are the original release's, so its filter scripts and ours agree:
 * predictions:      `<output_dir>/train-info-%05d-of-%05d-%05d`
                     (shard, num_shards, worker_id): one record per image, in
                     the input's order, with `probabilities` and `classes`;
-* info file:        `<info_dir>/info-%05d-of-%05d-%05d.txt`: {"image_num": N}.
+* info file:        `<info_dir>/info-%05d-of-%05d-%05d.txt`: {"image_num": N,
+                    "made_from": {"teacher": weights identity, "input_bytes",
+                    "image_size"}}.
 With `total_replicas` > 1 a shard is split among workers: worker w predicts the
 records whose index i has i % total_replicas == w.
 
-A shard is done when its prediction file exists and holds exactly the number
-of records its info file states. Both files are written atomically, the info
-file last, so a rerun skips finished shards and redoes half-written ones.
+A shard is done when its prediction file exists, holds exactly the number
+of records its info file states, and the info file says it was made from the
+same teacher weights (`loading.weights_identity`), the same input shard size
+and image size. Both files are written atomically, the info file last, so a
+rerun skips finished shards and redoes half-written ones or ones made from
+other inputs (a warning names them).
 
 Re-labeling (`--reassign_label`, the original's reassign step) runs a newer
 teacher over already filtered pseudo-labeled shards
@@ -39,16 +44,49 @@ from noisy_student.augment import preprocessing
 from noisy_student.runtime import errors
 
 
-def read_info(path: str) -> Optional[int]:
+def _read_info_json(path: str) -> Optional[dict]:
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
-    return int(json.load(f)['image_num'])
+    return json.load(f)
 
 
-def shard_is_done(pred_file: str, info_file: str) -> bool:
+def read_info(path: str) -> Optional[int]:
+  info = _read_info_json(path)
+  return None if info is None else int(info['image_num'])
+
+
+def made_from(teacher_identity: str, input_file: str,
+              image_size: Optional[int] = None) -> dict:
+  """What a shard's predictions are made from (recorded in its info file)."""
+  made = {'teacher': teacher_identity,
+          'input_bytes': int(tf.io.gfile.stat(input_file).length)}
+  if image_size is not None:
+    made['image_size'] = int(image_size)
+  return made
+
+
+def made_from_other(info_file: str, made: Optional[dict]) -> Optional[dict]:
+  """The recorded origin of the shard's predictions when it differs from
+  `made` in any key `made` gives (an info file without one, written before
+  origins were recorded, differs too); None when it matches or nothing is
+  recorded yet."""
+  info = _read_info_json(info_file)
+  if made is None or info is None:
+    return None
+  recorded = info.get('made_from') or {}
+  if any(recorded.get(key) != value for key, value in made.items()):
+    return recorded
+  return None
+
+
+def shard_is_done(pred_file: str, info_file: str,
+                  made: Optional[dict] = None) -> bool:
+  """Predictions complete and, when `made` is given, made from it."""
   expected = read_info(info_file)
   if expected is None or not tf.io.gfile.exists(pred_file):
+    return False
+  if made_from_other(info_file, made) is not None:
     return False
   try:
     return records.count_records(pred_file) == expected
@@ -167,23 +205,32 @@ def predict_shard(model: keras.Model, strategy: tf.distribute.Strategy, *,
                   num_shards: int, output_dir: str, info_dir: str,
                   image_size: int, small_image: bool, batch_size: int,
                   total_replicas: int = 1, worker_id: int = 0,
-                  input_file: Optional[str] = None) -> int:
-  """Predicts one unlabeled shard; returns its image count (skips if done).
+                  input_file: Optional[str] = None,
+                  teacher_identity: str = 'unknown') -> int:
+  """Predicts one unlabeled shard; returns its image count (skips if done
+  from the same teacher weights, input and image size).
 
   `input_file` replaces the shard's `<data_dir>/<file_prefix>-%05d-of-%05d`
   name (inputs named otherwise, e.g. the Beam pipeline's file pattern);
-  `model` is anything called as `model(images, training=False)` -> logits.
+  `model` is anything called as `model(images, training=False)` -> logits;
+  `teacher_identity` names its weights (`loading.weights_identity`).
   """
   input_file = input_file or layout.shard_path(
       data_dir, file_prefix, shard_id, num_shards)
   pred_file = layout.prediction_path(output_dir, shard_id, num_shards, worker_id)
   info_file = layout.info_path(info_dir, shard_id, num_shards, worker_id)
-  if shard_is_done(pred_file, info_file):
-    logging.info('%s is done (%s); skipping', pred_file, info_file)
-    return read_info(info_file)
   if not tf.io.gfile.exists(input_file):
     raise errors.MissingFileError(f'{input_file}: unlabeled shard not found '
                             '(check --label_data_dir/--file_prefix/--num_shards)')
+  made = made_from(teacher_identity, input_file, image_size)
+  if shard_is_done(pred_file, info_file, made):
+    logging.info('%s is done (%s); skipping', pred_file, info_file)
+    return read_info(info_file)
+  other = made_from_other(info_file, made)
+  if other is not None:
+    logging.warning('%s was made from other inputs (%s, now %s): predicting '
+                    'it again', pred_file, other or 'origin not recorded',
+                    made)
   count = worker_count(records.count_records(input_file), total_replicas,
                        worker_id)
   rows = _probabilities(
@@ -193,7 +240,7 @@ def predict_shard(model: keras.Model, strategy: tf.distribute.Strategy, *,
       label=os.path.basename(input_file))
   written = writers.write_records(
       pred_file, (records.serialize_prediction(p) for batch in rows for p in batch))
-  writers.write_json(info_file, {'image_num': written})
+  writers.write_json(info_file, {'image_num': written, 'made_from': made})
   logging.info('%s: %d predictions', pred_file, written)
   return written
 

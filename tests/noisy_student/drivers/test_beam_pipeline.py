@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -153,6 +154,23 @@ def test_other_settings_reuse_predictions_and_old_plan_is_refused(
                     settings=_settings(num_image=20))
   with pytest.raises(errors.FilterError, match='allocation_plan.json.*num_image'):
     beam_pipeline.run(changed)
+
+
+def test_a_finished_run_with_another_teacher_is_refused_not_reused(
+    teacher, digits_dir, tmp_path):
+  """The predictions record the teacher weights they were made from: a
+  rerun with other weights is refused by name, nothing is changed."""
+  out = str(tmp_path / 'out')
+  beam_pipeline.run(_config(teacher, digits_dir, out))
+  other = str(tmp_path / 'other.keras')
+  keras.utils.set_random_seed(7)
+  export.export_keras(backbones.build_model(helpers.tiny_model()), other)
+  before = _files(out)
+  with pytest.raises(errors.FilterError,
+                     match=r'info-00000-of-00008-00000.txt: these predictions '
+                     r'were made from other inputs .*new --output_dir'):
+    beam_pipeline.run(_config(other, digits_dir, out))
+  assert _files(out) == before
 
 
 @pytest.mark.slow

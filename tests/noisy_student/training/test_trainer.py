@@ -1,8 +1,10 @@
 """The training loop on real digits TFRecords with a tiny real EfficientNet."""
 
 import dataclasses
+import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -180,6 +182,22 @@ def test_predict_writes_shards_and_skips_finished_ones(digits_dir, tmp_path):
   got = [records.read_example(r.numpy())[records.PROBABILITIES_KEY]
          for r in tf.data.TFRecordDataset(pred0).take(4)]
   np.testing.assert_allclose(np.stack(got), expected, rtol=1e-4, atol=1e-6)
+  # Another teacher into the same folders: every shard is predicted again
+  # (its info file records the weights it was made from), not kept.
+  with open(os.path.join(pcfg.info_dir, 'info-00000-of-00008-00000.txt')) as f:
+    first_origin = json.load(f)['made_from']
+  assert first_origin['teacher'].startswith('sha256:')
+  other = helpers.experiment(str(tmp_path / 'other'), digits_dir, steps=10,
+                             train_changes=dict(seed=5))
+  checkpoints.write_model_config(other.model_dir, other.model)
+  keras.utils.set_random_seed(5)
+  controller_lib.Controller(trainer_lib.Trainer(other, _default())).train()
+  mtime = os.path.getmtime(pred0)
+  modes.predict(other.model, dataclasses.replace(
+      pcfg, predict_ckpt_path=other.model_dir), _default())
+  assert os.path.getmtime(pred0) != mtime
+  with open(os.path.join(pcfg.info_dir, 'info-00000-of-00008-00000.txt')) as f:
+    assert json.load(f)['made_from']['teacher'] != first_origin['teacher']
 
 
 def test_teacher_on_the_fly_uses_unaugmented_view(digits_dir, tmp_path):
