@@ -429,6 +429,12 @@ def job_from_flags(fv: flags.FlagValues = FLAGS) -> MainJob:
       splits += (experiment.data.train_prefix,)
     datasets.check_folder(experiment.data.label_data_dir, splits)
     if fv.mode == 'eval' or mode.evaluates_during:
+      if not experiment.eval_splits:
+        raise errors.ConfigError(
+            f'--mode={fv.mode}: {experiment.data.label_data_dir} has no split '
+            'to evaluate on (its dataset_info.json lists no dev, test or '
+            'validation split): convert one into the folder, or pass '
+            '--eval_splits=<split>')
       _check_splits_have_shards(experiment.data.label_data_dir,
                                 experiment.eval_splits)
   if fv.mode == 'eval':

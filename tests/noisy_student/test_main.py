@@ -98,3 +98,27 @@ def test_an_empty_shard_range_is_refused():
   with pytest.raises(errors.ConfigError,
                      match=r'--shard_id=3-1: the range 3-1 is empty'):
     layout.parse_shard_ids('3-1', 8)
+
+
+@pytest.mark.parametrize('mode', ['eval', 'train_and_eval'])
+def test_evaluating_a_folder_without_an_eval_split_is_refused(
+    mode, digits_dir, tmp_path):
+  """It used to exit 0 with an empty eval_results.json."""
+  import json  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  data = tmp_path / 'data'
+  shutil.copytree(digits_dir, data)
+  info = json.loads((data / 'dataset_info.json').read_text())
+  info['splits'] = {'train': info['splits']['train']}
+  (data / 'dataset_info.json').write_text(json.dumps(info))
+  fv = flags.FlagValues()
+  main_flags.define_flags(fv)
+  fv(['main', f'--mode={mode}', '--use_tpu=false', f'--label_data_dir={data}',
+      f'--model_dir={tmp_path / "model"}', '--train_steps=4',
+      '--train_batch_size=16'])
+  with pytest.raises(errors.ConfigError,
+                     match=rf'--mode={mode}: .*data has no split to evaluate '
+                     'on'):
+    with errors.naming(lambda field: f'--{field}'):
+      main.job_from_flags(fv)
+  assert not (tmp_path / 'model').exists()
