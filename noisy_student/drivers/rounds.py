@@ -332,7 +332,7 @@ def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
     exported = state.run(
         dirs.EXPORT_STAGE, lambda: export_lib.export(teacher_dir, dirs.export),
         {'model_dir': teacher_dir, 'export_dir': dirs.export},
-        outputs=[dirs.export])
+        outputs=[dirs.export, layout.keras_file_beside(dirs.export)])
     rows[-1] = dict(rows[-1], exported=exported)
   write_summary(rounds.work_dir, rows)
   return rows

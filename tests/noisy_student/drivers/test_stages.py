@@ -153,3 +153,23 @@ def test_randaug_settings_do_not_matter_to_a_stage_without_augmentation(
   assert again.run('round_0/teacher', lambda: 3, settings(None, 5)) == 1
   with pytest.raises(errors.ConfigError, match='data.randaug_magnitude: 27 -> 5'):
     again.run('round_1/student', lambda: 4, settings('v1', 5))
+
+
+def test_a_forgotten_export_moves_its_keras_file_aside_too(tmp_path):
+  """iterate --force --noexport: the old export/ and export.keras (the old
+  student) are both moved aside, not only the folder."""
+  export_dir, keras_file = tmp_path / 'export', tmp_path / 'export.keras'
+
+  def export():
+    export_dir.mkdir()
+    keras_file.write_text('old student')
+    return {}
+
+  state = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+  state.run('round_1/student', lambda: 1, {'steps': 2})
+  state.run('export', export, {}, outputs=[str(export_dir), str(keras_file)])
+  forced = stages.StageState(str(tmp_path), force=True, clock=lambda: 0.0)
+  forced.run('round_1/student', lambda: 2, {'steps': 3})
+  assert not export_dir.exists() and not keras_file.exists()
+  assert (tmp_path / 'export.keras.replaced-19700101-000000').read_text() == (
+      'old student')
