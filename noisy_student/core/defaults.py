@@ -90,17 +90,25 @@ CIFAR10_SUBSET_STUDENT = config_lib.Recipe(
 
 
 # CIFAR-10 with 4,000 labels (local_scripts/cifar10_4k): the subset's model
-# and optimiser (half-width/depth B0 at 32x32, batch 32, rate 0.048 ->
-# 0.0015, no EMA); steps, RandAugment magnitude, unlabeled ratio and
-# threshold chosen on the 500-image dev split (docs/results.md, tuning
-# table) within one seed of teacher, control, full and no_noise in an hour
-# on 2 cores.
-CIFAR10_4K_TEACHER = CIFAR10_SUBSET_TEACHER.with_steps(4000)
+# and optimiser (half-width/depth B0 at 32x32, batch 32, weight decay 1e-4,
+# no EMA, dropout and stochastic depth 0.2) at twice its base rate: 0.096
+# decayed to 0.003. Chosen on the 500-image dev split, 2026-12-07, tuning
+# seed 100 (docs/results.md, the tuning table; local_scripts/cifar10_4k/
+# tune.py): teacher 2,000 / 4,000 / 4,000 at 0.096 / 8,000 at 0.096 steps
+# gave 46.2 / 55.4 / 59.6 / 64.6% dev; from that teacher, students of 3,000
+# steps at rate 0.048 / 0.096 gave 56.0 / 56.8% dev. The student's 6,000
+# steps are what the budget allows (teacher, control, full and no_noise of
+# one seed within an hour on 2 cores); RandAugment M=5 and the 0.5 threshold
+# are the subset's, not retuned here; one pseudo-labeled image per labeled.
+_CIFAR10_4K_TRAIN = dataclasses.replace(
+    _CIFAR10_SUBSET_TRAIN, base_learning_rate=0.096, final_base_lr=0.003,
+    iterations_per_loop=500, save_checkpoints_steps=500)
+CIFAR10_4K_TEACHER = config_lib.Recipe(
+    train=dataclasses.replace(_CIFAR10_4K_TRAIN, train_steps=8000),
+    noise=_CIFAR10_SUBSET_NOISE)
 CIFAR10_4K_STUDENT = config_lib.Recipe(
-    train=dataclasses.replace(_CIFAR10_SUBSET_TRAIN, train_steps=6000,
-                              unlabel_ratio=1.0, teacher_softmax_temp=1.0,
-                              iterations_per_loop=500,
-                              save_checkpoints_steps=500),
+    train=dataclasses.replace(_CIFAR10_4K_TRAIN, train_steps=6000,
+                              unlabel_ratio=1.0, teacher_softmax_temp=1.0),
     noise=dataclasses.replace(_CIFAR10_SUBSET_NOISE, augment_name='v1',
                               randaug_magnitude=5))
 CIFAR10_4K_MIN_THRESHOLD = 0.5
