@@ -300,7 +300,7 @@ def ablate_unknown_arm(tmp, digits, trained):
   return Case([sys.executable, '-m', 'noisy_student.ablate',
                f'--work_dir={tmp}/work', f'--data_dir={digits}',
                '--preset=cifar10_subset', '--arms=full,bogus'],
-              r'--arms=full,bogus: expected some of full, no_noise')
+              r'--arms=full,bogus: expected some of control, full, no_noise')
 
 
 def eval_robustness_empty_corrupted_folder(tmp, digits, trained):
