@@ -101,14 +101,15 @@ CIFAR10_SUBSET_STUDENT = config_lib.Recipe(
 # one seed within an hour on 2 cores); RandAugment M=5 and the 0.5 threshold
 # are the subset's, not retuned here; one pseudo-labeled image per labeled.
 _CIFAR10_4K_TRAIN = dataclasses.replace(
-    _CIFAR10_SUBSET_TRAIN, base_learning_rate=0.096, final_base_lr=0.003,
-    iterations_per_loop=500, save_checkpoints_steps=500)
+    _CIFAR10_SUBSET_TRAIN, base_learning_rate=0.096, final_base_lr=0.003)
 CIFAR10_4K_TEACHER = config_lib.Recipe(
     train=dataclasses.replace(_CIFAR10_4K_TRAIN, train_steps=8000),
     noise=_CIFAR10_SUBSET_NOISE)
 CIFAR10_4K_STUDENT = config_lib.Recipe(
     train=dataclasses.replace(_CIFAR10_4K_TRAIN, train_steps=6000,
-                              unlabel_ratio=1.0, teacher_softmax_temp=1.0),
+                              unlabel_ratio=1.0, teacher_softmax_temp=1.0,
+                              iterations_per_loop=500,
+                              save_checkpoints_steps=500),
     noise=dataclasses.replace(_CIFAR10_SUBSET_NOISE, augment_name='v1',
                               randaug_magnitude=5))
 CIFAR10_4K_MIN_THRESHOLD = 0.5
