@@ -55,7 +55,7 @@ def walk_images(root: str) -> tuple[list[str], list[str]]:
       if _is_hidden(name):
         continue
       path = os.path.join(directory, name)
-      if not readable_name(path):
+      if not readable_name(os.path.relpath(path, root)):
         others.append(printable(path))
       elif is_image_file(name) and os.path.isfile(path):
         images.append(path)

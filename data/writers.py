@@ -134,9 +134,10 @@ def check_replaceable_dir(path: str, protect: Sequence[str] = (),
     raise errors.ConfigError(f'{name}={path} is a file, not a folder; '
                              'nothing was written')
   entries = {e.rstrip('/') for e in tf.io.gfile.listdir(path)}
-  if not entries or OWNED_MARKER in entries or entries <= _SAVED_MODEL_ENTRIES:
-    return
-  others = sorted(entries - _SAVED_MODEL_ENTRIES)
+  if not entries or (entries <= _SAVED_MODEL_ENTRIES and (
+      OWNED_MARKER in entries or 'saved_model.pb' in entries)):
+    return  # empty, or a SavedModel (ours: marked, or an older export)
+  others = sorted(entries - _SAVED_MODEL_ENTRIES) or sorted(entries)
   raise errors.ConfigError(
       f'{name}={path} holds files this project did not write '
       f'({", ".join(others[:3])}{", ..." if len(others) > 3 else ""}); the '

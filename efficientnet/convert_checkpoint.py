@@ -222,8 +222,9 @@ def convert(config: ConvertConfig
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   start = time.time()
-  # The source checkpoint (a prefix, a file or a folder) must survive.
-  protect = [config.checkpoint]
+  # The source checkpoint (a prefix, a file or a folder) and the .keras
+  # output must survive the SavedModel's folder replacement.
+  protect = [config.checkpoint, config.output]
   if config.saved_model_dir:
     writers.check_replaceable_dir(config.saved_model_dir, protect,
                                   name='--saved_model_dir')

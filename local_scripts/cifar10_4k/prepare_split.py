@@ -75,6 +75,9 @@ def read_tarball(path: str, max_per_class: int | None = None) -> dict:
 def split_numbers(numbers: list[int], labeled: int, dev: int,
                   rng: np.random.Generator) -> tuple[list, list, list]:
   """One class's training image numbers -> (labeled, dev, unlabeled)."""
+  if labeled < 1 or dev < 0:
+    raise SystemExit(f'--labeled_per_class={labeled} must be >= 1 and '
+                     f'--dev_per_class={dev} >= 0')
   if labeled + dev > len(numbers):
     raise SystemExit(f'--labeled_per_class={labeled} + --dev_per_class={dev} '
                      f'> the {len(numbers)} training images of a class')

@@ -50,8 +50,11 @@ def comparison(per_seed: dict, arm: str, other: str,
   result = stats.paired([100 * per_seed[s][arm] for s in both],
                         [100 * per_seed[s][other] for s in both],
                         confidence=confidence)
-  key = comparison_key(arm, other)
-  per_seed_test = [((mcnemar or {}).get(s) or {}).get(key) for s in both]
+  # A pair is stored once (either order); its two-sided p is symmetric.
+  keys = (comparison_key(arm, other), comparison_key(other, arm))
+  per_seed_test = [next((t for t in (((mcnemar or {}).get(s) or {}).get(k)
+                                     for k in keys) if t is not None), None)
+                   for s in both]
   return {'against': other, 'seeds': both, 'mean': result.mean,
           'sd': result.sd, 'low': result.low, 'high': result.high,
           'p_value': result.p_value, 'excludes_zero': result.excludes_zero,

@@ -114,7 +114,9 @@ def paired(a: Sequence[float], b: Sequence[float],
                   None, confidence)
   sd = float(diff.std(ddof=1))
   se = sd / math.sqrt(n)
-  if se == 0:  # every seed the same: no spread to build an interval from
+  # Every seed the same (up to float rounding of the inputs' differences):
+  # no spread to build an interval from.
+  if sd <= 1e-9 * max(1.0, abs(mean)):
     return Paired(tuple(float(d) for d in diff), mean, 0.0, None, None, None,
                   None, confidence)
   t = mean / se

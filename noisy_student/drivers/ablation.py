@@ -234,7 +234,7 @@ def collect_predictions(cfg: AblationConfig, seed: int,
   tests {'<arm>-<other>': {...}} of every comparison of the table."""
   seed_dir = layout.seed_dir(cfg.work_dir, seed)
   target = os.path.join(cfg.work_dir, 'predictions', f'seed_{seed}')
-  correct = {}
+  correct, labels = {}, {}
   for arm in arms:
     source = layout.eval_predictions(model_dir_of(seed_dir, arm),
                                      PREDICTION_SPLIT)
@@ -246,6 +246,7 @@ def collect_predictions(cfg: AblationConfig, seed: int,
       shutil.copyfile(source, temp)
     with np.load(source) as arrays:
       correct[arm] = arrays['predicted'] == arrays['label']
+      labels[arm] = arrays['label']
   tests = {}
   rank = {name: i for i, name in enumerate(table_lib.ORDER)}
   for arm in correct:
@@ -253,10 +254,11 @@ def collect_predictions(cfg: AblationConfig, seed: int,
       # Each pair once, the later arm of the table first ('full-teacher').
       if other not in correct or rank[other] >= rank[arm]:
         continue
-      if len(correct[arm]) != len(correct[other]):
+      if not np.array_equal(labels[arm], labels[other]):
         raise errors.InputError(
             f'{target}: {arm} and {other} were evaluated on different test '
-            f'sets ({len(correct[arm])} and {len(correct[other])} images)')
+            f'sets or orders ({len(correct[arm])} and {len(correct[other])} '
+            'images, labels not equal); McNemar pairs images by position')
       result = stats.mcnemar(correct[arm], correct[other])
       tests[table_lib.comparison_key(arm, other)] = {
           'only_a': result.only_a, 'only_b': result.only_b,

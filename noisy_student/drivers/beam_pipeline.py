@@ -277,6 +277,7 @@ class LabelShard(beam.DoFn):
     self._config, self._fc = config, fc
     self._shared = shared.Shared()
     self._teacher = None
+    self._identity = None
 
   def _load_teacher(self) -> Teacher:
     if self._teacher is None:
@@ -290,10 +291,14 @@ class LabelShard(beam.DoFn):
     pred = filter_files.prediction_path(fc, shard, 0)
     info = filter_files.info_path(fc, shard, 0)
     input_file = filter_files.input_shard_path(fc, shard)
-    identity = loading.weights_identity(self._config.teacher)
-    check_predictions_made_from(info, identity, input_file)
+    if self._identity is None:  # hashed once per worker, not per shard
+      self._identity = loading.weights_identity(self._config.teacher)
+    identity = self._identity
+    check_predictions_made_from(info, identity, input_file,
+                                self._config.image_size)
     if tf.io.gfile.exists(info) and predict.shard_is_done(
-        pred, info, predict.made_from(identity, input_file)):
+        pred, info, predict.made_from(identity, input_file,
+                                      self._config.image_size)):
       _count(SHARDS_REUSED, 1)
     else:
       teacher = self._load_teacher()
@@ -372,7 +377,8 @@ def build(pipeline: beam.Pipeline, config: BeamLabelConfig,
 # Running.
 # --------------------------------------------------------------------------
 def check_predictions_made_from(info_file: str, identity: str,
-                                input_file: str) -> None:
+                                input_file: str,
+                                image_size: Optional[int] = None) -> None:
   """Refuses a shard whose stored predictions were made by other teacher
   weights or from another input: the statistics, plan and pseudo-labels
   after them would mix two teachers.
@@ -382,8 +388,8 @@ def check_predictions_made_from(info_file: str, identity: str,
   """
   if not tf.io.gfile.exists(info_file):
     return  # nothing predicted yet (packed image shards may not exist yet)
-  other = predict.made_from_other(info_file,
-                                  predict.made_from(identity, input_file))
+  other = predict.made_from_other(
+      info_file, predict.made_from(identity, input_file, image_size))
   if other is not None:
     raise errors.FilterError(
         f'{info_file}: these predictions were made from other inputs '
@@ -393,7 +399,8 @@ def check_predictions_made_from(info_file: str, identity: str,
 
 
 def finished_run(fc: filter_files.FilterConfig,
-                 teacher: Optional[str] = None) -> Optional[dict]:
+                 teacher: Optional[str] = None,
+                 image_size: Optional[int] = None) -> Optional[dict]:
   """final_stats.json of a finished run with these settings, else None.
 
   Raises:
@@ -406,7 +413,8 @@ def finished_run(fc: filter_files.FilterConfig,
     for shard in range(fc.num_shards):
       check_predictions_made_from(filter_files.info_path(fc, shard, 0),
                                   identity,
-                                  filter_files.input_shard_path(fc, shard))
+                                  filter_files.input_shard_path(fc, shard),
+                                  image_size)
   if not tf.io.gfile.exists(filter_files.plan_path(fc)):
     return None
   filter_passes.load_or_build_plan(fc)  # exists: only loads and checks it
@@ -456,7 +464,7 @@ def run(config: BeamLabelConfig, beam_args: Sequence[str] = ()) -> dict:
   options = beam_options(beam_args)
   inputs = list_inputs(config)
   fc = filter_config(config, inputs)
-  done = finished_run(fc, config.teacher)
+  done = finished_run(fc, config.teacher, config.image_size)
   if done is not None:
     logging.info('%s: already finished with these settings (%d records); '
                  'nothing to do', filter_files.final_stats_path(fc),

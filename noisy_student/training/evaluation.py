@@ -77,8 +77,8 @@ def evaluate_files(model: keras.Model, strategy: tf.distribute.Strategy,
   {'top_1_accuracy', 'top_5_accuracy', 'num_images', 'seconds'}; with
   `per_image` also 'per_image': {'label', 'predicted' (int32 [N]),
   'probability' (float32 [N], the predicted class's softmax)} in record order
-  (files in the given order; one process: under MultiWorker a worker sees
-  only its own images).
+  (files in the given order, one process; under MultiWorker the gathered
+  images are grouped by worker, not in record order).
   """
   start = time.time()
   num_examples = input_pipeline.count_examples(files)

@@ -238,7 +238,9 @@ def test_pre_declared_claims_are_holm_corrected_and_spread_free_ones_have_no_int
                   'full': 0.60 + 0.012 * s, 'no_noise': 0.60 + 0.01 * s}
               for s in range(5)}
   per_seed[3]['full'] = 0.655
-  mcnemar = {s: {'full-teacher': {'p_value': 0.001}} for s in range(5)}
+  # Pairs are stored once, either order ('no_noise-full' serves full - no_noise).
+  mcnemar = {s: {'full-teacher': {'p_value': 0.001},
+                 'no_noise-full': {'p_value': 0.2}} for s in range(5)}
   claims = ablation_table.claims(per_seed, mcnemar)
   assert [c['name'] for c in claims] == ['full - teacher', 'full - control',
                                          'full - no_noise']
@@ -246,6 +248,7 @@ def test_pre_declared_claims_are_holm_corrected_and_spread_free_ones_have_no_int
   assert first['confidence'] == pytest.approx(1 - 0.05 / 3)
   assert first['effect'] and first['low'] > 0
   assert first['mcnemar_p'] == [0.001] * 5
+  assert claims[2]['mcnemar_p'] == [0.2] * 5
   assert first['p_holm'] == pytest.approx(min(1, 3 * first['p_value']))
   assert first['claim'].startswith('full - teacher: +') and 'Holm p' in (
       first['claim'])

@@ -57,6 +57,9 @@ def test_one_seed_and_zero_spread():
   assert flat.interval_text() == '+1.00 (every seed; spread not measured)'
   assert flat.claim('d') == ('d: every one of the 3 seeds gave +1.00; spread '
                              'not measured, no interval')
+  # Equal gains that float rounding makes differ by ~1e-14 are spread-free too.
+  rounded = stats.paired([100 * 0.57, 100 * 0.58], [100 * 0.29, 100 * 0.30])
+  assert not rounded.spread_measured and rounded.p_value is None
 
 
 def test_bad_inputs():

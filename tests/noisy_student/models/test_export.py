@@ -278,3 +278,14 @@ def test_export_never_deletes_what_it_did_not_write(model, tmp_path):
   # An older export without the marker (a bare SavedModel) is ours too.
   os.remove(os.path.join(ours, writers.OWNED_MARKER))
   export.export(model_dir, ours, keras_path='')
+  # A user's file put into an export, or a folder with only an assets/
+  # subfolder, is never replaced.
+  with open(os.path.join(ours, 'labels.txt'), 'w') as f:
+    f.write('mine')
+  site = tmp_path / 'site'
+  (site / 'assets').mkdir(parents=True)
+  for target in (ours, str(site)):
+    with pytest.raises(errors.ConfigError, match='holds files this project '
+                       'did not write'):
+      export.export(model_dir, target, keras_path='')
+  assert os.path.exists(os.path.join(ours, 'labels.txt'))
