@@ -287,10 +287,8 @@ def run_ablation(cfg: AblationConfig, summarize_only: bool = False) -> list[dict
   if not any(per_seed.values()):
     raise errors.InputError(f'{cfg.work_dir}: no finished stage for seeds '
                             f'{list(cfg.seeds)}; nothing to summarize')
-  write_tables(cfg.work_dir, per_seed, settings_record(cfg), mcnemar, runs,
-               seconds=round(time.time() - start, 1))
-  return table_lib.summarize(per_seed, arm_steps(cfg),
-                             settings_record(cfg)['test_images'], mcnemar)
+  return write_tables(cfg.work_dir, per_seed, settings_record(cfg), mcnemar,
+                      runs, seconds=round(time.time() - start, 1))
 
 
 def settings_record(cfg: AblationConfig) -> dict:
