@@ -98,8 +98,10 @@ CIFAR10_SUBSET_STUDENT = config_lib.Recipe(
 # gave 46.2 / 55.4 / 59.6 / 64.6% dev; from that teacher, students of 3,000
 # steps at rate 0.048 / 0.096 gave 56.0 / 56.8% dev. The student's 6,000
 # steps are what the budget allows (teacher, control, full and no_noise of
-# one seed within an hour on 2 cores); RandAugment M=5 and the 0.5 threshold
-# are the subset's, not retuned here; one pseudo-labeled image per labeled.
+# one seed within an hour on 2 cores, two stages at a time: `ablate --jobs=2`
+# as local_scripts/cifar10_4k/run.sh runs it); RandAugment M=5 and the 0.5
+# threshold are the subset's, not retuned here; one pseudo-labeled image per
+# labeled.
 _CIFAR10_4K_TRAIN = dataclasses.replace(
     _CIFAR10_SUBSET_TRAIN, base_learning_rate=0.096, final_base_lr=0.003)
 CIFAR10_4K_TEACHER = config_lib.Recipe(

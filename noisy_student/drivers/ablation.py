@@ -19,7 +19,7 @@ import os
 import platform
 import shutil
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from absl import logging
 import keras
@@ -62,6 +62,8 @@ class AblationConfig:
     min_threshold: the filter's confidence threshold.
     arms: the arms to run (default: all).
     deterministic: fixed record order and deterministic ops in every stage.
+    jobs: stages trained at once, each in a child process on its own cores
+      (`drivers/ablation_jobs.py`); 1: one after the other in this process.
   """
   work_dir: str
   label_data_dir: str
@@ -78,6 +80,7 @@ class AblationConfig:
   min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
   arms: tuple[str, ...] = ARMS
   deterministic: bool = True
+  jobs: int = 1
 
 
 def student_recipe(arm: str, student: config_lib.Recipe) -> config_lib.Recipe:
@@ -267,23 +270,31 @@ def collect_predictions(cfg: AblationConfig, seed: int,
   return tests
 
 
-def run_ablation(cfg: AblationConfig, summarize_only: bool = False) -> list[dict]:
+def run_ablation(cfg: AblationConfig, summarize_only: bool = False,
+                 seed_runner: Callable[[AblationConfig, int], dict] = None
+                 ) -> list[dict]:
   """Runs every seed and writes ablation.{md,json,png}; returns the rows.
 
   With `summarize_only`, trains nothing: the table holds the stages that
   finished (e.g. while another process is still running the ablation).
+  `seed_runner` trains one seed (default `run_seed`, one stage after the
+  other in this process; `drivers/ablation_jobs.py` runs stages side by side).
   """
   start = time.time()
   per_seed, mcnemar, runs = {}, {}, {}
   for seed in cfg.seeds:
+    seed_start = time.time()
     if summarize_only:
       per_seed[seed] = finished_results(cfg, seed)
     else:
       logging.info('[ablate] seed %d', seed)
-      per_seed[seed] = run_seed(cfg, seed)
+      per_seed[seed] = (seed_runner or run_seed)(cfg, seed)
     if per_seed[seed]:
       mcnemar[seed] = collect_predictions(cfg, seed, list(per_seed[seed]))
       runs[seed] = seed_run_record(cfg, seed)
+      if not summarize_only:
+        runs[seed]['wall_seconds'] = round(time.time() - seed_start, 1)
+        runs[seed]['jobs'] = cfg.jobs
   if not any(per_seed.values()):
     raise errors.InputError(f'{cfg.work_dir}: no finished stage for seeds '
                             f'{list(cfg.seeds)}; nothing to summarize')

@@ -244,8 +244,11 @@ def _settings(value) -> dict:
 
 
 def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
-        *, force: bool = False) -> list[dict]:
+        *, force: bool = False, stop_after: Optional[str] = None) -> list[dict]:
   """Runs (or resumes) every stage; returns the summary rows.
+
+  With `stop_after` (a stage name, e.g. 'round_1/filter'), returns the rows so
+  far once that stage finished, without writing the summary (ablate's jobs).
 
   Raises:
     ConfigError when a finished stage's settings changed (unless `force`).
@@ -257,7 +260,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
   lock = (dir_lock.exclusive(rounds.work_dir, 'iterate run', flag='--work_dir')
           if distribute.is_chief(strategy) else contextlib.nullcontext())
   with lock:
-    return _run_locked(rounds, strategy, force)
+    return _run_locked(rounds, strategy, force, stop_after)
 
 
 def _check_model_files(rounds: RoundsConfig) -> None:
@@ -297,7 +300,7 @@ def pseudo_label(rounds: RoundsConfig, state: stages.StageState,
 
 
 def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
-                force: bool) -> list[dict]:
+                force: bool, stop_after: Optional[str] = None) -> list[dict]:
   if rounds.deterministic:
     tf.config.experimental.enable_op_determinism()
   state = stages.StageState(rounds.work_dir, force=force)
@@ -315,9 +318,13 @@ def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
   rows.append({'round': 0, 'role': 'teacher',
                'model': rounds.teacher_model_name, 'model_dir': teacher_dir,
                **result})
+  if stop_after == dirs.model_stage(0):
+    return rows
 
   for r, student_name in enumerate(rounds.student_model_names, start=1):
     pseudo_label(rounds, state, teacher_dir, r, strategy)
+    if stop_after == dirs.filter_stage(r):
+      return rows
     student_dir = dirs.model(r)
     student_cfg = stage_config(
         rounds, student_dir, student_name, rounds.student,
@@ -340,7 +347,8 @@ def _run_locked(rounds: RoundsConfig, strategy: tf.distribute.Strategy,
 
 def _splits(rows: Sequence[dict]) -> list[str]:
   return [k for k in rows[0]
-          if k not in ('round', 'role', 'model', 'model_dir', 'exported')]
+          if k not in ('round', 'role', 'model', 'model_dir', 'exported',
+                       'model_dir_removed')]
 
 
 def summary_markdown(rows: Sequence[dict]) -> str:
@@ -350,6 +358,11 @@ def summary_markdown(rows: Sequence[dict]) -> str:
   for row in rows:
     values = ' | '.join(f'{100 * row[s]:.2f}%' for s in splits)
     lines.append(f'| {row["round"]} | {row["role"]} | {row["model"]} | {values} |')
+  for row in rows:
+    if row.get('model_dir_removed'):
+      lines += ['', f'Round {row["round"]}\'s model was deleted after the '
+                f'rounds after it finished ({row["model_dir_removed"]}); its '
+                'numbers are from when it existed.']
   exported = rows[-1].get('exported')
   if exported:
     lines += ['', f'The last model, exported: {exported["saved_model"]} '
@@ -358,8 +371,17 @@ def summary_markdown(rows: Sequence[dict]) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def _without_missing_models(rows: Sequence[dict]) -> list[dict]:
+  """Rows whose model folder is gone (deleted after the rounds after it
+  finished) say so instead of pointing to it."""
+  return [dict(row, model_dir=None, model_dir_removed=row['model_dir'])
+          if row.get('model_dir') and not tf.io.gfile.exists(row['model_dir'])
+          else row for row in rows]
+
+
 def write_summary(work_dir: str, rows: Sequence[dict]) -> None:
   """summary.json, summary.md and summary.png (top-1 per round)."""
+  rows = _without_missing_models(rows)
   dirs = layout.RoundDirs(work_dir)
   writers.write_json(dirs.summary('json'), list(rows))
   writers.write_text(dirs.summary('md'), summary_markdown(rows))

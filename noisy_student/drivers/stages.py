@@ -12,8 +12,12 @@ stage's outputs is the caller's rule (`relevant`, by default
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import math
+import os
 import re
 import time
 from typing import Callable, Optional, Sequence
@@ -25,6 +29,9 @@ from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
+
+
+STATE_LOCK = '.state.lock'
 
 
 def _jsonable(value):
@@ -50,17 +57,41 @@ class StageState:
     self.force = force
     self.clock = clock
     self.relevant = relevant
-    self.done = {}
     self._redo = set()  # stages forgotten in this run: their folders are stale
-    if tf.io.gfile.exists(self.path):
-      with tf.io.gfile.GFile(self.path) as f:
-        text = f.read()
-      try:
-        self.done = json.loads(text)
-      except json.JSONDecodeError as err:
-        raise errors.InputError(
-            f'{self.path}: not valid JSON ({err}); the file records which '
-            'stages finished: delete it to redo every stage, or restore it') from None
+    self.done = self._read()
+
+  def _read(self) -> dict:
+    if not tf.io.gfile.exists(self.path):
+      return {}
+    with tf.io.gfile.GFile(self.path) as f:
+      text = f.read()
+    try:
+      return json.loads(text)
+    except json.JSONDecodeError as err:
+      raise errors.InputError(
+          f'{self.path}: not valid JSON ({err}); the file records which '
+          'stages finished: delete it to redo every stage, or restore it') from None
+
+  @contextlib.contextmanager
+  def _updating(self):
+    """Holds state.json's lock (local folders) and re-reads it, so that
+    processes running other stages of the job at once (ablate --jobs) keep
+    each other's entries; the block changes `self.done`, which is written."""
+    if '://' in self.path:
+      yield
+      writers.write_json(self.path, self.done)
+      return
+    folder = os.path.dirname(self.path)
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, STATE_LOCK), os.O_RDWR | os.O_CREAT,
+                 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX)
+      self.done = self._read()
+      yield
+      writers.write_json(self.path, self.done)
+    finally:
+      os.close(fd)  # releases the lock
 
   def run(self, name: str, fn: Callable[[], object], settings: dict,
           outputs: Sequence[str] = ()):
@@ -88,6 +119,16 @@ class StageState:
                         'after it finished and keep their outputs: not '
                         'redone', name, gone[0])
         gone = []
+      rewritten = [] if gone else _rewritten_outputs(entry)
+      if rewritten and not changed and not self.force:
+        raise errors.ConfigError(
+            f'{self.path}: stage {name} finished, but {rewritten[0]} was '
+            'trained again since (its checkpoint file changed): its result '
+            'and the stages after it no longer describe it. Restore it, use '
+            'a new --work_dir, or pass --force to redo it and every stage '
+            'after it')
+      if rewritten and not changed:
+        changed = [f'{rewritten[0]} trained again']
       if not changed and not gone:
         logging.info('[%s] finished earlier; skipping', name)
         return entry['result']
@@ -118,6 +159,7 @@ class StageState:
     result = fn()
     self._record(name, {'result': result, 'settings': settings,
                         'outputs': list(outputs),
+                        'checkpoints': _checkpoint_states(outputs),
                         'seconds': round(time.time() - start, 1)})
     logging.info('[%s] done in %.1fs', name, time.time() - start)
     return result
@@ -128,8 +170,8 @@ class StageState:
     return entry if entry is not None and entry.get('finished', True) else None
 
   def _record(self, name: str, entry: dict) -> None:
-    self.done[name] = entry
-    writers.write_json(self.path, self.done)
+    with self._updating():
+      self.done[name] = entry
 
   def _later_stage_kept(self, name: str) -> bool:
     """Whether a finished round stage after `name` still has its outputs
@@ -147,14 +189,14 @@ class StageState:
     later stage; an ablation arm or tuning run: itself); moves their outputs
     aside."""
     first = stage_rank(name)
-    stale = ([n for n in self.done if stage_rank(n) >= first]
-             if is_round_stage(name) else [name])
-    for old in sorted(stale, key=stage_rank):
-      for path in self.done[old].get('outputs', ()):
-        self._move_aside(old, path)
-      del self.done[old]
-      self._redo.add(old)
-    writers.write_json(self.path, self.done)
+    with self._updating():
+      stale = ([n for n in self.done if stage_rank(n) >= first]
+               if is_round_stage(name) else [name])
+      for old in sorted(stale, key=stage_rank):
+        for path in self.done.get(old, {}).get('outputs', ()):
+          self._move_aside(old, path)
+        self.done.pop(old, None)
+        self._redo.add(old)
 
   def _move_aside(self, name: str, path: str) -> None:
     if not tf.io.gfile.exists(path):
@@ -167,6 +209,26 @@ class StageState:
     tf.io.gfile.rename(path, target)
     logging.warning('[%s] redone from nothing: its earlier output %s was '
                     'moved to %s', name, path, target)
+
+
+def _checkpoint_states(outputs: Sequence[str]) -> dict:
+  """{output folder: sha256 of its `checkpoint` file} for the folders that
+  hold a model (the file names the latest checkpoint, with timestamps)."""
+  states = {}
+  for path in outputs:
+    index = f'{path}/checkpoint'
+    if tf.io.gfile.exists(index):
+      with tf.io.gfile.GFile(index, 'rb') as f:
+        states[path] = hashlib.sha256(f.read()).hexdigest()
+  return states
+
+
+def _rewritten_outputs(entry: dict) -> list[str]:
+  """The output folders whose model changed since the stage finished
+  (stages recorded before checkpoints were: none)."""
+  recorded = entry.get('checkpoints') or {}
+  now = _checkpoint_states(list(recorded))
+  return [path for path, state in recorded.items() if now.get(path) != state]
 
 
 _ROUND_STAGES = ('teacher', 'predict', 'filter_stats', 'filter', 'student')

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import sys
 
 from absl import flags
@@ -273,3 +274,53 @@ def test_merge_refuses_a_table_with_a_result_that_is_not_a_number(tmp_path):
   with pytest.raises(errors.InputError,
                      match=r"a.json: seed 0: teacher is 'n/a', not an accuracy"):
     ablation.merge([str(path)], str(tmp_path / 'out'))
+
+
+@pytest.mark.slow
+def test_jobs_train_a_seeds_independent_stages_side_by_side(tmp_path):
+  """--jobs=2 (the CIFAR-10-4k recipe's way to fit its budget): the teacher
+  and the control in two child processes, then the pseudo-labels, then the
+  student; one state.json records every stage, each job keeps its log, and
+  the seed's wall time and job count are recorded."""
+  work = tmp_path / 'ablation'
+  result = helpers.run([sys.executable, '-m', 'noisy_student.ablate',
+                        f'--work_dir={work}', '--seeds', '0', '--jobs=2',
+                        '--arms=control,full', '--teacher_steps=48',
+                        '--student_steps=48', '--width_coefficient=0.1',
+                        '--depth_coefficient=0.1', '--min_threshold=0'],
+                       timeout=900)
+  assert re.search(r'^\[jobs\] teacher: started on core', result.stderr, re.M)
+  assert re.search(r'^\[control\] .*\[ablation/control\] done', result.stderr,
+                   re.M), result.stderr[-3000:]
+  with open(work / 'ablation.json') as f:
+    table = json.load(f)
+  assert [r['arm'] for r in table['rows']] == ['teacher', 'control', 'full']
+  assert table['runs']['0']['jobs'] == 2
+  assert table['runs']['0']['wall_seconds'] > 0
+  with open(work / 'seed_0' / 'state.json') as f:
+    done = json.load(f)
+  assert {'round_0/teacher', 'ablation/control', 'round_1/predict',
+          'round_1/filter', 'round_1/student'} <= set(done)
+  assert all(entry.get('finished', True) for entry in done.values())
+  logs = sorted(os.listdir(work / 'seed_0' / 'logs'))
+  assert logs == ['control.log', 'full.log', 'pseudo_labels.log',
+                  'teacher.log']
+  # The teacher's log says it trained; the full job only resumed it.
+  assert '[round_0/teacher] starting' in (
+      work / 'seed_0' / 'logs' / 'teacher.log').read_text()
+  assert '[round_0/teacher] finished earlier; skipping' in (
+      work / 'seed_0' / 'logs' / 'full.log').read_text()
+  for arm in ('teacher', 'control', 'full'):
+    assert (work / 'predictions' / 'seed_0' / f'{arm}-test.npz').exists()
+
+
+def test_a_job_names_one_of_the_seeds_jobs(tmp_path):
+  from noisy_student.drivers import ablation_jobs  # pylint: disable=g-import-not-at-top
+  cfg = _config(f'--work_dir={tmp_path}', '--arms=control,full,no_noise',
+                '--seeds=0')
+  assert ablation_jobs.job_names(cfg.arms) == [
+      'teacher', 'control', 'pseudo_labels', 'full', 'no_noise']
+  with pytest.raises(errors.ConfigError, match='the jobs of these arms are '
+                     'teacher, control, pseudo_labels, full, no_noise'):
+    ablation_jobs.run_job(cfg, 0, 'larger_student')
+  assert list(tmp_path.iterdir()) == []

@@ -134,3 +134,24 @@ def test_deterministic_rerun_repeats_every_weight(digits_dir, tmp_path):
   assert weights_a and set(weights_a) == set(weights_b)
   for name, value in weights_a.items():
     assert (value == weights_b[name]).all(), name
+
+
+def test_the_summary_never_points_to_a_deleted_model(tmp_path):
+  """A teacher folder deleted once its student finished is skipped on a rerun
+  (its outputs are no longer needed); the summary says it is gone."""
+  from noisy_student.drivers import rounds as rounds_lib  # pylint: disable=g-import-not-at-top
+  student = tmp_path / 'round_1' / 'student'
+  student.mkdir(parents=True)
+  rows = [{'round': 0, 'role': 'teacher', 'model': 'efficientnet-b0',
+           'model_dir': str(tmp_path / 'round_0' / 'teacher'), 'test': 0.5},
+          {'round': 1, 'role': 'student', 'model': 'efficientnet-b0',
+           'model_dir': str(student), 'test': 0.6}]
+  rounds_lib.write_summary(str(tmp_path), rows)
+  with open(tmp_path / 'summary.json') as f:
+    summary = json.load(f)
+  assert summary[0]['model_dir'] is None
+  assert summary[0]['model_dir_removed'] == rows[0]['model_dir']
+  assert summary[1]['model_dir'] == str(student)
+  text = (tmp_path / 'summary.md').read_text()
+  assert "Round 0's model was deleted" in text
+  assert '| 0 | teacher | efficientnet-b0 | 50.00% |' in text

@@ -173,3 +173,48 @@ def test_a_forgotten_export_moves_its_keras_file_aside_too(tmp_path):
   assert not export_dir.exists() and not keras_file.exists()
   assert (tmp_path / 'export.keras.replaced-19700101-000000').read_text() == (
       'old student')
+
+
+def test_two_processes_recording_other_stages_keep_each_others_entries(
+    tmp_path):
+  """ablate --jobs: the teacher's and the control's processes share state.json;
+  each update re-reads it under its lock instead of writing a stale copy."""
+  teacher = stages.StageState(str(tmp_path))
+  control = stages.StageState(str(tmp_path))  # opened before the teacher ran
+  teacher.run('round_0/teacher', lambda: {'test': 0.5}, {'steps': 1})
+  control.run('ablation/control', lambda: {'test': 0.6}, {'steps': 2})
+  with open(tmp_path / 'state.json') as f:
+    done = json.load(f)
+  assert done['round_0/teacher']['result'] == {'test': 0.5}
+  assert done['ablation/control']['result'] == {'test': 0.6}
+  # A third opened before both sees them as finished.
+  assert stages.StageState(str(tmp_path)).finished('round_0/teacher')
+
+
+def test_a_stage_whose_model_was_trained_again_since_is_not_reused(tmp_path):
+  """`main --mode=train` into iterate's teacher folder after iterate finished:
+  the rerun refuses (naming the folder) instead of keeping the old teacher's
+  result and pseudo-labels; --force redoes it."""
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  teacher = tmp_path / 'round_0' / 'teacher'
+
+  def train():
+    teacher.mkdir(parents=True, exist_ok=True)
+    (teacher / 'checkpoint').write_text('model_checkpoint_path: "ckpt-8"\n')
+    return {'test': 0.5}
+
+  def rerun(force=False):
+    return stages.StageState(str(tmp_path), force=force,
+                             clock=lambda: 0.0).run(
+                                 'round_0/teacher', train, {'steps': 8},
+                                 outputs=[str(teacher)])
+
+  assert rerun() == {'test': 0.5}
+  assert rerun() == {'test': 0.5}  # unchanged: skipped
+  (teacher / 'checkpoint').write_text('model_checkpoint_path: "ckpt-20"\n')
+  with pytest.raises(errors.ConfigError,
+                     match=rf'stage round_0/teacher finished, but {teacher} '
+                     r'was trained again since .*--force'):
+    rerun()
+  assert rerun(force=True) == {'test': 0.5}
+  assert (tmp_path / 'round_0' / 'teacher.replaced-19700101-000000').exists()
