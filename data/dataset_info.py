@@ -296,6 +296,30 @@ def shard_files(folder: str, split: str, entry: Mapping) -> list[str]:
   return layout.shard_paths(directory, prefix, int(entry['num_shards']))
 
 
+def check_shard_files(files: Sequence[str]) -> None:
+  """`check_shards` for each split that `files` take shards of, where the
+  files' folder (or its parent, `find`) has a dataset_info.json: an empty or
+  cut shard among them is refused by name instead of read as fewer images.
+
+  Raises:
+    DatasetInfoError as check_shards.
+  """
+  by_folder = {}
+  for file in files:
+    by_folder.setdefault(os.path.dirname(file) or '.', set()).add(
+        os.path.normpath(file))
+  for files_folder, chosen in sorted(by_folder.items()):
+    found = None if '://' in files_folder else find(files_folder)
+    if found is None:
+      continue
+    folder, info = found
+    splits = [split for split, entry in info.get('splits', {}).items()
+              if chosen & {os.path.normpath(f)
+                           for f in shard_files(folder, split, entry)}]
+    if splits:
+      check_shards(folder, info, splits=splits)
+
+
 def check_shards(folder: str, info: Optional[Mapping] = None,
                  splits: Optional[Sequence[str]] = None) -> dict[str, int]:
   """Counts the records of every split and compares them with the file.
@@ -324,15 +348,19 @@ def check_shards(folder: str, info: Optional[Mapping] = None,
       raise DatasetInfoError(
           f'{info_path}: split {split} has labels up to {len(label_counts) - 1} '
           f'but num_classes={num_classes}')
-    total = 0
+    total, empty = 0, None
     for shard in shard_files(folder, split, entry):
       if not tf.io.gfile.exists(shard):
         raise DatasetInfoError(f'{info_path} lists split {split} but its shard '
                                f'{shard} does not exist')
-      total += records.count_records(shard)
+      held = records.count_records(shard)
+      total += held
+      if not held and empty is None:
+        empty = shard
     if total != int(entry['num_examples']):
       raise DatasetInfoError(
           f'{info_path} says split {split} has {entry["num_examples"]} images '
-          f'but its {entry["num_shards"]} shards hold {total}')
+          f'but its {entry["num_shards"]} shards hold {total}'
+          + (f' ({empty} holds none)' if empty else ''))
     counts[split] = total
   return counts

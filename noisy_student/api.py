@@ -42,10 +42,16 @@ def dataset(data_dir: Optional[str] = None, *,
             num_classes: Optional[int] = None,
             num_train_images: Optional[int] = None,
             image_size: Optional[int] = None) -> datasets.DatasetInfo:
-  """The dataset of a data folder (its dataset_info.json) or a built-in task."""
-  return datasets.resolve(task_name, data_dir, num_classes=num_classes,
-                          num_train_images=num_train_images,
-                          image_size=image_size)
+  """The dataset of a data folder (its dataset_info.json) or a built-in task.
+
+  `image_size` (pixels) replaces the size the folder or task states.
+  """
+  found = datasets.resolve(task_name, data_dir, num_classes=num_classes,
+                           num_train_images=num_train_images,
+                           image_size=image_size)
+  if image_size is None or image_size == found.image_size:
+    return found
+  return dataclasses.replace(found, image_size=image_size)
 
 
 def experiment(model_dir: str, data_dir: str, *,

@@ -153,7 +153,7 @@ def unknown_model_name(tmp, digits, trained):
 
 def zero_image_size(tmp, digits, trained):
   return Case(_main(digits, str(tmp / 'model'), '--input_image_size=0'),
-              '--input_image_size must be positive, received: 0')
+              r'--input_image_size must be in \[1, inf\), received: 0')
 
 
 def small_image_size_the_data_does_not_have(tmp, digits, trained):
@@ -200,6 +200,32 @@ def corrupted_record_in_prediction(tmp, digits, trained):
                     '--num_shards=8', '--shard_id=3',
                     f'--output_dir={tmp}/pred', f'--info_dir={tmp}/info'),
               r'extra-00003-of-00008: record 4 is corrupted', unchanged=data)
+
+
+def _empty_shard(tmp, digits) -> str:
+  data = _copy(digits, tmp / 'data')
+  open(f'{data}/unlabeled/extra-00002-of-00008', 'wb').close()
+  return data
+
+
+def empty_unlabeled_shard_in_prediction(tmp, digits, trained):
+  """A 0-byte shard used to be pseudo-labeled as 0 images, exit 0."""
+  data = _empty_shard(tmp, digits)
+  return Case(_main(f'{data}/unlabeled', '', '--mode=predict',
+                    f'--predict_ckpt_path={trained}', '--file_prefix=extra',
+                    '--num_shards=8', f'--output_dir={tmp}/pred',
+                    f'--info_dir={tmp}/info'),
+              r'says split extra has 897 images but its 8 shards hold \d+ '
+              r'\(.*extra-00002-of-00008 holds none\)', unchanged=data,
+              absent=f'{tmp}/pred')
+
+
+def empty_unlabeled_shard_in_beam_label(tmp, digits, trained):
+  data = _empty_shard(tmp, digits)
+  return Case(_beam_label(tmp, data, trained),
+              r'says split extra has 897 images but its 8 shards hold \d+ '
+              r'\(.*extra-00002-of-00008 holds none\)', unchanged=data,
+              absent=str(tmp / 'out'))
 
 
 def undecodable_image_in_evaluation(tmp, digits, trained):
@@ -522,7 +548,8 @@ CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          iterate_negative_teacher_steps,
          eval_robustness_negative_fgsm_epsilon, beam_label_unknown_runner,
          beam_label_negative_workers, tfds_bad_split_slice,
-         class_folder_with_a_line_break]
+         class_folder_with_a_line_break, empty_unlabeled_shard_in_prediction,
+         empty_unlabeled_shard_in_beam_label]
 
 
 def _unwritable(tmp) -> str:

@@ -44,8 +44,17 @@ def test_the_documented_example_runs(tmp_path):
     (lambda ns, d, t: ns.filter_pseudo_labels(
         f'{d}/unlabeled', str(t / 'p'), str(t / 'f'), min_threshold=2),
      r'min_threshold must be in \[0, 1\], received: 2'),
+    (lambda ns, d, t: ns.experiment(str(t / 'm'), d, train_steps=2.5),
+     'train_steps must be a whole number, received: 2.5'),
+    (lambda ns, d, t: ns.experiment(str(t / 'm'), d, train_batch_size='8'),
+     "train_batch_size must be a whole number, received: '8'"),
+    (lambda ns, d, t: ns.dataset(d, image_size=0),
+     r'image_size must be in \[1, inf\), received: 0'),
+    (lambda ns, d, t: ns.dataset(d, image_size=32.0),
+     'image_size must be a whole number, received: 32.0'),
 ], ids=['image_size_0', 'width_0', 'steps_-5', 'num_classes_0',
-        'min_threshold_2'])
+        'min_threshold_2', 'steps_2.5', 'batch_str', 'dataset_size_0',
+        'dataset_size_float'])
 def test_bad_api_arguments_raise_one_error_class_before_writing(
     call, message, digits_dir, tmp_path):
   """`except NoisyStudentError` catches every bad value, named as the argument."""
@@ -54,3 +63,9 @@ def test_bad_api_arguments_raise_one_error_class_before_writing(
   with pytest.raises(errors.NoisyStudentError, match=message):
     call(ns, digits_dir, tmp_path)
   assert list(tmp_path.iterdir()) == []
+
+
+def test_dataset_takes_the_image_size_it_is_given(digits_dir):
+  import noisy_student as ns  # pylint: disable=g-import-not-at-top
+  assert ns.dataset(digits_dir).image_size == 32
+  assert ns.dataset(digits_dir, image_size=48).image_size == 48

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from typing import Optional, Sequence
 
 from noisy_student.runtime import errors
@@ -41,18 +42,32 @@ def doc(default, help_text: str, *, choices: Optional[Sequence] = None):
   return dataclasses.field(default=default, metadata=metadata)
 
 
+_INTEGER_TYPES = ('int', 'Optional[int]', 'int | None', str(int),
+                  str(Optional[int]))
+
+
 def check_ranges(config, bounds: dict) -> None:
   """ConfigError naming the first field outside its bounds.
+
+  A field annotated `int` must hold a whole number (2.5, '5' and True are
+  refused, numpy integers accepted); every bounded field must be a number.
 
   `bounds` maps a field to (low, high): a number is an inclusive bound,
   POSITIVE / BELOW_ONE exclusive 0 / 1, None no bound; None values (a
   model's default) are not checked. NaN is outside every bound.
   """
+  types = {f.name: str(f.type) for f in dataclasses.fields(config)}
   for field, (low, high) in bounds.items():
     value = getattr(config, field)
     if value is None:
       continue
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+    if (types.get(field) in _INTEGER_TYPES
+        and not (isinstance(value, numbers.Integral)
+                 and not isinstance(value, bool))):
+      raise errors.ConfigError(
+          f'{errors.field_name(field)} must be a whole number, received: '
+          f'{value!r}')
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
         (low is None or (value > 0 if low == POSITIVE else value >= low))
         and (high is None or (value < 1 if high == BELOW_ONE
                               else value <= high)))
@@ -326,7 +341,8 @@ class TrainConfig:
 
   def __post_init__(self):
     check_ranges(self, {
-        'train_steps': (1, None), 'train_batch_size': (1, None),
+        'train_steps': (1, None), 'train_last_step_num': (1, None),
+        'train_batch_size': (1, None),
         'eval_batch_size': (1, None), 'num_train_images': (1, None),
         'iterations_per_loop': (1, None),
         'log_every_steps': (1, None), 'save_checkpoints_steps': (1, None),

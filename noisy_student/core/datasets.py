@@ -10,6 +10,7 @@ matching flag (`--input_image_size`, `--num_label_classes`,
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from typing import Mapping, Optional
 
@@ -161,8 +162,14 @@ def resolve(task_name: Optional[str], data_dir: Optional[str], *,
     ConfigError naming what is missing; DatasetInfoError for a bad file.
   """
   for field, value in (('num_classes', num_classes),
-                       ('num_train_images', num_train_images)):
-    if value is not None and value < 1:
+                       ('num_train_images', num_train_images),
+                       ('image_size', image_size)):
+    if value is None:
+      continue
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+      raise errors.ConfigError(f'{errors.field_name(field)} must be a whole '
+                               f'number, received: {value!r}')
+    if value < 1:
       raise errors.ConfigError(f'{errors.field_name(field)} must be in '
                                f'[1, inf), received: {value}')
   found = dataset_info.find(data_dir, with_classes=True) if data_dir else None

@@ -53,8 +53,9 @@ from apache_beam.runners.portability import fn_api_runner
 from apache_beam.utils import shared
 import tensorflow as tf
 
-from data import layout
+from data import dataset_info
 from data import image_shards
+from data import layout
 from data import writers
 from noisy_student.runtime import errors
 from noisy_student.core import model_refs
@@ -463,6 +464,8 @@ def run(config: BeamLabelConfig, beam_args: Sequence[str] = ()) -> dict:
   """
   options = beam_options(beam_args)
   inputs = list_inputs(config)
+  if config.input_pattern:  # shards that contradict dataset_info.json
+    dataset_info.check_shard_files(inputs.shards)
   fc = filter_config(config, inputs)
   done = finished_run(fc, config.teacher, config.image_size)
   if done is not None:

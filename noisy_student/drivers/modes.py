@@ -21,6 +21,7 @@ from typing import Optional
 from absl import logging
 import tensorflow as tf
 
+from data import dataset_info
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
@@ -244,6 +245,10 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
   `fallback` is the teacher's architecture when `pcfg.predict_ckpt_path` has
   no model_config.json (original TF1 checkpoints).
   """
+  if not pcfg.reassign_label:  # shards that contradict dataset_info.json
+    dataset_info.check_shard_files([
+        layout.shard_path(pcfg.data_dir, pcfg.file_prefix, shard_id,
+                          pcfg.num_shards) for shard_id in pcfg.shard_ids])
   model, config = loading.load_for_inference(
       pcfg.predict_ckpt_path, fallback, strategy, image_size=pcfg.image_size,
       name='predict')

@@ -196,6 +196,40 @@ def check_unit_inputs(c: FilterConfig, shard: int, task: int) -> tuple[int, int]
   return image_num, num_unlabeled
 
 
+def predictions_identity(c: FilterConfig, shard: int, task: int) -> dict:
+  """What a unit's predictions are: their info file's origin (`made_from`:
+  the teacher's weights, the input's size), count and the prediction file's
+  size. Recorded in the filter's statistics, so that statistics or output of
+  other predictions are never taken as this run's."""
+  info = load_json(info_path(c, shard, task))
+  made = info.get('made_from') if isinstance(info, dict) else None
+  return {'made_from': made,
+          'image_num': info.get('image_num') if isinstance(info, dict) else None,
+          'prediction_bytes': int(tf.io.gfile.stat(
+              prediction_path(c, shard, task)).length)}
+
+
+def check_same_predictions(c: FilterConfig, shard: int, task: int,
+                           path: str, recorded: dict) -> None:
+  """FilterError when `path` (a statistics file) was made from predictions
+  other than the unit's current ones (a teacher or input that changed)."""
+  current = predictions_identity(c, shard, task)
+  before = recorded.get('predictions')
+  if before == current:
+    return
+  if before is None:
+    what = 'before the filter recorded which predictions it read'
+  else:
+    what = 'from other predictions (' + '; '.join(
+        f'{key}: {before.get(key)!r} -> {value!r}'
+        for key, value in current.items() if before.get(key) != value) + ')'
+  raise errors.FilterError(
+      f'{path} was written {what} of shard {shard} (task {task}): '
+      f'{prediction_path(c, shard, task)} was redone since. Filter into a new '
+      f'{errors.field_name("output_dir")}, or delete the old output (and its '
+      'statistics) so that both passes run again')
+
+
 def _count_error(pred: str, info: str, seen: int, image_num: int) -> errors.FilterError:
   """`pred` holds `seen` records (or more, when seen > image_num)."""
   more = '+' if seen > image_num else ''

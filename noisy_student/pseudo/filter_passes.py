@@ -73,6 +73,7 @@ def load_prelim_stats(c: filter_files.FilterConfig, shard: int, task: int) -> di
     return None
   obj = filter_files.load_json(path)
   _check_header(path, obj, c)
+  filter_files.check_same_predictions(c, shard, task, path, obj)
   try:
     obj['counts'] = selection.hist_from_json(obj['counts'], c.num_classes)
     obj['eligible'] = selection.hist_from_json(obj['eligible'],
@@ -90,6 +91,7 @@ def ensure_prelim_stats(c: filter_files.FilterConfig, shard: int, task: int) -> 
   start = time.time()
   scan = filter_files.scan_predictions(c, shard, task)
   obj = dict(_stats_header(c), shard_id=shard, task=task,
+             predictions=filter_files.predictions_identity(c, shard, task),
              num_records=scan['num_records'],
              thresholds=selection.THRESHOLDS.tolist(),
              counts=selection.hist_to_json(scan['counts']),
@@ -212,6 +214,9 @@ def load_unit_stats(c: filter_files.FilterConfig, shard: int, task: int) -> dict
   A unit counts as done only when the stats file exists and the output shard
   holds exactly the record count it states (both are written atomically, the
   shard first), so an interrupted unit is redone on rerun.
+
+  Raises:
+    FilterError when the unit was filtered from other predictions.
   """
   path = filter_files.unit_stats_path(c, shard, task)
   if not tf.io.gfile.exists(path):
@@ -225,6 +230,7 @@ def load_unit_stats(c: filter_files.FilterConfig, shard: int, task: int) -> dict
       return None
   except records.RecordError:
     return None
+  filter_files.check_same_predictions(c, shard, task, path, stats)
   return stats
 
 
@@ -371,7 +377,9 @@ def select_unit(c: filter_files.FilterConfig, plan: selection.AllocationPlan, sh
   per_class = np.bincount(labels, weights=copies,
                           minlength=c.num_classes).astype(np.int64)
   stats = {
-      'shard_id': shard, 'task': task, 'num_records': int(len(labels)),
+      'shard_id': shard, 'task': task,
+      'predictions': filter_files.predictions_identity(c, shard, task),
+      'num_records': int(len(labels)),
       'num_written': num_written, 'per_class': per_class.tolist(),
       'num_selected_images': int(np.count_nonzero(copies)),
       'num_duplicates': int(np.maximum(copies - 1, 0).sum()),

@@ -91,6 +91,37 @@ def test_rerun_is_idempotent_and_interrupted_unit_is_redone(tmp_path):
   assert {p: open(p, 'rb').read() for p in paths} == before
 
 
+@pytest.mark.parametrize('finished', [False, True],
+                         ids=['after_statistics', 'after_selection'])
+def test_a_rerun_after_the_predictions_were_redone_is_refused_by_name(
+    tmp_path, finished):
+  """Statistics or shards filtered from one teacher's predictions are never
+  taken as another's: the rerun names the file and what changed."""
+  root = str(tmp_path)
+  fi.write_inputs(root)
+  config = fi.filter_config(root)
+  if finished:
+    fi.run_both(config)
+  else:
+    filter_passes.run_pass(config, config.units, only_get_stats=True)
+  outputs = {p: open(p, 'rb').read() for p in _files(config.output_dir)}
+  # Another teacher predicted shard 1 again (same count, another origin).
+  info = layout.info_path(f'{root}/info', 1, fi.NUM_SHARDS, 0)
+  writers.write_json(info, {'image_num': fi.PER_SHARD,
+                            'made_from': {'teacher': 'sha256:other'}})
+  with pytest.raises(errors.FilterError,
+                     match=r'was written from other predictions \(made_from: '
+                     r"None -> \{'teacher': 'sha256:other'\}\) of shard 1 "
+                     r'\(task 0\).*new output_dir'):
+    fi.run_both(config)
+  assert {p: open(p, 'rb').read() for p in _files(config.output_dir)} == outputs
+
+
+def _files(folder):
+  return sorted(os.path.join(d, f) for d, _, names in os.walk(folder)
+                for f in names)
+
+
 def test_bucketed_shuffle_and_split_workers_give_the_same_records(tmp_path):
   whole = str(tmp_path / 'whole')
   truth = fi.write_inputs(whole)
