@@ -131,12 +131,15 @@ class Inputs:
   image_groups: tuple[tuple[str, ...], ...] = ()
 
 
-def _glob(patterns: str, flag: str) -> list[str]:
+def _glob(patterns: str, flag: str, records: bool = False) -> list[str]:
+  """The files of comma-separated globs, without temporaries; with
+  `records`, also without a converter's reports (extra-summary.json ...)."""
   paths = set()
   for pattern in (p.strip() for p in patterns.split(',')):
     if pattern:
-      paths.update(p for p in tf.io.gfile.glob(pattern)
-                   if not writers.is_temp_name(p))
+      found = (layout.glob_user_records(pattern) if records
+               else tf.io.gfile.glob(pattern))
+      paths.update(p for p in found if not writers.is_temp_name(p))
   if not paths:
     raise errors.InputError(f'--{flag}={patterns}: no file matches')
   return sorted(paths)
@@ -149,7 +152,8 @@ def list_inputs(config: BeamLabelConfig) -> Inputs:
     InputError naming the flag when nothing matches.
   """
   if config.input_pattern:
-    return Inputs(tuple(_glob(config.input_pattern, 'input_pattern')))
+    return Inputs(tuple(_glob(config.input_pattern, 'input_pattern',
+                              records=True)))
   images = _glob(config.image_pattern, 'image_pattern')
   num_shards = math.ceil(len(images) / config.images_per_shard)
   groups = tuple(tuple(images[a:b])

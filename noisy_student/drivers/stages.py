@@ -41,7 +41,8 @@ def _jsonable(value):
 class StageState:
   """state.json: {stage: {'result', 'settings', 'outputs'}} of finished stages.
 
-  Rewritten atomically after every change. A stage is skipped only when its
+  Rewritten atomically after every change, with the paths inside the work
+  dir relative to it (a moved work dir resumes). A stage is skipped only when its
   settings are unchanged and its outputs (folders it wrote) still exist; a
   stage that is redone (settings changed under `force`, or outputs deleted)
   forgets itself and every later stage, and their earlier outputs are moved
@@ -54,6 +55,7 @@ class StageState:
                relevant: Callable[[dict], dict] = (
                    config_lib.settings_that_matter)):
     self.path = layout.RoundDirs(work_dir).state
+    self.work_dir = work_dir.rstrip('/') or '/'
     self.force = force
     self.clock = clock
     self.relevant = relevant
@@ -66,11 +68,21 @@ class StageState:
     with tf.io.gfile.GFile(self.path) as f:
       text = f.read()
     try:
-      return json.loads(text)
+      done = json.loads(text)
     except json.JSONDecodeError as err:
       raise errors.InputError(
           f'{self.path}: not valid JSON ({err}); the file records which '
           'stages finished: delete it to redo every stage, or restore it') from None
+    return _map_strings(done, lambda text: _expand(text, self.work_dir))
+
+  def _write(self) -> None:
+    """state.json with the paths inside the work dir written relative to it
+    (`<work_dir>/...`), so that a moved work dir resumes."""
+    roots = {self.work_dir}
+    if '://' not in self.work_dir:
+      roots.add(os.path.abspath(self.work_dir))
+    writers.write_json(self.path, _map_strings(
+        self.done, lambda text: _relative(text, roots)))
 
   @contextlib.contextmanager
   def _updating(self):
@@ -79,7 +91,7 @@ class StageState:
     each other's entries; the block changes `self.done`, which is written."""
     if '://' in self.path:
       yield
-      writers.write_json(self.path, self.done)
+      self._write()
       return
     folder = os.path.dirname(self.path)
     os.makedirs(folder, exist_ok=True)
@@ -89,7 +101,7 @@ class StageState:
       fcntl.flock(fd, fcntl.LOCK_EX)
       self.done = self._read()
       yield
-      writers.write_json(self.path, self.done)
+      self._write()
     finally:
       os.close(fd)  # releases the lock
 
@@ -209,6 +221,36 @@ class StageState:
     tf.io.gfile.rename(path, target)
     logging.warning('[%s] redone from nothing: its earlier output %s was '
                     'moved to %s', name, path, target)
+
+
+WORK_DIR_MARK = '<work_dir>'
+
+
+def _map_strings(value, fn):
+  """`value` (JSON: dicts, lists, strings, numbers) with fn applied to
+  every string, keys of dicts included."""
+  if isinstance(value, str):
+    return fn(value)
+  if isinstance(value, dict):
+    return {fn(k): _map_strings(v, fn) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_map_strings(v, fn) for v in value]
+  return value
+
+
+def _relative(text: str, roots: set) -> str:
+  for root in roots:
+    if text == root:
+      return WORK_DIR_MARK
+    if text.startswith(root + '/'):
+      return WORK_DIR_MARK + text[len(root):]
+  return text
+
+
+def _expand(text: str, work_dir: str) -> str:
+  if text == WORK_DIR_MARK or text.startswith(WORK_DIR_MARK + '/'):
+    return work_dir + text[len(WORK_DIR_MARK):]
+  return text
 
 
 def _checkpoint_states(outputs: Sequence[str]) -> dict:

@@ -31,6 +31,8 @@ from absl import logging
 from noisy_student.runtime import errors
 
 USAGE_ERROR_STATUS = 2
+# The shell's status for a process ended by SIGINT (128 + 2).
+INTERRUPTED_STATUS = 130
 ConfigT = TypeVar('ConfigT')
 
 
@@ -130,6 +132,12 @@ def run(name: str, main: Callable[[Sequence[str]], object],
         main(argv)
     except errors.NoisyStudentError as err:
       fail(name, err)
+    except KeyboardInterrupt:
+      # Training saved its step first (training/controller.py); every other
+      # output is written whole or not at all, and a rerun resumes.
+      print(f'{name}: interrupted (Ctrl-C); the same command resumes',
+            file=sys.stderr, flush=True)
+      sys.exit(INTERRUPTED_STATUS)
     except Exception as err:  # pylint: disable=broad-except
       line = storage_error_line(err)
       if line is None:

@@ -98,16 +98,32 @@ class Controller:
           f'{self.trainer.images_per_step} images a step'
           + (' (tracing the step first: the first progress line comes after '
              'it)' if self._seconds_per_step is None else ''))
-    while self.step < target:
-      num_steps = min(train.iterations_per_loop, target - self.step)
-      loop_start = self._clock()
-      self._run_loop(num_steps, target, start_step, start_time)
-      elapsed = self._clock() - loop_start
-      history.append(self._end_of_loop(num_steps, elapsed, start_step,
-                                       start_time, target))
-      self.trainer.save()
+    try:
+      while self.step < target:
+        num_steps = min(train.iterations_per_loop, target - self.step)
+        loop_start = self._clock()
+        self._run_loop(num_steps, target, start_step, start_time)
+        elapsed = self._clock() - loop_start
+        history.append(self._end_of_loop(num_steps, elapsed, start_step,
+                                         start_time, target))
+        self.trainer.save()
+    except KeyboardInterrupt:
+      self._save_interrupted()
+      raise
     self.trainer.save(force=True)
     return history
+
+  def _save_interrupted(self) -> None:
+    """Ctrl-C between two calls of the step: the weights and the step
+    counter agree, so this step's checkpoint is saved (one process only: the
+    workers of a multi-worker job would have to save together)."""
+    if isinstance(self.trainer.strategy,
+                  tf.distribute.MultiWorkerMirroredStrategy):
+      return
+    self.trainer.save(force=True)
+    self._emit(f'interrupted at step {self.step}: checkpoint saved in '
+               f'{self.config.model_dir or "."}; the same command resumes '
+               'from it')
 
   def _chunk_steps(self) -> int:
     """Steps per tf.function call: a progress line at least every

@@ -122,3 +122,45 @@ def test_evaluating_a_folder_without_an_eval_split_is_refused(
     with errors.naming(lambda field: f'--{field}'):
       main.job_from_flags(fv)
   assert not (tmp_path / 'model').exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_step_and_exits_130_with_one_line(digits_dir, tmp_path):
+  """Ctrl-C during training: the step reached is checkpointed (not only the
+  last periodic save), one line says so, status 130, no traceback."""
+  import os  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'model')
+  command = helpers.main_flags(digits_dir, model_dir, '--mode=train',
+                               '--iterations_per_loop=1000',
+                               '--save_checkpoints_steps=1000',
+                               '--log_every_steps=4', steps=2000)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=helpers.REPO_ROOT)
+  process = subprocess.Popen(command, cwd=helpers.REPO_ROOT, env=env,
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             text=True)
+  seen = []
+  try:
+    for line in process.stderr:
+      seen.append(line)
+      if re.search(r'step [1-9]\d*/2000 ', line):
+        break
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    status = process.wait(timeout=120)
+  finally:
+    if process.poll() is None:
+      process.kill()
+  stderr = ''.join(seen) + rest
+  assert status == 130, stderr[-3000:]
+  assert 'Traceback' not in stderr, stderr[-3000:]
+  assert stderr.rstrip().splitlines()[-1] == (
+      'main: interrupted (Ctrl-C); the same command resumes')
+  step = int(re.search(r'interrupted at step (\d+): checkpoint saved',
+                       stderr).group(1))
+  assert 0 < step < 1000
+  assert tf.train.latest_checkpoint(model_dir).endswith(f'ckpt-{step}')

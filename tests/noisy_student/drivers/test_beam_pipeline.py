@@ -223,3 +223,17 @@ def test_inputs_options_and_teacher_are_checked(teacher, tmp_path):
   with pytest.raises(ValueError, match='exactly one'):
     _config(teacher, str(tmp_path), str(tmp_path / 'out'),
             image_pattern='*.png')
+
+
+def test_a_glob_over_a_converters_folder_takes_only_the_shards(teacher,
+                                                               tmp_path):
+  """README's `--input_pattern='u/extra-*'` over images_to_tfrecord's output
+  also matches its extra-summary.json and extra-skipped.txt: not inputs."""
+  for name in ('extra-00000-of-00002', 'extra-00001-of-00002',
+               'extra-summary.json', 'extra-skipped.txt'):
+    (tmp_path / name).write_bytes(b'')
+  config = _config(teacher, str(tmp_path), str(tmp_path / 'out'),
+                   input_pattern=str(tmp_path / 'extra-*'))
+  assert [os.path.basename(p) for p in
+          beam_pipeline.list_inputs(config).shards] == [
+              'extra-00000-of-00002', 'extra-00001-of-00002']

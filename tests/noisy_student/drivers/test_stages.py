@@ -218,3 +218,36 @@ def test_a_stage_whose_model_was_trained_again_since_is_not_reused(tmp_path):
     rerun()
   assert rerun(force=True) == {'test': 0.5}
   assert (tmp_path / 'round_0' / 'teacher.replaced-19700101-000000').exists()
+
+
+def test_a_moved_work_dir_resumes_its_finished_stages(tmp_path):
+  """state.json holds the paths inside the work dir relative to it: the same
+  job in the moved folder skips what finished (it used to be refused as
+  'other settings' and --force retrained everything)."""
+  calls = []
+
+  def job(work):
+    teacher = os.path.join(work, 'round_0', 'teacher')
+
+    def train():
+      calls.append(work)
+      os.makedirs(teacher, exist_ok=True)
+      with open(os.path.join(teacher, 'checkpoint'), 'w') as f:
+        f.write('ckpt-8')
+      return {'test': 0.5, 'model_dir': teacher}
+    return stages.StageState(work).run(
+        'round_0/teacher', train,
+        {'model_dir': teacher, 'data': {'label_data_dir': '/data/digits'}},
+        outputs=[teacher])
+
+  first = str(tmp_path / 'first')
+  assert job(first)['model_dir'] == os.path.join(first, 'round_0', 'teacher')
+  with open(os.path.join(first, 'state.json')) as f:
+    text = f.read()
+  assert first not in text and '<work_dir>/round_0/teacher' in text
+  assert '/data/digits' in text  # outside the work dir: kept as it is
+  moved = str(tmp_path / 'moved')
+  os.rename(first, moved)
+  assert job(moved) == {'test': 0.5,
+                        'model_dir': os.path.join(moved, 'round_0', 'teacher')}
+  assert calls == [first]
