@@ -297,12 +297,15 @@ def shard_files(folder: str, split: str, entry: Mapping) -> list[str]:
 
 
 def check_shard_files(files: Sequence[str]) -> None:
-  """`check_shards` for each split that `files` take shards of, where the
-  files' folder (or its parent, `find`) has a dataset_info.json: an empty or
-  cut shard among them is refused by name instead of read as fewer images.
+  """Refuses an empty shard among `files` where dataset_info.json (in their
+  folder or its parent, `find`) says its split has at least one image per
+  shard: such a shard was cut or replaced, and would be read as 0 images.
+
+  Only the given files are looked at (their sizes): a worker predicting a
+  few shards of a large split reads nothing else.
 
   Raises:
-    DatasetInfoError as check_shards.
+    DatasetInfoError naming the shard and the description.
   """
   by_folder = {}
   for file in files:
@@ -313,11 +316,22 @@ def check_shard_files(files: Sequence[str]) -> None:
     if found is None:
       continue
     folder, info = found
-    splits = [split for split, entry in info.get('splits', {}).items()
-              if chosen & {os.path.normpath(f)
-                           for f in shard_files(folder, split, entry)}]
-    if splits:
-      check_shards(folder, info, splits=splits)
+    for split, entry in info.get('splits', {}).items():
+      try:
+        num_examples, num_shards = (int(entry['num_examples']),
+                                    int(entry['num_shards']))
+      except (KeyError, TypeError, ValueError):
+        continue
+      if num_examples < num_shards:
+        continue  # some shards may rightly be empty
+      for shard in shard_files(folder, split, entry):
+        shard = os.path.normpath(shard)
+        if (shard in chosen and tf.io.gfile.exists(shard)
+            and tf.io.gfile.stat(shard).length == 0):
+          raise DatasetInfoError(
+              f'{shard} is empty, but {path(folder)} says split {split} has '
+              f'{num_examples} images in {num_shards} shards: convert it '
+              'again, or restore the shard')
 
 
 def check_shards(folder: str, info: Optional[Mapping] = None,

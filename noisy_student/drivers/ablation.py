@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import time
 from typing import Callable, Optional, Sequence
@@ -36,6 +35,7 @@ from noisy_student.drivers import rounds as rounds_lib
 from noisy_student.drivers import stages
 from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
+from noisy_student.runtime import machine
 
 ARMS = ('control', 'full', 'no_noise', 'data_noise', 'model_noise',
         'hard_labels', 'two_rounds', 'larger_student')
@@ -170,8 +170,14 @@ def _run_seed_locked(cfg: AblationConfig, seed: int,
     stage = arm_stage(cfg, rounds, arm)
     results[arm] = state.run(
         dirs.arm_stage(arm), lambda s=stage: train_arm(s, seed),
-        dataclasses.asdict(stage), outputs=[dirs.arm(arm)])
+        dataclasses.asdict(stage), outputs=[dirs.arm(arm)],
+        needs=arm_needs(arm))
   return {name: float(row['test']) for name, row in results.items()}
+
+
+def arm_needs(arm: str) -> tuple[str, ...]:
+  """The round stages an arm is built on: none, or round 1's pseudo-labels."""
+  return () if arm == 'control' else (layout.RoundDirs.filter_stage(1),)
 
 
 def train_arm(stage: config_lib.ExperimentConfig, seed: int) -> dict:
@@ -213,21 +219,7 @@ def seed_run_record(cfg: AblationConfig, seed: int) -> dict:
              if e.get('finished', True)]
   return {'seconds': round(sum(s for s in seconds if s), 1),
           'untimed_stages': sum(1 for s in seconds if s is None),
-          'machine': machine_name()}
-
-
-def machine_name() -> str:
-  """'<CPU model>, <N> cores' (the Linux model name where there is one)."""
-  model = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f'{model}, {os.cpu_count()} cores'
+          'machine': machine.name()}
 
 
 def collect_predictions(cfg: AblationConfig, seed: int,

@@ -77,7 +77,8 @@ def run_job(cfg: ablation.AblationConfig, seed: int, job: str) -> None:
     stage = ablation.arm_stage(cfg, rounds, job)
     stages.StageState(rounds.work_dir).run(
         dirs.arm_stage(job), lambda: ablation.train_arm(stage, seed),
-        dataclasses.asdict(stage), outputs=[dirs.arm(job)])
+        dataclasses.asdict(stage), outputs=[dirs.arm(job)],
+        needs=ablation.arm_needs(job))
 
 
 def seed_runner(command: Callable[[int, str], Sequence[str]]

@@ -98,7 +98,11 @@ class StageState:
     fd = os.open(os.path.join(folder, STATE_LOCK), os.O_RDWR | os.O_CREAT,
                  0o644)
     try:
-      fcntl.flock(fd, fcntl.LOCK_EX)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+      except OSError as err:  # no flock on this mount: as dir_lock does
+        logging.warning('%s: cannot lock (%s); two processes recording '
+                        'stages at once could lose one', self.path, err)
       self.done = self._read()
       yield
       self._write()
@@ -106,7 +110,7 @@ class StageState:
       os.close(fd)  # releases the lock
 
   def run(self, name: str, fn: Callable[[], object], settings: dict,
-          outputs: Sequence[str] = ()):
+          outputs: Sequence[str] = (), needs: Optional[Sequence[str]] = None):
     """`fn()`'s result, or the recorded one when stage `name` already finished.
 
     Args:
@@ -115,6 +119,11 @@ class StageState:
       settings: everything that determines the stage's outputs.
       outputs: the folders the stage writes (checked before skipping, moved
         aside before a redo).
+      needs: for a stage built on the rounds (an ablation arm, a tuning run),
+        the round stages whose redo makes it stale (with every earlier round
+        stage); () for none (a supervised control). None: every round stage.
+        Stages that another process may be running (`ablate --jobs`) must
+        not be forgotten by a redo they do not depend on.
 
     Raises:
       ConfigError when the stage finished with other `settings` (unless force).
@@ -165,14 +174,16 @@ class StageState:
       for path in outputs:
         self._move_aside(name, path)
     logging.info('[%s] starting', name)
+    recorded_needs = {} if needs is None else {'needs': list(needs)}
     self._record(name, {'settings': settings, 'outputs': list(outputs),
-                        'finished': False})
+                        'finished': False, **recorded_needs})
     start = time.time()
     result = fn()
     self._record(name, {'result': result, 'settings': settings,
                         'outputs': list(outputs),
                         'checkpoints': _checkpoint_states(outputs),
-                        'seconds': round(time.time() - start, 1)})
+                        'seconds': round(time.time() - start, 1),
+                        **recorded_needs})
     logging.info('[%s] done in %.1fs', name, time.time() - start)
     return result
 
@@ -202,7 +213,8 @@ class StageState:
     aside."""
     first = stage_rank(name)
     with self._updating():
-      stale = ([n for n in self.done if stage_rank(n) >= first]
+      stale = ([n for n in self.done if stage_rank(n) >= first
+                and _depends_on(n, self.done[n], first)]
                if is_round_stage(name) else [name])
       for old in sorted(stale, key=stage_rank):
         for path in self.done.get(old, {}).get('outputs', ()):
@@ -253,6 +265,17 @@ def _expand(text: str, work_dir: str) -> str:
   return text
 
 
+def _depends_on(name: str, entry: dict, redone_rank: tuple) -> bool:
+  """Whether stage `name` is stale when the round stage of `redone_rank`
+  (and every stage after it) is redone: round stages always; a stage built
+  on the rounds when it needs one of them at or after that rank (entries
+  without `needs`, older ones included, need every round stage)."""
+  needs = entry.get('needs')
+  if is_round_stage(name) or needs is None:
+    return True
+  return any(stage_rank(need) >= redone_rank for need in needs)
+
+
 def _checkpoint_states(outputs: Sequence[str]) -> dict:
   """{output folder: sha256 of its `checkpoint` file} for the folders that
   hold a model (the file names the latest checkpoint, with timestamps)."""
@@ -268,7 +291,9 @@ def _checkpoint_states(outputs: Sequence[str]) -> dict:
 def _rewritten_outputs(entry: dict) -> list[str]:
   """The output folders whose model changed since the stage finished
   (stages recorded before checkpoints were: none)."""
-  recorded = entry.get('checkpoints') or {}
+  recorded = {path: state for path, state
+              in (entry.get('checkpoints') or {}).items()
+              if tf.io.gfile.exists(path)}  # a deleted folder is not retrained
   now = _checkpoint_states(list(recorded))
   return [path for path, state in recorded.items() if now.get(path) != state]
 

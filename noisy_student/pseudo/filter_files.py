@@ -212,17 +212,17 @@ def predictions_identity(c: FilterConfig, shard: int, task: int) -> dict:
 def check_same_predictions(c: FilterConfig, shard: int, task: int,
                            path: str, recorded: dict) -> None:
   """FilterError when `path` (a statistics file) was made from predictions
-  other than the unit's current ones (a teacher or input that changed)."""
-  current = predictions_identity(c, shard, task)
+  other than the unit's current ones (a teacher or input that changed);
+  files of earlier versions, which record none, are taken as they are."""
   before = recorded.get('predictions')
+  if before is None:  # written by an earlier version: nothing to compare
+    return
+  current = predictions_identity(c, shard, task)
   if before == current:
     return
-  if before is None:
-    what = 'before the filter recorded which predictions it read'
-  else:
-    what = 'from other predictions (' + '; '.join(
-        f'{key}: {before.get(key)!r} -> {value!r}'
-        for key, value in current.items() if before.get(key) != value) + ')'
+  what = 'from other predictions (' + '; '.join(
+      f'{key}: {before.get(key)!r} -> {value!r}'
+      for key, value in current.items() if before.get(key) != value) + ')'
   raise errors.FilterError(
       f'{path} was written {what} of shard {shard} (task {task}): '
       f'{prediction_path(c, shard, task)} was redone since. Filter into a new '

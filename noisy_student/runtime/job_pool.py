@@ -10,15 +10,18 @@ to its share of the cores with TensorFlow's thread pools sized to it.
 
 `run_jobs` starts every job whose prerequisites finished, up to `slots` at a
 time; each job's output goes to `<log_dir>/<job>.log` and, line by line and
-prefixed with `[job]`, to stderr. When a job fails, the others are stopped (the
-callers' stages are resumable) and `JobFailedError` names the job, its exit
-status and its log, with the log's last lines.
+prefixed with `[job]`, to stderr. When a job fails, or on Ctrl-C, the others
+get one SIGINT (training saves its step; the callers' stages are resumable)
+and `JobFailedError` names the failed job, its exit status and its log, with
+the log's last lines. Children run in their own sessions: a parent killed
+outright (SIGKILL) leaves them running.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -81,9 +84,11 @@ class _Running:
     self.job, self.slot, self.log_path = job, slot, log_path
     self.start = time.time()
     self.log = open(log_path, 'ab')  # pylint: disable=consider-using-with
+    # Its own session: a Ctrl-C reaches the parent only, which passes one
+    # SIGINT on (`stop`); a second one could cut the child's final save short.
     self.process = subprocess.Popen(  # pylint: disable=consider-using-with
         list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env=env)
+        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
       os.sched_setaffinity(self.process.pid, cores)
     except (OSError, AttributeError):
@@ -99,18 +104,25 @@ class _Running:
       echo(f'[{self.job.name}] {line.decode("utf-8", "replace").rstrip()}')
 
   def finish(self) -> None:
-    self.thread.join(timeout=10)
-    self.process.stdout.close()
-    self.log.close()
+    # The pipe ends with the process, unless a process it started holds it:
+    # then the (daemon) copying thread keeps the pipe and the log.
+    self.thread.join(timeout=30)
+    if not self.thread.is_alive():
+      self.process.stdout.close()
+      self.log.close()
 
-  def stop(self) -> None:
-    if self.process.poll() is None:
-      self.process.terminate()
+  def stop(self, grace_seconds: float) -> None:
+    """Interrupts the job as Ctrl-C would (training saves its step), and
+    terminates it if it has not ended after `grace_seconds`."""
+    for sig, wait in ((signal.SIGINT, grace_seconds),
+                      (signal.SIGTERM, 30), (signal.SIGKILL, None)):
+      if self.process.poll() is not None:
+        break
+      self.process.send_signal(sig)
       try:
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=wait)
       except subprocess.TimeoutExpired:
-        self.process.kill()
-        self.process.wait()
+        continue
     self.finish()
 
 
@@ -132,7 +144,8 @@ def run_jobs(jobs: Sequence[Job], command: Callable[[Job], Sequence[str]], *,
              echo: Callable[[str], None] = _stderr_line,
              cores: Optional[Sequence[int]] = None,
              environment: Optional[dict] = None,
-             poll_seconds: float = 0.5) -> dict:
+             poll_seconds: float = 0.5,
+             grace_seconds: float = 120.0) -> dict:
   """Runs every job, each once its `after` jobs finished, `slots` at a time.
 
   Jobs start in the order given among those ready, each pinned to one slot's
@@ -148,6 +161,8 @@ def run_jobs(jobs: Sequence[Job], command: Callable[[Job], Sequence[str]], *,
     environment: the children's environment before the thread settings
       (default: this process's).
     poll_seconds: how often finished children are looked for.
+    grace_seconds: how long jobs still running when one fails (or on
+      Ctrl-C) get to save and end after their SIGINT.
 
   Returns:
     {job name: wall seconds}.
@@ -195,5 +210,5 @@ def run_jobs(jobs: Sequence[Job], command: Callable[[Job], Sequence[str]], *,
              f'{seconds[finished.job.name]:.0f}s')
   finally:
     for left in running.values():
-      left.stop()
+      left.stop(grace_seconds)
   return seconds

@@ -251,3 +251,61 @@ def test_a_moved_work_dir_resumes_its_finished_stages(tmp_path):
   assert job(moved) == {'test': 0.5,
                         'model_dir': os.path.join(moved, 'round_0', 'teacher')}
   assert calls == [first]
+
+
+def test_a_deleted_model_folder_whose_later_stages_kept_theirs_is_not_retrained(
+    tmp_path):
+  """Deleting the teacher once its student finished (to save disk) is not
+  "trained again": the rerun skips it, as before checkpoints were recorded."""
+  teacher, student = tmp_path / 'teacher', tmp_path / 'student'
+
+  def train(folder):
+    def fn():
+      folder.mkdir(exist_ok=True)
+      (folder / 'checkpoint').write_text(f'{folder.name} ckpt-8')
+      return folder.name
+    return fn
+
+  def rerun():
+    state = stages.StageState(str(tmp_path))
+    return [state.run('round_0/teacher', train(teacher), {},
+                      outputs=[str(teacher)]),
+            state.run('round_1/student', train(student), {},
+                      outputs=[str(student)])]
+
+  assert rerun() == ['teacher', 'student']
+  for name in os.listdir(teacher):
+    os.remove(teacher / name)
+  teacher.rmdir()
+  assert rerun() == ['teacher', 'student']
+  assert not teacher.exists()
+
+
+def test_a_redo_forgets_only_the_stages_built_on_what_is_redone(tmp_path):
+  """ablate --jobs: the control (built on no round stage) keeps its result
+  when the teacher is redone, while the student arms (built on round 1's
+  pseudo-labels) are forgotten; a redone student forgets no arm."""
+  def record(state, name, needs=None, settings=None):
+    folder = tmp_path / name.replace('/', '_')
+    def fn():
+      folder.mkdir(exist_ok=True)
+      return name
+    return state.run(name, fn, settings or {}, outputs=[str(folder)],
+                     needs=needs)
+
+  state = stages.StageState(str(tmp_path), clock=lambda: 0.0)
+  record(state, 'round_0/teacher', settings={'steps': 1})
+  record(state, 'round_1/filter')
+  record(state, 'round_1/student', settings={'steps': 1})
+  record(state, 'ablation/control', needs=())
+  record(state, 'ablation/no_noise', needs=('round_1/filter',))
+  record(state, 'tune/legacy')  # no needs recorded: built on every stage
+
+  forced = stages.StageState(str(tmp_path), force=True, clock=lambda: 0.0)
+  record(forced, 'round_1/student', settings={'steps': 2})
+  assert {'ablation/control', 'ablation/no_noise'} <= set(forced.done)
+  assert 'tune/legacy' not in forced.done
+  record(forced, 'round_0/teacher', settings={'steps': 2})
+  assert 'ablation/control' in forced.done
+  assert 'ablation/no_noise' not in forced.done
+  assert 'round_1/filter' not in forced.done

@@ -117,6 +117,22 @@ def test_a_rerun_after_the_predictions_were_redone_is_refused_by_name(
   assert {p: open(p, 'rb').read() for p in _files(config.output_dir)} == outputs
 
 
+def test_statistics_of_an_earlier_version_are_still_taken(tmp_path):
+  """Files written before the filter recorded its predictions: a rerun
+  takes them as they are (nothing to compare), as it did before."""
+  root = str(tmp_path)
+  fi.write_inputs(root)
+  config = fi.filter_config(root)
+  fi.run_both(config)
+  for shard, task in config.units:
+    for path in (filter_files.unit_stats_path(config, shard, task),
+                 filter_files.prelim_stats_path(config, shard, task)):
+      stats = filter_files.load_json(path)
+      del stats['predictions']
+      writers.write_json(path, stats)
+  assert fi.run_both(config)['num_written'] > 0
+
+
 def _files(folder):
   return sorted(os.path.join(d, f) for d, _, names in os.walk(folder)
                 for f in names)

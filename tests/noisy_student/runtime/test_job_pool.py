@@ -76,10 +76,19 @@ def test_children_run_on_the_cores_of_their_slot(tmp_path):
 def test_a_failed_job_stops_the_others_and_is_named_with_its_log(tmp_path):
   lines = []
 
+  saved = tmp_path / 'slow-saved'
+
   def command(job):
     if job.name == 'bad':
-      return _python('import sys; print("something broke"); sys.exit(3)')
-    return _python('import time; time.sleep(60)')
+      return _python('import sys, time; time.sleep(0.5); '
+                     'print("something broke"); sys.exit(3)')
+    # Ctrl-C's way: the job still running gets SIGINT (training saves).
+    return _python(
+        'import signal, sys, time\n'
+        'def save(*_):\n'
+        f'  open({str(saved)!r}, "w").write("saved"); sys.exit(0)\n'
+        'signal.signal(signal.SIGINT, save)\n'
+        'time.sleep(60)\n')
 
   with pytest.raises(job_pool.JobFailedError,
                      match=r'bad failed \(exit status 3\); its log: .*bad.log;'
@@ -89,6 +98,7 @@ def test_a_failed_job_stops_the_others_and_is_named_with_its_log(tmp_path):
                       echo=lines.append, cores=[0, 0])
   assert not any('after' in line for line in lines)
   assert any('slow: started' in line for line in lines)
+  assert saved.read_text() == 'saved'
 
 
 def test_jobs_that_wait_for_each_other_are_refused(tmp_path):
