@@ -41,6 +41,7 @@ side (twice as fast on a 2-core machine). The library:
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -211,30 +212,12 @@ def main(argv):
       datasets.check_folder(cfg.unlabel_data_dir)
     else:
       prepare_digits.prepare_digits(cfg.label_data_dir)
-  runner = (ablation_jobs.seed_runner(_job_command) if cfg.jobs > 1
-            else None)
+  runner = (ablation_jobs.seed_runner(functools.partial(
+      ablation_jobs.child_command, 'noisy_student.ablate', sys.argv[1:]))
+            if cfg.jobs > 1 else None)
   ablation.run_ablation(cfg, summarize_only=FLAGS.summarize_only,
                         seed_runner=runner)
   _print_table(cfg.work_dir)
-
-
-_PER_JOB_FLAGS = ('seeds', 'jobs', 'run_job')
-
-
-def _job_command(seed: int, job: str) -> list[str]:
-  """This command for one job of one seed (the flags given, but the seeds)."""
-  args, skip_value = [], False
-  for arg in sys.argv[1:]:
-    if skip_value:
-      skip_value = False
-      continue
-    name = arg.lstrip('-').split('=', 1)[0]
-    if arg.startswith('-') and name in _PER_JOB_FLAGS:
-      skip_value = '=' not in arg
-      continue
-    args.append(arg)
-  return [sys.executable, '-m', 'noisy_student.ablate', *args,
-          f'--seeds={seed}', f'--run_job={job}', '--jobs=1']
 
 
 def _print_table(work_dir: str) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import sys
 from typing import Callable, Sequence
 
 import keras
@@ -58,6 +60,9 @@ def run_job(cfg: ablation.AblationConfig, seed: int, job: str) -> None:
   Raises:
     ConfigError for a job that is not one of the seed's.
   """
+  # The parent interrupts a job with SIGINT (it saves its step), even when
+  # it was itself started with SIGINT ignored (a background job).
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   names = job_names(cfg.arms)
   if job not in names:
     raise errors.ConfigError(f'{errors.field_name("run_job")}={job}: the jobs '
@@ -79,6 +84,27 @@ def run_job(cfg: ablation.AblationConfig, seed: int, job: str) -> None:
         dirs.arm_stage(job), lambda: ablation.train_arm(stage, seed),
         dataclasses.asdict(stage), outputs=[dirs.arm(job)],
         needs=ablation.arm_needs(job))
+
+
+_PER_JOB_FLAGS = ('seeds', 'jobs', 'run_job')
+
+
+def child_command(module: str, argv: Sequence[str], seed: int,
+                  job: str) -> list[str]:
+  """`python -m <module> <argv>` for one job of one seed: the flags given
+  (`--x=v` or `--x v`), but --seeds, --jobs and --run_job."""
+  args, skip_value = [], False
+  for arg in argv:
+    if skip_value:
+      skip_value = False
+      continue
+    name = arg.lstrip('-').split('=', 1)[0]
+    if arg.startswith('-') and name in _PER_JOB_FLAGS:
+      skip_value = '=' not in arg
+      continue
+    args.append(arg)
+  return [sys.executable, '-m', module, *args, f'--seeds={seed}',
+          f'--run_job={job}', '--jobs=1']
 
 
 def seed_runner(command: Callable[[int, str], Sequence[str]]

@@ -247,8 +247,7 @@ def run(rounds: RoundsConfig, strategy: Optional[tf.distribute.Strategy] = None,
         *, force: bool = False, stop_after: Optional[str] = None) -> list[dict]:
   """Runs (or resumes) every stage; returns the summary rows.
 
-  With `stop_after` (a stage name, e.g. 'round_1/filter'), returns the rows so
-  far once that stage finished, without writing the summary (ablate's jobs).
+  `stop_after` (e.g. 'round_1/filter'): return after it, no summary (ablate).
 
   Raises:
     ConfigError when a finished stage's settings changed (unless `force`).
@@ -358,11 +357,9 @@ def summary_markdown(rows: Sequence[dict]) -> str:
   for row in rows:
     values = ' | '.join(f'{100 * row[s]:.2f}%' for s in splits)
     lines.append(f'| {row["round"]} | {row["role"]} | {row["model"]} | {values} |')
-  for row in rows:
-    if row.get('model_dir_removed'):
-      lines += ['', f'Round {row["round"]}\'s model was deleted after the '
-                f'rounds after it finished ({row["model_dir_removed"]}); its '
-                'numbers are from when it existed.']
+  for row in (r for r in rows if r.get('model_dir_removed')):
+    lines += ['', f'Round {row["round"]}\'s model was deleted after the rounds '
+              f'after it finished ({row["model_dir_removed"]}).']
   exported = rows[-1].get('exported')
   if exported:
     lines += ['', f'The last model, exported: {exported["saved_model"]} '
@@ -372,8 +369,7 @@ def summary_markdown(rows: Sequence[dict]) -> str:
 
 
 def _without_missing_models(rows: Sequence[dict]) -> list[dict]:
-  """Rows whose model folder is gone (deleted after the rounds after it
-  finished) say so instead of pointing to it."""
+  """Rows whose model folder is gone say so instead of pointing to it."""
   return [dict(row, model_dir=None, model_dir_removed=row['model_dir'])
           if row.get('model_dir') and not tf.io.gfile.exists(row['model_dir'])
           else row for row in rows]

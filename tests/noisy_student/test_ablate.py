@@ -324,3 +324,14 @@ def test_a_job_names_one_of_the_seeds_jobs(tmp_path):
                      'teacher, control, pseudo_labels, full, no_noise'):
     ablation_jobs.run_job(cfg, 0, 'larger_student')
   assert list(tmp_path.iterdir()) == []
+
+
+def test_a_jobs_command_is_the_one_given_for_one_seed_and_job():
+  from noisy_student.drivers import ablation_jobs  # pylint: disable=g-import-not-at-top
+  argv = ['--work_dir=w', '--seeds', '0,1', '--jobs=2', '--arms=control,full',
+          '--run_job', 'x', '--nodeterministic']
+  assert ablation_jobs.child_command('noisy_student.ablate', argv, 1,
+                                     'control') == [
+      sys.executable, '-m', 'noisy_student.ablate', '--work_dir=w',
+      '--arms=control,full', '--nodeterministic', '--seeds=1',
+      '--run_job=control', '--jobs=1']

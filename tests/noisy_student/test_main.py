@@ -140,9 +140,12 @@ def test_ctrl_c_saves_the_step_and_exits_130_with_one_line(digits_dir, tmp_path)
                                '--save_checkpoints_steps=1000',
                                '--log_every_steps=4', steps=2000)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=helpers.REPO_ROOT)
-  process = subprocess.Popen(command, cwd=helpers.REPO_ROOT, env=env,
-                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                             text=True)
+  # A pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored
+  # across exec: give the binary the default a terminal's process has.
+  process = subprocess.Popen(
+      command, cwd=helpers.REPO_ROOT, env=env, stderr=subprocess.PIPE,
+      stdout=subprocess.DEVNULL, text=True,
+      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   seen = []
   try:
     for line in process.stderr:

@@ -93,7 +93,7 @@ def test_strategy_resolution(monkeypatch):
     (('--label_data_dir=/d', '--model_dir=/m', '--train_batch_size=0'),
      '--train_batch_size'),
     (('--label_data_dir=/d', '--model_dir=/m', '--input_image_size=0'),
-     '--input_image_size must be positive'),
+     r'--input_image_size must be in \[1, inf\), received: 0'),
     (('--label_data_dir=/d', '--model_dir=/m', '--model_name=efficientnet-b99'),
      'efficientnet-b99'),
     (('--label_data_dir=/d', '--model_dir=/m', '--dropout_rate=1.5'),

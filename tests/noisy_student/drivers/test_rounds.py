@@ -153,5 +153,5 @@ def test_the_summary_never_points_to_a_deleted_model(tmp_path):
   assert summary[0]['model_dir_removed'] == rows[0]['model_dir']
   assert summary[1]['model_dir'] == str(student)
   text = (tmp_path / 'summary.md').read_text()
-  assert "Round 0's model was deleted" in text
+  assert "Round 0's model was deleted after the rounds" in text
   assert '| 0 | teacher | efficientnet-b0 | 50.00% |' in text
