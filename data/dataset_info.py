@@ -213,6 +213,16 @@ class PixelStats:
             [round(float(v), 4) for v in np.sqrt(variance)])
 
 
+def only_unlabeled_split(folder: str) -> Optional[str]:
+  """The one unlabeled split of `folder`'s dataset_info.json (its shards in
+  the folder itself), or None when it lists none or several."""
+  info = read(folder) or {}
+  unlabeled = [name for name, entry in (info.get('splits') or {}).items()
+               if isinstance(entry, dict) and not entry.get('labeled', True)
+               and not entry.get('directory')]
+  return unlabeled[0] if len(unlabeled) == 1 else None
+
+
 def common_size(sizes) -> Optional[int]:
   """The side of every (height, width) in `sizes` when all are one square size."""
   sizes = set(tuple(int(v) for v in s) for s in sizes)

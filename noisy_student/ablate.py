@@ -41,6 +41,7 @@ side (twice as fast on a 2-core machine). The library:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -66,27 +67,34 @@ FLAGS = flags.FLAGS
 # ---------------------------------------------------------------------------
 # The binary.
 # ---------------------------------------------------------------------------
+# AblationConfig fields that are flags, and their defaults where the binary's
+# differ (None: the --preset's value).
+CONFIG_FIELDS = ('work_dir', 'unlabel_data_dir', 'seeds', 'arms',
+                 'width_coefficient', 'depth_coefficient', 'larger_scale',
+                 'min_threshold', 'deterministic', 'jobs')
+CONFIG_DEFAULTS = {'work_dir': 'ablation_output', 'unlabel_data_dir': None,
+                   'seeds': (0, 1, 2), 'width_coefficient': None,
+                   'depth_coefficient': None, 'min_threshold': None}
+_PRESET_DEFAULT = ' Default: the --preset\'s.'
+
+
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
   flags.DEFINE_string('dataset', 'digits', "'digits' (bundled, prepared into "
                       "--work_dir) or unset with --data_dir.", flag_values=fv)
   flags.DEFINE_string('data_dir', None, 'A data folder with dataset_info.json '
                       '(labeled shards) and unlabeled/ (extra-* shards); '
                       'overrides --dataset.', flag_values=fv)
-  flags.DEFINE_string('unlabel_data_dir', None, 'The unlabeled (extra-*) '
-                      'shards; default: <data_dir>/unlabeled.',
-                      flag_values=fv)
-  flags.DEFINE_string('work_dir', 'ablation_output', 'Where every artifact '
-                      'goes.', flag_values=fv)
-  flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds (comma-separated).',
-                    flag_values=fv)
-  flags.DEFINE_list('arms', list(ARMS), f'Arms to run, of {", ".join(ARMS)}.',
-                    flag_values=fv)
   flags.DEFINE_enum('preset', 'demo', list(defaults.PRESETS),
                     'Recipes, model scaling and filter threshold of the job '
                     '(noisy_student/core/defaults.py): demo (digits), '
                     'cifar10_subset (local_scripts/cifar10_subset) or '
                     'cifar10_4k (local_scripts/cifar10_4k).',
                     flag_values=fv)
+  config_flags.define(ablation.AblationConfig, fv, fields=CONFIG_FIELDS,
+                      defaults=CONFIG_DEFAULTS)
+  for name in ('width_coefficient', 'depth_coefficient', 'min_threshold'):
+    fv[name].help += _PRESET_DEFAULT
+  fv['unlabel_data_dir'].help += ' Default: <data_dir>/unlabeled.'
   for role in ('teacher', 'student', 'larger_student'):
     config_flags.define(config_lib.TrainConfig, fv, fields=('train_steps',),
                         prefix=f'{role}_', defaults={'train_steps': None},
@@ -95,55 +103,22 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                         'cifar10_subset 2000; the larger student: the '
                         'student\'s): ')
     flags.DEFINE_alias(f'{role}_steps', f'{role}_train_steps', flag_values=fv)
-  flags.DEFINE_float('width_coefficient', None, 'EfficientNet-B0 width '
-                     'scaling; default: the preset\'s (0.5).', flag_values=fv)
-  flags.DEFINE_float('depth_coefficient', None, 'EfficientNet-B0 depth '
-                     'scaling; default: the preset\'s (0.5).', flag_values=fv)
-  flags.DEFINE_bool('deterministic', True, 'Fixed record order and '
-                    'deterministic TF ops (a rerun repeats every number); '
-                    '--nodeterministic reuses the stages of an iterate run '
-                    'made without --deterministic_input.', flag_values=fv)
   flags.DEFINE_bool('summarize_only', False, 'Train nothing: write the table '
                     'from the stages that finished (arms of unfinished '
                     'seeds have fewer seeds).', flag_values=fv)
-  flags.DEFINE_float('larger_scale', 1.5, 'The larger student\'s width and '
-                     'depth, x the others\'.', flag_values=fv)
   flags.DEFINE_list('merge', [], 'Train nothing: one table (in --work_dir) '
                     'from these ablation.json files of runs with the same '
                     'settings and other seeds.', flag_values=fv)
-  flags.DEFINE_integer('jobs', 1, 'Stages of a seed trained at once, each in '
-                       'a child process on its own share of the cores (the '
-                       'teacher beside the control, the student arms beside '
-                       'each other; logs in <work_dir>/seed_<N>/logs/). On '
-                       'small CPU machines 2 is about twice as fast: '
-                       'TensorFlow trains these small models no faster on '
-                       'two cores than on one.', lower_bound=1, flag_values=fv)
   flags.DEFINE_string('run_job', None, 'Internal (--jobs): run this one job '
                       'of the single seed in --seeds and exit.',
                       flag_values=fv)
-  flags.DEFINE_float('min_threshold', None, 'The filter\'s confidence '
-                     'threshold; default: the preset\'s (demo 0.3, '
-                     'cifar10_subset 0.5).', flag_values=fv)
-
-
-def _or_default(value, default):
-  return default if value is None else value
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> ablation.AblationConfig:
   """Checks the flags (before anything is written) and builds the config."""
-  unknown = sorted(set(fv.arms) - set(ARMS))
-  if unknown or not fv.arms:
-    raise errors.ConfigError(f'--arms={",".join(fv.arms)}: expected some of '
-                             f'{", ".join(ARMS)}')
-  try:
-    seeds = tuple(int(s) for s in fv.seeds)
-  except ValueError:
-    raise errors.ConfigError(f'--seeds={",".join(fv.seeds)}: expected '
-                             'comma-separated integers') from None
-  if not seeds:
-    raise errors.ConfigError('--seeds: give at least one seed')
-  work_dir = os.path.abspath(fv.work_dir)
+  given = config_flags.values(ablation.AblationConfig, fv,
+                              fields=CONFIG_FIELDS)
+  work_dir = os.path.abspath(given.pop('work_dir'))
   if fv.data_dir:
     data_dir = fv.data_dir
     dataset = datasets.resolve(None, data_dir)
@@ -154,6 +129,9 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> ablation.AblationConfig:
     raise errors.ConfigError(f'--dataset={fv.dataset}: only digits is '
                              'bundled; pass --data_dir for another dataset')
   preset = defaults.PRESETS[fv.preset]
+  for field in ('width_coefficient', 'depth_coefficient', 'min_threshold'):
+    if given[field] is None:
+      given[field] = getattr(preset, field)
   with config_flags.flag_names('teacher_', prefixed=('train_steps',)):
     teacher = preset.teacher.with_steps(
         _or_default(fv.teacher_train_steps, preset.teacher.train.train_steps))
@@ -163,9 +141,17 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> ablation.AblationConfig:
   if fv.larger_student_train_steps is not None:
     with config_flags.flag_names('larger_student_', prefixed=('train_steps',)):
       student.with_steps(fv.larger_student_train_steps)
-  arms = tuple(a for a in ARMS if a in fv.arms)
+  given['unlabel_data_dir'] = (given['unlabel_data_dir']
+                               or layout.unlabeled_dir(data_dir))
+  if set(given['arms']) <= set(ARMS):  # in ARMS' order (unknown: refused)
+    given['arms'] = tuple(a for a in ARMS if a in given['arms'])
+  with config_flags.flag_names():
+    cfg = ablation.AblationConfig(
+        work_dir=work_dir, label_data_dir=data_dir, dataset=dataset,
+        teacher=teacher, student=student,
+        larger_student_steps=fv.larger_student_train_steps, **given)
   for arm, same in ablation.NEEDS_DATA_NOISE.items():
-    if arm not in arms or student.noise.augments:
+    if arm not in cfg.arms or student.noise.augments:
       continue
     # Without RandAugment, "data noise only" is the student without noise,
     # and "model noise only" the full student.
@@ -175,21 +161,12 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> ablation.AblationConfig:
           f'{arm} would train the {same} student again; drop it')
     logging.warning('[ablate] the %s preset has no RandAugment: %s equals %s '
                     'and is left out', fv.preset, arm, same)
-    arms = tuple(a for a in arms if a != arm)
-  return ablation.AblationConfig(
-      work_dir=work_dir, label_data_dir=data_dir,
-      unlabel_data_dir=(fv.unlabel_data_dir
-                        or layout.unlabeled_dir(data_dir)),
-      dataset=dataset,
-      seeds=seeds, teacher=teacher, student=student,
-      width_coefficient=_or_default(fv.width_coefficient,
-                                    preset.width_coefficient),
-      depth_coefficient=_or_default(fv.depth_coefficient,
-                                    preset.depth_coefficient),
-      larger_scale=fv.larger_scale,
-      larger_student_steps=fv.larger_student_train_steps,
-      min_threshold=_or_default(fv.min_threshold, preset.min_threshold),
-      arms=arms, deterministic=fv.deterministic, jobs=fv.jobs)
+    cfg = dataclasses.replace(cfg, arms=tuple(a for a in cfg.arms if a != arm))
+  return cfg
+
+
+def _or_default(value, default):
+  return default if value is None else value
 
 
 def main(argv):

@@ -127,7 +127,7 @@ def predict(teacher_dir: str, unlabeled_dir: str, output_dir: str, *,
       predict_ckpt_path=teacher_dir, data_dir=unlabeled_dir,
       output_dir=dirs.predictions, info_dir=dirs.info, file_prefix=file_prefix,
       num_shards=num_shards, shard_ids=tuple(range(num_shards)),
-      batch_size=batch_size)
+      predict_batch_size=batch_size)
   counts = modes.predict(None, pcfg, _strategy(strategy))
   return {'images': int(sum(counts.values())), 'num_shards': num_shards}
 

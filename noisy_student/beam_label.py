@@ -26,40 +26,26 @@ from typing import Sequence
 from absl import flags
 
 from noisy_student.runtime import entry
+from noisy_student.cli import config_flags
 from noisy_student.cli import filter_flags
 from noisy_student.runtime import errors
 from noisy_student.drivers import beam_pipeline
+from noisy_student.pseudo import filter_passes
 
 FLAGS = flags.FLAGS
 
 
+# BeamLabelConfig fields that are flags ('' = required, refused by name).
+CONFIG_FIELDS = ('input_pattern', 'image_pattern', 'images_per_shard',
+                 'teacher', 'output_dir', 'prediction_dir', 'batch_size',
+                 'image_size', 'small_image', 'num_samples_per_class')
+REQUIRED = ('teacher', 'output_dir')
+
+
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the flags (the filter's selection flags keep their names)."""
-  flags.DEFINE_string('input_pattern', '', 'Glob(s), comma-separated, of the '
-                      'unlabeled TFRecord shards; sorted, the i-th file is '
-                      'shard i.', flag_values=fv)
-  flags.DEFINE_string('image_pattern', '', 'Glob(s) of image files instead '
-                      '(local files); sorted, they are packed into shards of '
-                      '--images_per_shard under <prediction_dir>/image_shards.',
-                      flag_values=fv)
-  flags.DEFINE_integer('images_per_shard', 1024, 'Image files per shard '
-                       '(--image_pattern).', flag_values=fv)
-  flags.DEFINE_string('teacher', '', 'The teacher: a training model_dir or '
-                      'checkpoint with model_config.json (EMA weights), a '
-                      '.keras file or an exported SavedModel.', flag_values=fv)
-  flags.DEFINE_string('output_dir', '', 'Where data/, stats/, samples/, '
-                      'prelim_stats/ and allocation_plan.json are written.',
-                      flag_values=fv)
-  flags.DEFINE_string('prediction_dir', '', 'Teacher outputs (prediction and '
-                      'info files); default <output_dir>/predictions. A run '
-                      'with other filter settings reuses them.', flag_values=fv)
-  flags.DEFINE_integer('batch_size', 64, 'Images per teacher batch.',
-                       flag_values=fv)
-  flags.DEFINE_integer('image_size', 0, 'Teacher input size in pixels; 0: '
-                       'its inference size.', flag_values=fv)
-  flags.DEFINE_bool('small_image', False, '.keras/SavedModel teacher: 32x32 '
-                    'preprocessing (checkpoints record it themselves).',
-                    flag_values=fv)
+  config_flags.define(beam_pipeline.BeamLabelConfig, fv, fields=CONFIG_FIELDS,
+                      defaults={name: '' for name in REQUIRED})
   filter_flags.define_flags(
       fv, num_label_classes=-1,
       num_label_classes_help='Classes of the teacher; -1: from its '
@@ -69,34 +55,31 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 def config_from_flags(fv: flags.FlagValues = FLAGS
                       ) -> beam_pipeline.BeamLabelConfig:
   """Checks the flags (and that the teacher exists) before any work."""
-  for name in ('teacher', 'output_dir'):
-    if not fv[name].value:
+  given = config_flags.values(beam_pipeline.BeamLabelConfig, fv,
+                              fields=CONFIG_FIELDS)
+  for name in REQUIRED:
+    if not given[name]:
       raise errors.ConfigError(f'--{name} is required')
-  beam_pipeline.check_teacher(fv.teacher)
+  teacher = given['teacher']
+  beam_pipeline.check_teacher(teacher)
   num_classes = fv.num_label_classes
-  teacher_classes = beam_pipeline.teacher_num_classes(fv.teacher)
+  teacher_classes = beam_pipeline.teacher_num_classes(teacher)
   if num_classes == -1:
     if teacher_classes is None:
       raise errors.ConfigError(
-          f'--num_label_classes is required for --teacher={fv.teacher} '
+          f'--num_label_classes is required for --teacher={teacher} '
           '(no model_config.json)')
     num_classes = teacher_classes
   elif teacher_classes not in (None, num_classes):
     raise errors.ConfigError(
-        f'--num_label_classes={num_classes} but the teacher {fv.teacher} has '
+        f'--num_label_classes={num_classes} but the teacher {teacher} has '
         f'{teacher_classes} classes')
   settings = filter_flags.settings_from_flags(fv, num_classes)
-  try:
+  given['image_size'] = given['image_size'] or None  # 0: the teacher's
+  with config_flags.flag_names():
     return beam_pipeline.BeamLabelConfig(
-        teacher=fv.teacher, output_dir=fv.output_dir, settings=settings,
-        input_pattern=fv.input_pattern, image_pattern=fv.image_pattern,
-        prediction_dir=fv.prediction_dir, batch_size=fv.batch_size,
-        image_size=fv.image_size or None, small_image=fv.small_image,
-        images_per_shard=fv.images_per_shard,
-        num_samples_per_class=fv.num_samples_per_class,
-        shuffle_buffer_bytes=fv.shuffle_buffer_mb << 20)
-  except ValueError as err:
-    raise errors.ConfigError(str(err)) from None
+        settings=settings,
+        shuffle_buffer_bytes=filter_flags.shuffle_buffer_bytes(fv), **given)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -112,6 +95,8 @@ def main(argv: Sequence[str]) -> None:
                        if k not in per_class)
     print(f'beam_label: Beam metrics: {others}; kept per class '
           f'{[per_class.get(f"{beam_pipeline.KEPT_CLASS}{c}", 0) for c in range(len(final["per_class"]))]}')
+  filter_passes.check_filter_output(config.output_dir,  # 0 kept: an error
+                                    config.settings.min_threshold)
 
 
 def run():

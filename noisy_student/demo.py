@@ -48,48 +48,47 @@ _TEACHER = defaults.DEMO_TEACHER
 _STUDENT = defaults.DEMO_STUDENT
 
 
+# RoundsConfig fields that are the demo's flags, with the demo's defaults.
+CONFIG_FIELDS = ('work_dir', 'seed', 'deterministic', 'width_coefficient',
+                 'depth_coefficient', 'min_threshold')
+CONFIG_DEFAULTS = {'work_dir': 'demo_output', 'deterministic': True,
+                   'width_coefficient': defaults.DEMO_WIDTH_COEFFICIENT,
+                   'depth_coefficient': defaults.DEMO_DEPTH_COEFFICIENT}
+
+
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
   """Defines the demo's flags on `fv` (defaults: core/defaults.py DEMO_*)."""
-  flags.DEFINE_string('work_dir', 'demo_output', 'Where every artifact goes.',
-                      flag_values=fv)
-  flags.DEFINE_bool('deterministic', True, 'Fixed record order and '
-                    'deterministic TF ops, so a rerun of a seed repeats its '
-                    'numbers (docs/results.md).', flag_values=fv)
-  flags.DEFINE_integer('seed', 0, 'Seed of initialisation, data order and noise.',
-                       flag_values=fv)
+  config_flags.define(rounds_lib.RoundsConfig, fv, fields=CONFIG_FIELDS,
+                      defaults=CONFIG_DEFAULTS)
   for role, recipe in (('teacher', _TEACHER), ('student', _STUDENT)):
     config_flags.define(config_lib.TrainConfig, fv, fields=('train_steps',),
                         prefix=f'{role}_', base=recipe.train,
                         help_prefix=f'{role.capitalize()} (batch 32'
                         f'{"" if role == "teacher" else " + 96"}): ')
     flags.DEFINE_alias(f'{role}_steps', f'{role}_train_steps', flag_values=fv)
-  flags.DEFINE_float('width_coefficient', defaults.DEMO_WIDTH_COEFFICIENT,
-                     'Width of the EfficientNet-B0 used.', flag_values=fv)
-  flags.DEFINE_float('depth_coefficient', defaults.DEMO_DEPTH_COEFFICIENT,
-                     'Depth of the EfficientNet-B0 used.', flag_values=fv)
-  flags.DEFINE_float('min_threshold', defaults.ITERATE_MIN_THRESHOLD,
-                     'Keep pseudo-labels whose top-1 probability is >= this.',
-                     flag_values=fv)
   flags.DEFINE_integer('corrupted_images', 200,
                        'Test images in digits-C (0 skips the robustness step).',
                        flag_values=fv)
 
 
-def rounds_config(fv: flags.FlagValues, work_dir: str,
-                  data_dir: str) -> rounds_lib.RoundsConfig:
-  """The digits Noisy Student job (one round, equal-size student)."""
-  return rounds_lib.RoundsConfig(
-      work_dir=work_dir, dataset=datasets.get_builtin('digits'),
-      label_data_dir=data_dir,
-      unlabel_data_dir=layout.unlabeled_dir(data_dir),
-      teacher_model_name='efficientnet-b0',
-      student_model_names=('efficientnet-b0',),
-      teacher=_TEACHER.with_steps(fv.teacher_train_steps),
-      student=_STUDENT.with_steps(fv.student_train_steps),
-      width_coefficient=fv.width_coefficient,
-      depth_coefficient=fv.depth_coefficient,
-      min_threshold=fv.min_threshold, seed=fv.seed,
-      deterministic=fv.deterministic)
+def config_from_flags(fv: flags.FlagValues = FLAGS
+                      ) -> tuple[rounds_lib.RoundsConfig, int]:
+  """The digits Noisy Student job (one round, equal-size student) in
+  `<work_dir>/seed_<seed>`, its data in `<work_dir>/data`, and the number of
+  digits-C images."""
+  given = config_flags.values(rounds_lib.RoundsConfig, fv, fields=CONFIG_FIELDS)
+  work_dir = os.path.abspath(given.pop('work_dir'))
+  data_dir = os.path.join(work_dir, 'data')
+  with config_flags.flag_names():
+    return rounds_lib.RoundsConfig(
+        work_dir=layout.seed_dir(work_dir, given['seed']),
+        dataset=datasets.get_builtin('digits'), label_data_dir=data_dir,
+        unlabel_data_dir=layout.unlabeled_dir(data_dir),
+        teacher_model_name='efficientnet-b0',
+        student_model_names=('efficientnet-b0',),
+        teacher=_TEACHER.with_steps(fv.teacher_train_steps),
+        student=_STUDENT.with_steps(fv.student_train_steps),
+        **given), fv.corrupted_images
 
 
 def robustness(rows, data_dir: str, work_dir: str, num_images: int) -> dict:
@@ -148,27 +147,26 @@ def summary_table(rows, robust: dict) -> str:
 def main(argv):
   del argv
   start = time.time()
-  work_dir = os.path.abspath(FLAGS.work_dir)
-  data_dir = os.path.join(work_dir, 'data')
+  config, corrupted_images = config_from_flags(FLAGS)
+  data_dir, run_dir = config.label_data_dir, config.work_dir
   print(f'[demo] writing the bundled digits to {data_dir}', flush=True)
   prepare_digits.prepare_digits(data_dir)
-  keras.utils.set_random_seed(FLAGS.seed)
-  run_dir = layout.seed_dir(work_dir, FLAGS.seed)
+  keras.utils.set_random_seed(config.seed)
   print('[demo] teacher -> pseudo-labels -> filter/balance -> noised student '
         f'(logs: {run_dir})', flush=True)
-  rows = rounds_lib.run(rounds_config(FLAGS, run_dir, data_dir))
+  rows = rounds_lib.run(config)
   robust = {}
-  if FLAGS.corrupted_images:
+  if corrupted_images:
     print('[demo] digits-C: corrupting the test split and scoring both models',
           flush=True)
-    robust = robustness(rows, data_dir, run_dir, FLAGS.corrupted_images)
+    robust = robustness(rows, data_dir, run_dir, corrupted_images)
   exported = rows[-1]['exported']  # the rounds export the last student
   saved_model = exported['saved_model']
   print(f'[demo] the student, exported: {saved_model}', flush=True)
   example = classify_one(saved_model, data_dir, run_dir)
   table = summary_table(rows, robust)
   seconds = time.time() - start
-  report = (f'# Noisy Student demo (digits, seed {FLAGS.seed})\n\n{table}\n'
+  report = (f'# Noisy Student demo (digits, seed {config.seed})\n\n{table}\n'
             f'SavedModel: {saved_model} (the same model as a .keras file: '
             f'{exported["keras"]})\n'
             f'Example: {example["file"]} is a {example["true_label"]}; the '

@@ -18,6 +18,7 @@ files without loading a model. See docs/robustness.md.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import MISSING
 import math
 import os
 from typing import Sequence
@@ -25,6 +26,8 @@ from typing import Sequence
 from absl import flags
 from absl import logging
 
+from noisy_student.cli import config_flags
+from noisy_student.core.config import doc
 from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 from noisy_student.models import loading
@@ -39,44 +42,55 @@ FLAGS = flags.FLAGS
 class RobustnessConfig:
   """What one run of the binary does (built from the flags in one place).
 
-  Attributes:
-    benchmark: one of BENCHMARKS, or None in --compare mode.
-    model_path: `.keras`, SavedModel or checkpoint for `load_classifier`.
-    model_kwargs: extra `load_classifier` arguments (checkpoints).
-    model_label: the model's name in reports (default: the file name).
-    data_dir: the benchmark's data root (for fgsm: a folder of TFRecords).
-    output_dir: where the results are written.
-    split: TFRecord file prefix (corrupted, fgsm).
-    baseline: 'alexnet', a results JSON path, or None.
-    clean_error: the model's clean top-1 error (fraction) for relative mCE.
-    clean_file_pattern: clean TFRecords of a corrupted copy (else its info).
-    corruptions / severities / perturbations / difficulties: subsets
-      (empty / None: all present; ImageNet-C severities: 1-5).
-    fgsm_epsilons: attack strengths in 0-255 pixel units.
-    batch_size: images per forward pass.
-    max_images: per set (per corruption and severity; videos for -P).
-    label_map: class folder names ('imagenet', 'numeric' or a file).
-    compare: results JSON files to combine into one report.
+  The fields with help texts are the binary's flags (`cli/config_flags.py`).
+  `model_kwargs` are extra `load_classifier` arguments (checkpoints: the
+  --model_name, --num_classes, --image_size, --small_image flags);
+  `baseline` is 'alexnet', a results JSON path or None (--baseline_results).
   """
-  benchmark: str | None
-  model_path: str | None
+  benchmark: str | None = doc(
+      MISSING, 'What to evaluate (not needed with --compare).',
+      choices=BENCHMARKS)
+  model_path: str | None = doc(
+      MISSING, '.keras file, SavedModel or checkpoint '
+      '(noisy_student.models.loading.load_classifier).')
   model_kwargs: dict
-  data_dir: str | None
-  output_dir: str
-  split: str = 'test'
+  data_dir: str | None = doc(
+      MISSING, 'imagenet_a: <dir>/<wnid>/*.jpg; imagenet_c: '
+      '<dir>/<corruption>/<severity>/<wnid>/*; imagenet_p: '
+      '<dir>/<perturbation>[_<d>]/<wnid>/*.mp4; corrupted: '
+      '<dir>/<corruption>/<severity>/<split>-*; fgsm: <dir>/<split>-* '
+      'labeled TFRecords.')
+  output_dir: str = doc(MISSING, 'Where results are written.')
+  split: str = doc('test', 'TFRecord prefix (corrupted, fgsm).')
   baseline: str | None = None
-  clean_error: float | None = None
-  clean_file_pattern: str | None = None
-  corruptions: tuple[str, ...] | None = None
-  severities: tuple[int, ...] = ()
-  perturbations: tuple[str, ...] | None = None
-  difficulties: tuple[int, ...] = (1,)
-  fgsm_epsilons: tuple[float, ...] = (0, 1, 2, 4, 8, 16)
-  batch_size: int = 64
-  max_images: int | None = None
-  label_map: str | None = None
-  compare: tuple[str, ...] = ()
-  model_label: str | None = None
+  clean_error: float | None = doc(
+      None, 'Clean top-1 error (fraction) of the model, for the relative mCE '
+      'of imagenet_c.')
+  clean_file_pattern: str | None = doc(
+      None, 'corrupted: clean TFRecords (default: the source recorded by '
+      'make_corrupted).')
+  corruptions: tuple[str, ...] | None = doc(
+      None, 'Corruption subset (default: all present).')
+  severities: tuple[int, ...] = doc(
+      (), 'ImageNet-C severities (default: 1-5; corrupted: all present).')
+  perturbations: tuple[str, ...] | None = doc(
+      None, 'ImageNet-P subset (default: all present).')
+  difficulties: tuple[int, ...] = doc((1,), 'ImageNet-P difficulties 1-3.')
+  fgsm_epsilons: tuple[float, ...] = doc(
+      (0, 1, 2, 4, 8, 16), 'FGSM strengths in 0-255 pixel units.')
+  batch_size: int = doc(64, 'Images per forward pass.')
+  max_images: int | None = doc(
+      None, 'Evaluate only the first N images of each set (videos for '
+      'imagenet_p).')
+  label_map: str | None = doc(
+      None, 'Class folder names: "imagenet" (default), "numeric" or a .txt / '
+      '.json file.')
+  compare: tuple[str, ...] = doc(
+      (), 'Results JSON files to combine into one report (report mode: no '
+      'model is loaded).')
+  model_label: str | None = doc(
+      None, 'Name of the model in reports, e.g. "teacher" (default: the file '
+      'or folder name).')
 
   def __post_init__(self):
     def check(name: str, values, lowest, highest) -> None:
@@ -95,93 +109,53 @@ class RobustnessConfig:
       check('clean_error', (self.clean_error,), 0, 1)
 
 
+# RobustnessConfig fields that are flags (None defaults: not required; the
+# binary checks what a benchmark needs), in --help order.
+CONFIG_FIELDS = ('benchmark', 'model_path', 'model_label', 'data_dir',
+                 'output_dir', 'split', 'clean_error', 'clean_file_pattern',
+                 'corruptions', 'severities', 'perturbations', 'difficulties',
+                 'fgsm_epsilons', 'batch_size', 'max_images', 'label_map',
+                 'compare')
+CONFIG_DEFAULTS = {'benchmark': None, 'model_path': None, 'data_dir': None,
+                   'severities': None}
+# load_classifier's arguments for checkpoints without a model_config.json.
+_MODEL_KWARGS = ('model_name', 'num_classes', 'image_size', 'small_image')
+
+
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the binary's flags (called only when run as a binary)."""
-  flags.DEFINE_enum('benchmark', None, list(BENCHMARKS),
-                    'What to evaluate (not needed with --compare).', flag_values=fv)
-  flags.DEFINE_string('model_path', None, '.keras file, SavedModel or '
-                      'checkpoint (noisy_student.models.loading.load_classifier).', flag_values=fv)
-  flags.DEFINE_string('model_label', None, 'Name of the model in reports, '
-                      'e.g. "teacher" (default: the file or folder name).', flag_values=fv)
+  config_flags.define(RobustnessConfig, fv, fields=CONFIG_FIELDS,
+                      defaults=CONFIG_DEFAULTS)
   flags.DEFINE_string('model_name', None, 'For checkpoints without a config: '
                       'architecture name, e.g. efficientnet-b0.', flag_values=fv)
   flags.DEFINE_integer('num_classes', None, 'For checkpoints: classes.', flag_values=fv)
   flags.DEFINE_integer('image_size', None, 'For checkpoints: input size.', flag_values=fv)
   flags.DEFINE_bool('small_image', None, 'For checkpoints: 32x32 model.', flag_values=fv)
-  flags.DEFINE_string('data_dir', None, 'imagenet_a: <dir>/<wnid>/*.jpg; '
-                      'imagenet_c: <dir>/<corruption>/<severity>/<wnid>/*; '
-                      'imagenet_p: <dir>/<perturbation>[_<d>]/<wnid>/*.mp4; '
-                      'corrupted: <dir>/<corruption>/<severity>/<split>-*; '
-                      'fgsm: <dir>/<split>-* labeled TFRecords.', flag_values=fv)
-  flags.DEFINE_string('output_dir', None, 'Where results are written.',
-                      required=True, flag_values=fv)
-  flags.DEFINE_string('split', 'test', 'TFRecord prefix (corrupted, fgsm).', flag_values=fv)
   flags.DEFINE_string('baseline_results', None, 'Normalise CE / FR by this '
                       'results JSON of another run (e.g. the teacher), or '
                       '"alexnet" (ImageNet-C constants; the imagenet_c '
                       'default), or "none". imagenet_p and corrupted '
                       'default to none.', flag_values=fv)
-  flags.DEFINE_float('clean_error', None, 'Clean top-1 error (fraction) of '
-                     'the model, for the relative mCE of imagenet_c.', flag_values=fv)
-  flags.DEFINE_string('clean_pattern', None, 'corrupted: clean TFRecords '
-                      '(default: the source recorded by make_corrupted).', flag_values=fv)
-  flags.DEFINE_list('corruptions', None, 'Corruption subset (default: all '
-                    'present).', flag_values=fv)
-  flags.DEFINE_list('severities', ['1', '2', '3', '4', '5'], 'ImageNet-C '
-                    'severities (corrupted: default all present).', flag_values=fv)
-  flags.DEFINE_list('perturbations', None, 'ImageNet-P subset (default: all '
-                    'present).', flag_values=fv)
-  flags.DEFINE_list('difficulties', ['1'], 'ImageNet-P difficulties 1-3.', flag_values=fv)
-  flags.DEFINE_list('fgsm_epsilons', ['0', '1', '2', '4', '8', '16'],
-                    'FGSM strengths in 0-255 pixel units.', flag_values=fv)
-  flags.DEFINE_integer('batch_size', 64, 'Images per forward pass.', flag_values=fv)
-  flags.DEFINE_integer('max_images', None, 'Evaluate only the first N images '
-                       'of each set (videos for imagenet_p).', flag_values=fv)
-  flags.DEFINE_string('label_map', None, 'Class folder names: "imagenet" '
-                      '(default), "numeric" or a .txt / .json file.', flag_values=fv)
-  flags.DEFINE_list('compare', [], 'Results JSON files to combine into one '
-                    'report (report mode: no model is loaded).', flag_values=fv)
-
-
-def _numbers(name: str, values: Sequence[str], kind=int) -> tuple:
-  try:
-    return tuple(kind(v) for v in values)
-  except ValueError:
-    raise errors.ConfigError(f'--{name} must be a list of numbers, received: '
-                             f'{values}') from None
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> RobustnessConfig:
   """Validates the flags; errors name the flag."""
-  compare = tuple(fv.compare or ())
-  if not compare:
+  given = config_flags.values(RobustnessConfig, fv, fields=CONFIG_FIELDS)
+  if not given['compare']:
     for name in ('benchmark', 'model_path', 'data_dir'):
-      if not fv[name].value:
+      if not given[name]:
         raise errors.ConfigError(f'--{name} is required (or use --compare)')
-  kwargs = {k: fv[k].value for k in ('model_name', 'num_classes',
-                                         'image_size', 'small_image')
-            if fv[k].value is not None}
-  severities_given = fv['severities'].present
+  kwargs = {k: fv[k].value for k in _MODEL_KWARGS if fv[k].value is not None}
   baseline = fv.baseline_results
-  if baseline is None and fv.benchmark == 'imagenet_c':
+  if baseline is None and given['benchmark'] == 'imagenet_c':
     baseline = 'alexnet'
   if baseline == 'none':
     baseline = None
-  return RobustnessConfig(
-      benchmark=fv.benchmark, model_path=fv.model_path,
-      model_kwargs=kwargs, data_dir=fv.data_dir,
-      output_dir=fv.output_dir, split=fv.split, baseline=baseline,
-      clean_error=fv.clean_error, clean_file_pattern=fv.clean_pattern,
-      corruptions=tuple(fv.corruptions) if fv.corruptions else None,
-      severities=(_numbers('severities', fv.severities)
-                  if severities_given else ()),
-      perturbations=(tuple(fv.perturbations) if fv.perturbations
-                     else None),
-      difficulties=_numbers('difficulties', fv.difficulties),
-      fgsm_epsilons=_numbers('fgsm_epsilons', fv.fgsm_epsilons, float),
-      batch_size=fv.batch_size, max_images=fv.max_images,
-      label_map=fv.label_map, compare=compare,
-      model_label=fv.model_label)
+  given['severities'] = given['severities'] or ()
+  for name in ('corruptions', 'perturbations'):
+    given[name] = given[name] or None  # empty: all present
+  with config_flags.flag_names():
+    return RobustnessConfig(model_kwargs=kwargs, baseline=baseline, **given)
 
 
 def evaluate(config: RobustnessConfig) -> dict[str, str]:

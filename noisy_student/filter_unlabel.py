@@ -41,32 +41,38 @@ from noisy_student.pseudo import filter_passes
 FLAGS = flags.FLAGS
 
 
+# FilterConfig fields that are flags, with the binary's defaults ('' =
+# required, refused by name in config_from_flags; None: from the folders).
+CONFIG_FIELDS = ('input_dir', 'prediction_dir', 'info_dir', 'prelim_stats_dir',
+                 'output_dir', 'num_shards', 'total_replicas', 'file_prefix',
+                 'num_samples_per_class')
+REQUIRED = ('input_dir', 'prediction_dir', 'output_dir')
+_FROM_THE_FOLDERS = {
+    'info_dir': ' Default: <prediction_dir>/info (where --mode=predict '
+                '--output_dir=<prediction_dir> writes them).',
+    'num_shards': ' Default: the number of <file_prefix> shards in '
+                  '--input_dir (the original\'s was 128).',
+    'file_prefix': ' Default: the one unlabeled split of --input_dir\'s '
+                   'dataset_info.json, else train.'}
+
+
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the flags (the original's names and defaults, plus a few)."""
-  flags.DEFINE_string('input_dir', '', 'Folder of the unlabeled shards '
-                      '`<file_prefix>-%05d-of-%05d` whose images are copied.', flag_values=fv)
-  flags.DEFINE_string('prediction_dir', '', 'Folder of the teacher\'s '
-                      'prediction files `train-info-%05d-of-%05d-%05d`.', flag_values=fv)
-  flags.DEFINE_string('info_dir', '', 'Folder of the per-shard '
-                      '`info-*.txt` files ({"image_num": N}).', flag_values=fv)
-  flags.DEFINE_string('prelim_stats_dir', '', 'Where the statistics pass '
-                      'writes `prelim_stats_%05d_%d.json`; default '
-                      '<output_dir>/prelim_stats.', flag_values=fv)
-  flags.DEFINE_string('output_dir', '', 'Where data/, stats/, samples/ and '
-                      'allocation_plan.json are written.', flag_values=fv)
-  flags.DEFINE_integer('num_shards', 128, 'Shards of the unlabeled set.', flag_values=fv)
+  config_flags.define(filter_files.FilterConfig, fv, fields=CONFIG_FIELDS,
+                      defaults={'input_dir': '', 'prediction_dir': '',
+                                'output_dir': '', 'info_dir': '',
+                                'num_shards': None})
+  for name, text in _FROM_THE_FOLDERS.items():
+    fv[name].help += text
   flags.DEFINE_string('shard_id', '0', 'Shards this job handles: an id, a '
                       'list `0,3`, a range `0-63`, or `all`.', flag_values=fv)
   flags.DEFINE_integer('task', -1, 'Prediction worker (task) this job '
                        'handles; -1: all --total_replicas workers of each shard.', flag_values=fv)
-  flags.DEFINE_integer('total_replicas', 1, 'Prediction workers per shard '
-                       '(the --total_replicas of --mode=predict).', flag_values=fv)
   filter_flags.define_flags(
       fv, num_label_classes_help='Classes of the teacher; default: those of '
       '--input_dir\'s dataset_info.json (or its parent\'s), else 1000 as the '
       'original.')
   flags.DEFINE_integer('only_get_stats', 0, '1: statistics pass only.', flag_values=fv)
-  flags.DEFINE_string('file_prefix', 'train', 'Prefix of the unlabeled shards.', flag_values=fv)
   # Accepted for compatibility with the original scripts.
   flags.DEFINE_integer('only_use_num_shards', -1, 'Original flag; must be -1.', flag_values=fv)
   flags.DEFINE_integer('total_label_replicas', -1, 'Original flag; ignored '
@@ -87,9 +93,24 @@ def _described_classes(fv: flags.FlagValues) -> int | None:
 
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.FilterConfig, list[tuple[int, int]]]:
   """Checks the flags; returns the config and the units this job handles."""
-  for name in ('input_dir', 'prediction_dir', 'info_dir', 'output_dir'):
-    if not fv[name].value:
+  given = config_flags.values(filter_files.FilterConfig, fv,
+                              fields=CONFIG_FIELDS)
+  for name in REQUIRED:
+    if not given[name]:
       raise errors.ConfigError(f'--{name} is required')
+  given['info_dir'] = (given['info_dir']
+                       or layout.PredictionDirs(given['prediction_dir']).info)
+  if not config_flags.present(fv, 'file_prefix'):
+    given['file_prefix'] = (dataset_info.only_unlabeled_split(given['input_dir'])
+                            or given['file_prefix'])
+  if given['num_shards'] is None:
+    try:
+      given['num_shards'] = layout.count_shards(given['input_dir'],
+                                                given['file_prefix'])
+    except errors.InputError as err:
+      raise errors.InputError(
+          f'{err} (--file_prefix={given["file_prefix"]}: pass the shards\' '
+          '--file_prefix, or --num_shards)') from None
   if fv.only_use_num_shards != -1:
     raise errors.ConfigError('--only_use_num_shards is not supported; pass the '
                          'shards to use with --shard_id')
@@ -102,28 +123,27 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
       fv, num_label_classes=_described_classes(fv))
   with config_flags.flag_names():
     config = filter_files.FilterConfig(
-        input_dir=fv.input_dir, prediction_dir=fv.prediction_dir,
-        info_dir=fv.info_dir, output_dir=fv.output_dir,
-        settings=settings, prelim_stats_dir=fv.prelim_stats_dir,
-        file_prefix=fv.file_prefix, num_shards=fv.num_shards,
-        total_replicas=fv.total_replicas,
-        num_samples_per_class=fv.num_samples_per_class,
-        shuffle_buffer_bytes=fv.shuffle_buffer_mb << 20)
-  shards = layout.parse_shard_ids(fv.shard_id, fv.num_shards)
+        settings=settings,
+        shuffle_buffer_bytes=filter_flags.shuffle_buffer_bytes(fv), **given)
+  shards = layout.parse_shard_ids(fv.shard_id, config.num_shards)
   if fv.task == -1:
-    tasks_ = list(range(fv.total_replicas))
-  elif 0 <= fv.task < fv.total_replicas:
+    tasks_ = list(range(config.total_replicas))
+  elif 0 <= fv.task < config.total_replicas:
     tasks_ = [fv.task]
   else:
     raise errors.ConfigError(f'--task={fv.task} must be -1 or in [0, '
-                         f'--total_replicas={fv.total_replicas})')
+                         f'--total_replicas={config.total_replicas})')
   return config, [(s, t) for s in shards for t in tasks_]
 
 
 def main(argv: Sequence[str]) -> None:
   del argv
   config, units = config_from_flags(FLAGS)
-  filter_passes.run_pass(config, units, bool(FLAGS.only_get_stats))
+  only_stats = bool(FLAGS.only_get_stats)
+  final = filter_passes.run_pass(config, units, only_stats)
+  if final is not None and not only_stats:  # the last job: 0 kept is an error
+    filter_passes.check_filter_output(config.output_dir,
+                                      config.settings.min_threshold)
 
 
 def run():

@@ -142,50 +142,12 @@ MODES = {
 }
 
 
-def _present(fv: flags.FlagValues, name: str) -> bool:
-  return fv[name].present > 0
-
-
-def resolve_strategy(fv: flags.FlagValues) -> str:
-  """--strategy, with --use_tpu implying 'tpu' (explicit values must agree).
-
-  --use_tpu defaults to True (the original's); left at its default on a
-  machine where no TPU can be (`distribute.tpu_present`), the job runs on the
-  default strategy instead, with one warning.
-  """
-  if _present(fv, 'strategy'):
-    if _present(fv, 'use_tpu') and fv.use_tpu and fv.strategy != 'tpu':
-      raise errors.ConfigError(
-          f'--use_tpu=true conflicts with --strategy={fv.strategy}')
-    return fv.strategy
-  if not fv.use_tpu:
-    return 'default'
-  if _present(fv, 'use_tpu') or distribute.tpu_present(fv.tpu):
-    return 'tpu'
-  logging.warning('no TPU on this machine and --use_tpu left at its default '
-                  '(true, as in the original): running on the default '
-                  'strategy (CPU/GPU)%s; pass --use_tpu=false to say so',
-                  '' if _present(fv, 'use_bfloat16') else ' in float32')
-  return 'default'
-
-
-def _mixed_precision(fv: flags.FlagValues, strategy: str) -> str:
-  """--mixed_precision, else bfloat16 when --use_bfloat16 (on a TPU or when
-  passed explicitly), else float32."""
-  if fv.mixed_precision:
-    return fv.mixed_precision
-  use_bfloat16 = fv.use_bfloat16 and (strategy == 'tpu'
-                                      or _present(fv, 'use_bfloat16')
-                                      or not fv.use_tpu)
-  return 'bfloat16' if use_bfloat16 else 'float32'
-
-
 def dataset_from_flags(fv: flags.FlagValues) -> datasets.DatasetInfo:
   """--task_name and the count flags over `<label_data_dir>/dataset_info.json`."""
   try:
     return datasets.resolve(
         fv.task_name, fv.label_data_dir,
-        num_classes=fv.num_label_classes if _present(fv, 'num_label_classes')
+        num_classes=fv.num_label_classes if main_flags.present(fv, 'num_label_classes')
         else None,
         num_train_images=fv.num_train_images, image_size=fv.input_image_size)
   except errors.ConfigError:
@@ -205,10 +167,10 @@ def model_config_from_flags(fv: flags.FlagValues,
                               fields=main_flags.MODEL_FIELDS)
   return factory.model_config(
       dataset, model['model_name'], noise=noise,
-      num_classes=(model['num_classes'] if _present(fv, 'num_label_classes')
+      num_classes=(model['num_classes'] if main_flags.present(fv, 'num_label_classes')
                    else dataset.num_classes),
       image_size_override=model['image_size'],
-      small_image=(model['small_image'] if _present(fv, 'small_image_model')
+      small_image=(model['small_image'] if main_flags.present(fv, 'small_image_model')
                    else dataset.small_image),
       width_coefficient=model['width_coefficient'],
       depth_coefficient=model['depth_coefficient'],
@@ -266,49 +228,21 @@ def _check_flags(fv: flags.FlagValues) -> None:
         f'--unlabel_ratio={fv.unlabel_ratio:g}: pass --unlabel_ratio > 0 '
         '(unlabeled images per labeled one) to train a student on it, or drop '
         '--unlabel_data_dir for a supervised model')
-  if fv.init_model_path and not fv.init_model:
-    logging.warning('--init_model_path is ignored without --init_model=true '
-                    '(as in the original)')
-  if fv.init_model and fv.teacher_model_name:
-    logging.warning('--init_model with --teacher_model_name: as in the '
-                    'original, only the teacher is initialised (from '
-                    '--teacher_model_path); --init_model_path is not used and '
-                    'the student starts from scratch')
 
 
 def train_config_from_flags(fv: flags.FlagValues,
                             dataset: datasets.DatasetInfo,
                             strategy: str) -> config_lib.TrainConfig:
   """The TrainConfig flags, after --train_ratio (as the original)."""
-  train = config_flags.values(config_lib.TrainConfig, fv)
-  ratio = train['train_ratio']
-  for name in ('train_steps', 'train_last_step_num', 'num_train_images'):
-    if not isinstance(train[name], (int, type(None))):
-      raise errors.ConfigError(f'--{name} must be an integer')
-  train_steps = int(train['train_steps'] * ratio)
-  last = train['train_last_step_num']
+  train = main_flags.apply_train_ratio(
+      config_flags.values(config_lib.TrainConfig, fv))
+  if train['num_train_images'] is None:
+    train['num_train_images'] = dataset.num_train_images
   train.update(
-      train_steps=train_steps,
-      train_last_step_num=(train_steps if last == -1 else int(last * ratio)),
-      num_train_images=(dataset.num_train_images
-                        if train['num_train_images'] is None
-                        else train['num_train_images']),
       save_checkpoints_steps=max(train['save_checkpoints_steps'],
                                  train['iterations_per_loop']),
-      mixed_precision=_mixed_precision(fv, strategy))
+      mixed_precision=main_flags.mixed_precision(fv, strategy))
   return config_lib.TrainConfig(**train)
-
-
-def init_model_path(fv: flags.FlagValues) -> Optional[str]:
-  """The checkpoint that initialises the student, or None.
-
-  As in the original, `--init_model` initialises the student only when there
-  is no on-the-fly teacher; with one, the teacher's checkpoint is the only
-  checkpoint read.
-  """
-  if fv.init_model and not fv.teacher_model_name:
-    return fv.init_model_path
-  return None
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS
@@ -317,7 +251,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS
   with config_flags.flag_names():
     _check_flags(fv)
     dataset = dataset_from_flags(fv)
-    strategy = resolve_strategy(fv)
+    strategy = main_flags.resolve_strategy(fv)
     noise = config_flags.build(config_lib.NoiseConfig, fv)
     model = model_config_from_flags(fv, dataset, noise)
     teacher = teacher_config_from_flags(fv, model)
@@ -333,24 +267,22 @@ def config_from_flags(fv: flags.FlagValues = FLAGS
                             if teacher and fv.unlabel_ratio > 0 else None),
         pseudo_labels_stored=fv.unlabel_ratio > 0 and teacher is None,
         seed=fv.seed)
-    eval_splits = (tuple(s for s in fv.eval_splits.split(',') if s)
-                   if fv.eval_splits else dataset.eval_splits)
-    return config_lib.ExperimentConfig(
-        model_dir=fv.model_dir or '', model=model, data=data, train=train,
-        teacher=teacher, init_model_path=init_model_path(fv),
-        strategy=strategy, tpu=fv.tpu, tpu_zone=fv.tpu_zone,
-        gcp_project=fv.gcp_project, eval_splits=eval_splits)
+    experiment = config_flags.values(config_lib.ExperimentConfig, fv,
+                                     fields=main_flags.EXPERIMENT_FIELDS)
+    experiment.update(
+        model_dir=experiment['model_dir'] or '',
+        init_model_path=main_flags.init_model_path(fv), strategy=strategy,
+        eval_splits=tuple(s for s in experiment['eval_splits'] or () if s)
+        or dataset.eval_splits)
+    return config_lib.ExperimentConfig(model=model, data=data, train=train,
+                                       teacher=teacher, **experiment)
 
 
 def _unlabeled_prefix(fv: flags.FlagValues, data_dir: str) -> str:
   """--file_prefix, else the folder's one unlabeled split, else 'train'."""
-  if _present(fv, 'file_prefix'):
+  if main_flags.present(fv, 'file_prefix'):
     return fv.file_prefix
-  info = dataset_info.read(data_dir) or {}
-  unlabeled = [name for name, entry in (info.get('splits') or {}).items()
-               if isinstance(entry, dict) and not entry.get('labeled', True)
-               and not entry.get('directory')]
-  return unlabeled[0] if len(unlabeled) == 1 else fv.file_prefix
+  return dataset_info.only_unlabeled_split(data_dir) or fv.file_prefix
 
 
 def predict_config_from_flags(fv: flags.FlagValues,
@@ -361,38 +293,31 @@ def predict_config_from_flags(fv: flags.FlagValues,
   --num_shards defaults to the folder's shard count, --file_prefix to its
   one unlabeled split, --info_dir to `<output_dir>/info`.
   """
-  if not fv.output_dir:
+  given = config_flags.values(modes.PredictConfig, fv,
+                              fields=main_flags.PREDICT_FIELDS)
+  if not given['output_dir']:
     raise errors.ConfigError('--mode=predict needs --output_dir')
-  ckpt = fv.predict_ckpt_path or experiment.model_dir
-  if not ckpt:
+  given['predict_ckpt_path'] = (given['predict_ckpt_path']
+                                or experiment.model_dir)
+  if not given['predict_ckpt_path']:
     raise errors.ConfigError(
         '--mode=predict needs --predict_ckpt_path (or --model_dir)')
   if fv.data_type != 'tfrecord':
     raise errors.ConfigError(f'--data_type={fv.data_type}: only tfrecord')
   data_dir = experiment.data.label_data_dir
-  prefix = _unlabeled_prefix(fv, data_dir)
-  num_shards = fv.num_shards
-  if num_shards is None:
-    if fv.reassign_label:
+  given['file_prefix'] = _unlabeled_prefix(fv, data_dir)
+  if given['num_shards'] is None:
+    if given['reassign_label']:
       raise errors.ConfigError('--reassign_label needs --num_shards (the '
                                'filtered shards\' N)')
-    num_shards = layout.count_shards(data_dir, prefix)
-  if num_shards < 1:
-    raise errors.ConfigError(f'--num_shards must be >= 1, received: '
-                             f'{num_shards}')
-  shard_ids = tuple(layout.parse_shard_ids(fv.shard_id, num_shards))
-  if fv.total_replicas < 1 or not 0 <= fv.worker_id < fv.total_replicas:
-    raise errors.ConfigError(f'--worker_id={fv.worker_id} must be in [0, '
-                             f'--total_replicas={fv.total_replicas})')
-  return modes.PredictConfig(
-      predict_ckpt_path=ckpt, data_dir=data_dir,
-      output_dir=fv.output_dir,
-      info_dir=fv.info_dir or layout.PredictionDirs(fv.output_dir).info,
-      file_prefix=prefix, num_shards=num_shards,
-      shard_ids=shard_ids, total_replicas=fv.total_replicas,
-      worker_id=fv.worker_id, reassign_label=fv.reassign_label,
-      batch_size=fv.predict_batch_size, num_samples=fv.num_samples_per_shard,
-      image_size=fv.input_image_size)
+    given['num_shards'] = layout.count_shards(data_dir, given['file_prefix'])
+  given['info_dir'] = (given['info_dir']
+                       or layout.PredictionDirs(given['output_dir']).info)
+  with config_flags.flag_names():
+    pcfg = modes.PredictConfig(data_dir=data_dir, image_size=fv.input_image_size,
+                               **given)
+  return dataclasses.replace(pcfg, shard_ids=tuple(
+      layout.parse_shard_ids(fv.shard_id, pcfg.num_shards)))
 
 
 def _check_splits_have_shards(data_dir: str, splits: tuple[str, ...]) -> None:

@@ -7,7 +7,8 @@ the code) and fail when a second module
 * decides whether a reference is a `.keras` file, or builds, parses or globs
   shard and prediction file names (only `data/layout.py`),
 * declares a recipe flag (a `TrainConfig` / `NoiseConfig` field) by hand
-  instead of through `noisy_student/cli/config_flags.py`,
+  instead of through `noisy_student/cli/config_flags.py`, or a binary
+  declares by hand the flag of a field of a config class it builds,
 and when importing `data` would run anything but imports.
 """
 
@@ -70,10 +71,12 @@ def _docstrings(tree: ast.Module) -> set[int]:
 
 
 def _help_texts(tree: ast.Module) -> set[int]:
-  """ids of the string constants inside flag definitions (help texts)."""
+  """ids of the string constants inside flag definitions and config fields'
+  `doc(default, help)` (help texts)."""
   found = set()
   for call, name in _calls(tree):
-    if '.DEFINE_' in f'.{name.rpartition(".")[2]}':
+    if ('.DEFINE_' in f'.{name.rpartition(".")[2]}'
+        or name in ('doc', 'config_lib.doc')):
       for node in ast.walk(call):
         if isinstance(node, ast.Constant):
           found.add(id(node))
@@ -145,6 +148,75 @@ def test_recipe_flags_come_from_the_dataclasses():
   assert not wrong, '\n'.join(wrong)
 
 
+def _binary_configs():
+  """{module that declares a binary's flags: the config classes it builds}."""
+  from noisy_student import eval_robustness  # pylint: disable=g-import-not-at-top
+  from noisy_student.drivers import ablation, beam_pipeline, modes, rounds
+  from noisy_student.pseudo import filter_files, selection
+  c = config_lib
+  main = (c.TrainConfig, c.NoiseConfig, c.ModelConfig, c.DataConfig,
+          c.ExperimentConfig, modes.PredictConfig)
+  return {
+      'noisy_student/main.py': main,
+      'noisy_student/cli/main_flags.py': main,
+      'noisy_student/iterate.py': (rounds.RoundsConfig, c.TrainConfig,
+                                   c.NoiseConfig),
+      'noisy_student/demo.py': (rounds.RoundsConfig, c.TrainConfig),
+      'noisy_student/ablate.py': (ablation.AblationConfig, c.TrainConfig),
+      'noisy_student/filter_unlabel.py': (filter_files.FilterConfig,
+                                          selection.Settings),
+      'noisy_student/cli/filter_flags.py': (filter_files.FilterConfig,
+                                            beam_pipeline.BeamLabelConfig,
+                                            selection.Settings),
+      'noisy_student/beam_label.py': (beam_pipeline.BeamLabelConfig,
+                                      selection.Settings),
+      'noisy_student/eval_robustness.py': (eval_robustness.RobustnessConfig,),
+  }
+
+
+def _field_flags(config_class) -> dict[str, str]:
+  """{flag: 'Class.field'} of the fields of `config_class` that are flags
+  (those with a help text: `core.config.doc`) and the old spellings of those
+  flags."""
+  out = {}
+  for field in dataclasses.fields(config_class):
+    if 'help' not in field.metadata:
+      continue  # not a flag (e.g. AblationConfig.dataset: --dataset is a name)
+    flag = config_flags.flag_name(field.name)
+    for name in (flag, *config_flags.OLD_FLAG_NAMES.get(flag, ())):
+      out[name] = f'{config_class.__name__}.{field.name}'
+  return out
+
+
+def test_binaries_declare_no_field_of_their_configs_by_hand():
+  """A field's flag comes from `config_flags.define` (its help from the
+  field), so a field has one flag name and one help text."""
+  wrong = []
+  for path, classes in _binary_configs().items():
+    fields = {}
+    for config_class in classes:
+      fields.update(_field_flags(config_class))
+    for line, flag in _declared_flags(ast.parse((ROOT / path).read_text())):
+      if flag in fields:
+        wrong.append(f'{path}:{line}: --{flag} is {fields[flag]}, declared by '
+                     'hand')
+  assert not wrong, '\n'.join(wrong)
+  # (Prefixed recipe flags, --teacher_train_steps: the test above.)
+
+
+def test_one_flag_name_per_field():
+  """--deterministic and --deterministic_input were one field's two flags;
+  the old spelling is an alias that warns (config_flags.OLD_FLAG_NAMES)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from noisy_student import ablate, demo, iterate, main  # pylint: disable=g-import-not-at-top
+  for binary in (ablate, demo, iterate, main):
+    fv = flags.FlagValues()
+    binary.define_flags(fv)
+    assert 'deterministic_input' in fv, binary.__name__
+    assert fv['deterministic'].help.startswith(
+        'Old name of --deterministic_input'), binary.__name__
+
+
 def test_importing_data_runs_nothing_but_imports():
   tree = ast.parse((ROOT / 'data' / '__init__.py').read_text())
   body = tree.body[1:] if _docstrings(tree) else tree.body
@@ -158,3 +230,7 @@ def test_the_checks_see_what_they_look_for():
   assert list(_declared_flags(tree)) == [(2, 'randaug_mag')]
   assert 'randaug_mag' in _recipe_flag_names()
   assert 'train_steps' in _recipe_flag_names()
+  assert _field_flags(config_lib.DataConfig)['deterministic'] == (
+      'DataConfig.deterministic')
+  assert _field_flags(config_lib.ModelConfig)['input_image_size'] == (
+      'ModelConfig.image_size')

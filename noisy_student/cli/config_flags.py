@@ -12,8 +12,9 @@ gives iterate its `--teacher_*` / `--student_*` copies.
 
 Inside `flag_names(prefix)` every `ConfigError` a dataclass raises names the
 flag (`--randaug_mag`, `--student_dropout_rate`), not the field.
-`tests/test_ownership.py` fails when a module declares a recipe flag
-(a `TrainConfig` / `NoiseConfig` field) by hand.
+`OLD_FLAG_NAMES` keeps a renamed flag's old spelling working, with a warning.
+`tests/test_ownership.py` fails when a binary declares a flag of a field of
+the configs it builds by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import typing
 from typing import Any, Iterator, Optional, Sequence
 
 from absl import flags
+from absl import logging
 
 from noisy_student.runtime import errors
 
@@ -38,7 +40,11 @@ FLAG_NAMES = {
     'num_classes': 'num_label_classes',
     'small_image': 'small_image_model',
     'deterministic': 'deterministic_input',
+    'clean_file_pattern': 'clean_pattern',
 }
+# Old spellings of a flag, still accepted with a warning: {flag: (old, ...)}.
+# (The demo and ablate called --deterministic_input --deterministic.)
+OLD_FLAG_NAMES = {'deterministic_input': ('deterministic',)}
 
 
 def flag_name(field: str, prefix: str = '') -> str:
@@ -86,7 +92,8 @@ def _definer(field: dataclasses.Field, annotation):
     if choices:
       return flags.DEFINE_enum, {'enum_values': list(choices)}
     return flags.DEFINE_string, {}
-  if typing.get_origin(kind) is tuple and typing.get_args(kind)[:1] == (str,):
+  if typing.get_origin(kind) is tuple and typing.get_args(kind)[:1] in (
+      (str,), (int,), (float,)):
     return flags.DEFINE_list, {}
   raise TypeError(f'{field.name}: no flag type for {annotation!r}')
 
@@ -137,17 +144,47 @@ def define(config_class: type, fv: flags.FlagValues, *,
     else:
       default = field.default
     definer, extra = _definer(field, hints[field.name])
-    if 'enum_values' in extra and default not in extra['enum_values']:
+    if ('enum_values' in extra and default is not None
+        and default not in extra['enum_values']):
       extra['enum_values'] = [default, *extra['enum_values']]
     if definer is flags.DEFINE_list and default is not None:
-      default = list(default)
+      default = [str(v) for v in default]
     name = flag_name(field.name, prefix)
     definer(name, default, help=help_prefix + field.metadata['help'],
             flag_values=fv, **extra)
     if required:
       flags.mark_flag_as_required(name, flag_values=fv)
+    for old in OLD_FLAG_NAMES.get(name, ()):
+      definer(old, None, help=f'Old name of --{name} (still accepted, with '
+              'a warning).', flag_values=fv, **extra)
     names.append(name)
   return names
+
+
+def _value(fv: flags.FlagValues, name: str):
+  """The value of flag `name`, or of its old spelling when only that was
+  given (with a warning; both given: ConfigError)."""
+  given_old = [old for old in OLD_FLAG_NAMES.get(name, ())
+               if old in fv and fv[old].present]
+  if not given_old:
+    return fv[name].value
+  old = given_old[0]
+  if fv[name].present:
+    raise errors.ConfigError(f'--{old} is the old name of --{name}; pass '
+                             'only one of them')
+  logging.warning('--%s is the old name of --%s; it still works, but pass '
+                  '--%s', old, name, name)
+  return fv[old].value
+
+
+def _number_list(name: str, kind, value) -> tuple:
+  try:
+    return tuple(kind(v) for v in value)
+  except ValueError:
+    raise errors.ConfigError(
+        f'--{name}={",".join(str(v) for v in value)}: expected '
+        f'comma-separated {"integers" if kind is int else "numbers"}'
+        ) from None
 
 
 def values(config_class: type, fv: flags.FlagValues, *,
@@ -157,17 +194,22 @@ def values(config_class: type, fv: flags.FlagValues, *,
   hints = typing.get_type_hints(config_class)
   out = {}
   for field in flag_fields(config_class, fields=fields, exclude=exclude):
-    value = fv[flag_name(field.name, prefix)].value
+    name = flag_name(field.name, prefix)
+    value = _value(fv, name)
     kind, _ = _base_type(hints[field.name])
     if value is not None and typing.get_origin(kind) is tuple:
-      value = tuple(value)
+      item = typing.get_args(kind)[0]
+      value = (_number_list(name, item, value) if item in (int, float)
+               else tuple(value))
     out[field.name] = value
   return out
 
 
 def present(fv: flags.FlagValues, field: str, prefix: str = '') -> bool:
-  """True when the flag of `field` was given on the command line."""
-  return fv[flag_name(field, prefix)].present > 0
+  """True when the flag of `field` (or its old spelling) was given."""
+  name = flag_name(field, prefix)
+  return fv[name].present > 0 or any(
+      old in fv and fv[old].present for old in OLD_FLAG_NAMES.get(name, ()))
 
 
 def build(config_class: type, fv: flags.FlagValues, *,

@@ -20,16 +20,21 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, *,
                  num_label_classes: int | None = 1000,
                  num_label_classes_help: str = 'Classes of the teacher.'
                  ) -> None:
-  """Defines the selection, sample and shuffle flags on `fv`."""
+  """Defines the selection flags and --shuffle_buffer_mb on `fv`."""
   config_flags.define(selection.Settings, fv, exclude=('num_label_classes',),
                       defaults=_DEFAULTS)
-  flags.DEFINE_integer('num_label_classes', num_label_classes,
-                       num_label_classes_help, flag_values=fv)
-  flags.DEFINE_integer('num_samples_per_class', 10, 'Sample images per class '
-                       'saved under <output_dir>/samples/<class>/.', flag_values=fv)
+  config_flags.define(selection.Settings, fv, fields=('num_label_classes',),
+                      defaults={'num_label_classes': num_label_classes})
+  fv['num_label_classes'].help = num_label_classes_help
+  # The configs hold bytes (tests use tiny buffers); the flag is in MiB.
   flags.DEFINE_integer('shuffle_buffer_mb', 512, 'In-memory shuffle limit per '
                        'output shard; larger shards shuffle through temporary '
                        'bucket files.', flag_values=fv)
+
+
+def shuffle_buffer_bytes(fv: flags.FlagValues) -> int:
+  """--shuffle_buffer_mb in bytes."""
+  return fv.shuffle_buffer_mb << 20
 
 
 def settings_from_flags(fv: flags.FlagValues,

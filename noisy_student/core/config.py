@@ -414,18 +414,29 @@ class TeacherConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  """The whole job: what to train, on what, how, and where to write."""
-  model_dir: str
+  """The whole job: what to train, on what, how, and where to write.
+
+  The fields with help texts are main's flags (`cli/config_flags.py`).
+  """
+  model_dir: str = doc(
+      dataclasses.MISSING, 'Where checkpoints, TensorBoard summaries, '
+      'FLAGS.json, model_config.json and eval_results.json are written.')
   model: ModelConfig
   data: DataConfig
   train: TrainConfig
   teacher: Optional[TeacherConfig] = None
-  init_model_path: Optional[str] = None
-  strategy: str = 'default'
-  tpu: Optional[str] = None
-  tpu_zone: Optional[str] = None
-  gcp_project: Optional[str] = None
-  eval_splits: Sequence[str] = ('dev', 'test')
+  init_model_path: Optional[str] = doc(
+      None, 'Checkpoint (ours, .keras or original TF1) to initialise the '
+      'student from; only used with --init_model.')
+  strategy: str = doc('default', 'default (one device), mirrored (all local '
+                      'GPUs), multi_worker (hosts in TF_CONFIG) or tpu.',
+                      choices=STRATEGIES)
+  tpu: Optional[str] = doc(None, 'TPU name or grpc:// address.')
+  tpu_zone: Optional[str] = doc(None, 'GCE zone of the TPU.')
+  gcp_project: Optional[str] = doc(None, 'GCP project of the TPU.')
+  eval_splits: tuple[str, ...] = doc(
+      ('dev', 'test'), 'Comma-separated eval splits; default: the task\'s '
+      '(dev,test or validation).')
 
   def __post_init__(self):
     check_choice(self, 'strategy', STRATEGIES)

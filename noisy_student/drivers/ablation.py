@@ -5,10 +5,9 @@ pseudo-labels are shared by every student arm, so the arms differ only in how
 the student learns (the arms are listed in `noisy_student/ablate.py`'s help).
 `control` is the teacher's supervised recipe trained for the student's steps:
 "full - control" is the method, not the longer training. Every arm's stage
-is resumable (`drivers/stages.py`, `state.json` per seed) and writes its
-per-image test predictions; `run_ablation` and `merge` write
-`ablation.{md,json,png}` (tables: `analysis/ablation_table.py`) and
-`predictions/seed_<N>/<arm>-<split>.npz`.
+is resumable (`drivers/stages.py`) and writes its per-image test predictions
+(`predictions/seed_<N>/`); `run_ablation` and `merge` write
+`ablation.{md,json,png}` (tables: `analysis/ablation_table.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import MISSING
 from typing import Callable, Optional, Sequence
 
 from absl import logging
@@ -29,6 +29,7 @@ from data import writers
 from noisy_student.analysis import ablation_table as table_lib
 from noisy_student.analysis import stats
 from noisy_student.core import config as config_lib
+from noisy_student.core.config import doc
 from noisy_student.core import datasets
 from noisy_student.core import defaults
 from noisy_student.drivers import rounds as rounds_lib
@@ -49,38 +50,49 @@ PREDICTION_SPLIT = 'test'
 class AblationConfig:
   """The whole ablation (built from flags by `ablate.config_from_flags`).
 
-  Attributes:
-    work_dir: every artifact; `seed_<N>/` per seed.
-    label_data_dir / unlabel_data_dir: labeled shards and unlabeled shards.
-    dataset: classes, sizes, statistics (dataset_info.json or built-in).
-    seeds: one full set of arms per seed.
-    teacher / student: the recipes (the --preset's, the demo's by default).
-    width_coefficient / depth_coefficient: the model's scaling (teacher and
-      every student but the larger one).
-    larger_scale: the larger student's width and depth, x the above.
-    larger_student_steps: its training steps (None: the student's).
-    min_threshold: the filter's confidence threshold.
-    arms: the arms to run (default: all).
-    deterministic: fixed record order and deterministic ops in every stage.
-    jobs: stages trained at once, each in a child process on its own cores
-      (`drivers/ablation_jobs.py`); 1: one after the other in this process.
+  The fields with help texts are `ablate`'s flags (`cli/config_flags.py`).
   """
-  work_dir: str
-  label_data_dir: str
-  unlabel_data_dir: str
-  dataset: datasets.DatasetInfo
-  seeds: tuple[int, ...]
-  teacher: config_lib.Recipe
-  student: config_lib.Recipe
+  work_dir: str = doc(MISSING, 'Where every artifact goes (seed_<N>/).')
+  label_data_dir: str  # the labeled shards
+  unlabel_data_dir: str = doc(MISSING, 'The unlabeled (extra-*) shards.')
+  dataset: datasets.DatasetInfo  # dataset_info.json or a built-in one
+  seeds: tuple[int, ...] = doc(MISSING, 'Seeds (comma-separated).')
+  teacher: config_lib.Recipe  # the --preset's, with --teacher_train_steps
+  student: config_lib.Recipe  # the --preset's, with --student_train_steps
   model_name: str = 'efficientnet-b0'
-  width_coefficient: float = defaults.DEMO_WIDTH_COEFFICIENT
-  depth_coefficient: float = defaults.DEMO_DEPTH_COEFFICIENT
-  larger_scale: float = 1.5
-  larger_student_steps: Optional[int] = None
-  min_threshold: float = defaults.ITERATE_MIN_THRESHOLD
-  arms: tuple[str, ...] = ARMS
-  deterministic: bool = True
-  jobs: int = 1
+  width_coefficient: float = doc(defaults.DEMO_WIDTH_COEFFICIENT,
+                                 'EfficientNet-B0 width scaling.')
+  depth_coefficient: float = doc(defaults.DEMO_DEPTH_COEFFICIENT,
+                                 'EfficientNet-B0 depth scaling.')
+  larger_scale: float = doc(1.5, 'Larger student\'s width and depth, x others\'.')
+  larger_student_steps: Optional[int] = doc(
+      None, 'The larger student\'s training steps (None: the student\'s).')
+  min_threshold: float = doc(defaults.ITERATE_MIN_THRESHOLD,
+                             'The filter\'s confidence threshold.')
+  arms: tuple[str, ...] = doc(ARMS, f'Arms to run, of {", ".join(ARMS)}.')
+  deterministic: bool = doc(
+      True, 'Fixed record order and deterministic TF ops (a rerun repeats '
+      'every number); false reuses an iterate run made without it.')
+  jobs: int = doc(
+      1, 'Stages of a seed trained at once, each in a child process on its '
+      'own cores (teacher beside control, students side by side; logs in '
+      '<work_dir>/seed_<N>/logs/). On small CPU machines 2 is about twice as '
+      'fast: TF trains these small models no faster on two cores than one.')
+
+  def __post_init__(self):
+    above_0 = (config_lib.POSITIVE, None)
+    config_lib.check_ranges(self, {
+        'width_coefficient': above_0, 'depth_coefficient': above_0,
+        'larger_scale': above_0, 'larger_student_steps': (1, None),
+        'min_threshold': (0.0, 1.0), 'jobs': (1, None)})
+    if not self.seeds:
+      raise errors.ConfigError(f'{errors.field_name("seeds")}: give at least '
+                               'one seed')
+    unknown = sorted(set(self.arms) - set(ARMS))
+    if unknown or not self.arms:
+      raise errors.ConfigError(
+          f'{errors.field_name("arms")}={",".join(self.arms)}: expected some '
+          f'of {", ".join(ARMS)}')
 
 
 def student_recipe(arm: str, student: config_lib.Recipe) -> config_lib.Recipe:

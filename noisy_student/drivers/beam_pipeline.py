@@ -35,6 +35,7 @@ the same bytes and a rerun of a finished pipeline writes nothing.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import MISSING
 import logging as py_logging
 import math
 import os
@@ -58,6 +59,8 @@ from data import image_shards
 from data import layout
 from data import writers
 from noisy_student.runtime import errors
+from noisy_student.core import config as config_lib
+from noisy_student.core.config import doc
 from noisy_student.core import model_refs
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
@@ -73,47 +76,48 @@ IMAGE_SHARD_PREFIX = 'images'
 class BeamLabelConfig:
   """What the pipeline does (built from the flags by `beam_label`).
 
-  Attributes:
-    teacher: a training model_dir / checkpoint with model_config.json (EMA
-      weights), a `.keras` file or an exported SavedModel directory.
-    output_dir: where data/, stats/, samples/, prelim_stats/ and
-      allocation_plan.json go (the names of `filter_unlabel`).
-    settings: the selection settings (the filter's flags).
-    input_pattern: glob(s), comma-separated, of unlabeled TFRecord shards.
-    image_pattern: glob(s), comma-separated, of image files (instead).
-    prediction_dir: teacher outputs (prediction + info files, packed image
-      shards); '' = `<output_dir>/predictions`. Reused by a rerun with other
-      filter settings.
-    batch_size: images per teacher batch (`--predict_batch_size` of main).
-    image_size: teacher input size in pixels; None: its inference size.
-    small_image: .keras and SavedModel teachers: the 32x32 preprocessing
-      (checkpoints carry it in model_config.json).
-    images_per_shard: image files per packed shard (with image_pattern).
-    num_samples_per_class: sample images saved per class.
-    shuffle_buffer_bytes: in-memory shuffle limit per output shard.
+  The fields with help texts are `beam_label`'s flags (`cli/config_flags.py`);
+  `settings` are the filter's selection flags. The outputs have the names of
+  `filter_unlabel`'s.
   """
-  teacher: str
-  output_dir: str
-  settings: selection.Settings
-  input_pattern: str = ''
-  image_pattern: str = ''
-  prediction_dir: str = ''
-  batch_size: int = 64
-  image_size: Optional[int] = None
-  small_image: bool = False
-  images_per_shard: int = 1024
-  num_samples_per_class: int = 10
+  teacher: str = doc(MISSING, 'The teacher: a training model_dir or '
+                     'checkpoint with model_config.json (EMA weights), a '
+                     '.keras file or an exported SavedModel.')
+  output_dir: str = doc(MISSING, 'Where data/, stats/, samples/, '
+                        'prelim_stats/ and allocation_plan.json are written.')
+  settings: selection.Settings = doc(MISSING, 'The selection settings.')
+  input_pattern: str = doc('', 'Glob(s), comma-separated, of the unlabeled '
+                           'TFRecord shards; sorted, the i-th file is shard '
+                           'i.')
+  image_pattern: str = doc('', 'Glob(s) of image files instead (local '
+                           'files); sorted, they are packed into shards of '
+                           '--images_per_shard under '
+                           '<prediction_dir>/image_shards.')
+  prediction_dir: str = doc('', 'Teacher outputs (prediction and info files, '
+                            'packed image shards); default '
+                            '<output_dir>/predictions. A run with other '
+                            'filter settings reuses them.')
+  batch_size: int = doc(64, 'Images per teacher batch.')
+  image_size: Optional[int] = doc(None, 'Teacher input size in pixels; '
+                                  'default (or 0): its inference size.')
+  small_image: bool = doc(False, '.keras/SavedModel teacher: 32x32 '
+                          'preprocessing (checkpoints record it themselves).')
+  images_per_shard: int = doc(1024, 'Image files per shard '
+                              '(--image_pattern).')
+  num_samples_per_class: int = doc(10, 'Sample images per class saved under '
+                                   '<output_dir>/samples/<class>/.')
+  # In-memory shuffle limit per output shard (the flag is --shuffle_buffer_mb).
   shuffle_buffer_bytes: int = 512 << 20
 
   def __post_init__(self):
     if bool(self.input_pattern) == bool(self.image_pattern):
-      raise ValueError('pass exactly one of --input_pattern and --image_pattern')
-    lowest = {'batch_size': 1, 'images_per_shard': 1, 'image_size': 1,
-              'num_samples_per_class': 0}
-    for name, low in lowest.items():
-      value = getattr(self, name)
-      if value is not None and value < low:
-        raise ValueError(f'--{name} must be >= {low}, received: {value}')
+      raise errors.ConfigError(
+          f'pass exactly one of {errors.field_name("input_pattern")} and '
+          f'{errors.field_name("image_pattern")}')
+    config_lib.check_ranges(self, {
+        'batch_size': (1, None), 'images_per_shard': (1, None),
+        'image_size': (1, None), 'num_samples_per_class': (0, None),
+        'shuffle_buffer_bytes': (1, None)})
     if not self.prediction_dir:
       object.__setattr__(self, 'prediction_dir',
                          os.path.join(self.output_dir, 'predictions'))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from dataclasses import MISSING
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from data import dataset_info
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
+from noisy_student.core.config import doc
 from noisy_student.core import model_refs
 from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
@@ -222,20 +224,45 @@ def _checkpoint_step(prefix: str) -> Optional[int]:
 
 @dataclasses.dataclass(frozen=True)
 class PredictConfig:
-  """Flags of the original predict_label.py."""
-  predict_ckpt_path: str
+  """What --mode=predict does (the original predict_label.py's flags).
+
+  The fields with help texts are main's flags (`cli/config_flags.py`);
+  `data_dir` is --label_data_dir, `image_size` --input_image_size.
+  """
+  predict_ckpt_path: str = doc(
+      MISSING, 'Checkpoint for predict/export; default: latest in '
+      '--model_dir.')
   data_dir: str
-  output_dir: str
-  info_dir: str
-  file_prefix: str = 'train'
-  num_shards: int = 128
-  shard_ids: tuple[int, ...] = (0,)
-  total_replicas: int = 1
-  worker_id: int = 0
-  reassign_label: bool = False
-  batch_size: int = 64
-  num_samples: int = 0
+  output_dir: str = doc(MISSING, 'predict: folder of the prediction files.')
+  info_dir: str = doc(MISSING, 'predict: folder of the per-shard info files; '
+                      'default <output_dir>/info.')
+  file_prefix: str = doc(
+      'train', 'predict: prefix of the input shards; default: the folder\'s '
+      'one unlabeled split (dataset_info.json), else train.')
+  num_shards: int = doc(
+      128, 'predict: shards of the unlabeled set; default: the folder\'s '
+      'count (the original required it, default 128).')
+  shard_ids: tuple[int, ...] = (0,)  # the --shard_id flag, parsed
+  total_replicas: int = doc(
+      1, 'predict: split each shard among this many workers.')
+  worker_id: int = doc(0, 'predict: this worker, < total_replicas.')
+  reassign_label: bool = doc(
+      False, 'predict: re-label filtered shards <file_prefix>-<worker_id>-'
+      '<shard>-of-<n> with this (newer) teacher.')
+  predict_batch_size: int = doc(64, 'predict: images per batch.')
+  num_samples_per_shard: int = doc(
+      0, 'predict --reassign_label: save this many sample images.')
   image_size: Optional[int] = None
+
+  def __post_init__(self):
+    config_lib.check_ranges(self, {
+        'num_shards': (1, None), 'total_replicas': (1, None),
+        'predict_batch_size': (1, None), 'num_samples_per_shard': (0, None),
+        'image_size': (1, None)})
+    if not 0 <= self.worker_id < self.total_replicas:
+      raise errors.ConfigError(
+          f'{errors.field_name("worker_id")}={self.worker_id} must be in [0, '
+          f'{errors.field_name("total_replicas")}={self.total_replicas})')
 
 
 def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
@@ -260,7 +287,7 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
                   output_dir=pcfg.output_dir,
                   image_size=config.image_size,
                   small_image=config.small_image,
-                  batch_size=pcfg.batch_size)
+                  batch_size=pcfg.predict_batch_size)
     if pcfg.reassign_label:
       source = layout.shard_path(pcfg.data_dir, pcfg.file_prefix, shard_id,
                                  pcfg.num_shards, task=pcfg.worker_id)
@@ -270,7 +297,7 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
         continue
       counts[shard_id] = predict_lib.reassign_shard(
           model, strategy, worker_id=pcfg.worker_id,
-          num_samples=pcfg.num_samples, **common)
+          num_samples=pcfg.num_samples_per_shard, **common)
     else:
       counts[shard_id] = predict_lib.predict_shard(
           model, strategy, info_dir=pcfg.info_dir,

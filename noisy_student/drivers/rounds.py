@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import MISSING
-import json
 from typing import Optional, Sequence
 
 import keras
@@ -184,7 +183,7 @@ def _predict_config(rounds: RoundsConfig, teacher_dir: str, r: int,
       output_dir=predicted.predictions, info_dir=predicted.info,
       file_prefix=rounds.unlabel_file_prefix, num_shards=num_shards,
       shard_ids=tuple(range(num_shards)),
-      batch_size=rounds.predict_batch_size)
+      predict_batch_size=rounds.predict_batch_size)
 
 
 def _predict(pcfg: modes.PredictConfig, strategy: tf.distribute.Strategy) -> dict:
@@ -216,27 +215,9 @@ def _filter(fcfg: filter_files.FilterConfig, only_stats: bool) -> dict:
   filter_passes.run_pass(fcfg, fcfg.units, only_get_stats=only_stats)
   result = {'num_image_per_class': fcfg.settings.num_image}
   if not only_stats:
-    result['num_written'] = check_filter_output(
+    result['num_written'] = filter_passes.check_filter_output(
         fcfg.output_dir, fcfg.settings.min_threshold)
   return result
-
-
-def check_filter_output(filter_dir: str, min_threshold: float) -> int:
-  """The number of pseudo-labeled images the selection wrote (from
-  `<filter_dir>/stats/final_stats.json`); raises FilterError when it is 0,
-  since a student cannot train on an empty unlabeled set."""
-  path = layout.FilterDirs(filter_dir).final_stats
-  with tf.io.gfile.GFile(path) as f:
-    stats = json.load(f)
-  written = int(stats['num_written'])
-  if written == 0:
-    raise errors.FilterError(
-        f'{path}: the filter kept no pseudo-labels: none of the '
-        f'{stats.get("num_prediction_records", "?")} teacher predictions has '
-        f'a top-1 probability >= --min_threshold={min_threshold}. Lower '
-        '--min_threshold or train the teacher longer, then rerun (finished '
-        'stages are kept).')
-  return written
 
 
 def _settings(value) -> dict:

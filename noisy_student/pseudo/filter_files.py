@@ -24,6 +24,7 @@ Outputs:
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import MISSING
 import json
 import os
 from typing import Iterator
@@ -36,6 +37,7 @@ from data import layout
 from data import records
 from noisy_student.runtime import errors
 from noisy_student.core import config as config_lib
+from noisy_student.core.config import doc
 from noisy_student.pseudo import selection
 
 
@@ -43,35 +45,33 @@ from noisy_student.pseudo import selection
 class FilterConfig:
   """Everything the filter needs (built from the flags by the binary).
 
-  Attributes:
-    input_dir: folder of the unlabeled shards.
-    prediction_dir: folder of the teacher's `train-info-*` prediction files.
-    info_dir: folder of the `info-*.txt` files.
-    output_dir: where data/, stats/, samples/ and the plan go.
-    settings: selection settings (classes, num_image, thresholds, balance).
-    prelim_stats_dir: statistics folder ('' = `<output_dir>/prelim_stats`).
-    file_prefix: unlabeled shard prefix (`train`, `extra`).
-    num_shards: shards of the unlabeled set.
-    total_replicas: prediction workers per shard.
-    num_samples_per_class: sample images saved per class over all units.
-    shuffle_buffer_bytes: in-memory shuffle limit per unit.
-    batch_size: records per read batch.
-    input_files: the unlabeled shards in unit order, when they do not follow
-      the `<file_prefix>-%05d-of-%05d` names (the Beam pipeline's file
-      pattern); `num_shards` must equal their number.
+  The fields with help texts are `filter_unlabel`'s flags
+  (`cli/config_flags.py`); `settings` are the selection flags.
   """
-  input_dir: str
-  prediction_dir: str
-  info_dir: str
-  output_dir: str
-  settings: selection.Settings
-  prelim_stats_dir: str = ''
-  file_prefix: str = 'train'
-  num_shards: int = 128
-  total_replicas: int = 1
-  num_samples_per_class: int = 10
+  input_dir: str = doc(MISSING, 'Folder of the unlabeled shards '
+                       '`<file_prefix>-%05d-of-%05d` whose images are copied.')
+  prediction_dir: str = doc(MISSING, 'Folder of the teacher\'s prediction '
+                            'files `train-info-%05d-of-%05d-%05d`.')
+  info_dir: str = doc(MISSING, 'Folder of the per-shard `info-*.txt` files '
+                      '({"image_num": N}).')
+  output_dir: str = doc(MISSING, 'Where data/, stats/, samples/ and '
+                        'allocation_plan.json are written.')
+  settings: selection.Settings = doc(MISSING, 'The selection settings.')
+  prelim_stats_dir: str = doc('', 'Where the statistics pass writes '
+                              '`prelim_stats_%05d_%d.json`; default '
+                              '<output_dir>/prelim_stats.')
+  file_prefix: str = doc('train', 'Prefix of the unlabeled shards.')
+  num_shards: int = doc(128, 'Shards of the unlabeled set.')
+  total_replicas: int = doc(1, 'Prediction workers per shard (the '
+                            '--total_replicas of --mode=predict).')
+  num_samples_per_class: int = doc(10, 'Sample images per class saved under '
+                                   '<output_dir>/samples/<class>/.')
+  # In-memory shuffle limit per unit (the flag is --shuffle_buffer_mb).
   shuffle_buffer_bytes: int = 512 << 20
-  batch_size: int = 1024
+  batch_size: int = 1024  # records per read batch
+  # The unlabeled shards in unit order, when they do not follow the
+  # `<file_prefix>-%05d-of-%05d` names (the Beam pipeline's file pattern);
+  # `num_shards` must equal their number.
   input_files: tuple[str, ...] = ()
 
   def __post_init__(self):

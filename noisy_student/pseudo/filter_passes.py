@@ -19,6 +19,7 @@ its output shard holds the record count the stats file states.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -195,6 +196,16 @@ def _log_plan(plan: selection.AllocationPlan) -> None:
       logging.info('class %d: %d eligible images, threshold %.3f', cls, t,
                    r.threshold[cls])
   logging.info('plan: %s output records expected', plan.to_json()['expected_total'])
+  scarce = [int(t) for t in r.eligible if 0 < t < k]
+  if scarce and plan.settings.upsample and not plan.settings.use_all:
+    logging.warning(
+        'upsampling: %d of %d classes have fewer than %s=%d eligible images '
+        '(fewest %d), so their images are repeated up to %d each: %d eligible '
+        'images become %s records. Pass a smaller %s, or %s=false to keep '
+        'each image once.', len(scarce), len(r.eligible),
+        errors.field_name('num_image'), k, min(scarce), k,
+        int(np.sum(r.eligible)), plan.to_json()['expected_total'],
+        errors.field_name('num_image'), errors.field_name('upsample'))
 
 
 # --------------------------------------------------------------------------
@@ -450,3 +461,22 @@ def run_pass(c: filter_files.FilterConfig, units: Sequence[tuple[int, int]],
     logging.info('other units are still unfinished; final_stats.json is '
                  'written by the job that finishes last')
   return final
+
+
+def check_filter_output(filter_dir: str, min_threshold: float) -> int:
+  """The number of pseudo-labeled images the selection wrote (from
+  `<filter_dir>/stats/final_stats.json`); raises FilterError when it is 0,
+  since a student cannot train on an empty unlabeled set (iterate,
+  filter_unlabel and beam_label stop there)."""
+  path = layout.FilterDirs(filter_dir).final_stats
+  with tf.io.gfile.GFile(path) as f:
+    stats = json.load(f)
+  written = int(stats['num_written'])
+  if written == 0:
+    raise errors.FilterError(
+        f'{path}: the filter kept no pseudo-labels: none of the '
+        f'{stats.get("num_prediction_records", "?")} teacher predictions has '
+        f'a top-1 probability >= {errors.field_name("min_threshold")}='
+        f'{min_threshold}. Lower {errors.field_name("min_threshold")} or '
+        'train the teacher longer, then rerun.')
+  return written

@@ -20,7 +20,7 @@ from data import records
 from noisy_student import beam_label
 from noisy_student.runtime import errors
 from noisy_student.drivers import beam_pipeline
-from noisy_student.drivers import rounds
+from noisy_student.pseudo import filter_passes
 from tests import helpers
 
 NUM_IMAGE = 60
@@ -90,7 +90,7 @@ def test_beam_pipeline_selects_what_predict_and_filter_unlabel_select(
   assert beam == offline
   assert set(_per_class(beam)) <= {0, NUM_IMAGE}
   assert _final(f'{root}/beam') == _final(f'{root}/offline')
-  assert rounds.check_filter_output(f'{root}/beam', 0.0) == sum(beam.values())
+  assert filter_passes.check_filter_output(f'{root}/beam', 0.0) == sum(beam.values())
 
   # --balance=random: the same per-class counts (same seed); the Beam run
   # reuses its predictions (the teacher does not run again).

@@ -100,6 +100,15 @@ def test_strategy_resolution(monkeypatch):
      '--dropout_rate'),
     (('--label_data_dir=/d', '--model_dir=/m', '--randaug_mag=-1'),
      '--randaug_mag'),
+    # --train_ratio scales --train_steps: a bad ratio is named, not the steps.
+    (('--label_data_dir=/d', '--model_dir=/m', '--train_ratio=0'),
+     r'^--train_ratio must be in \(0, inf\), received: 0.0$'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--train_steps=10',
+      '--train_ratio=0.01'),
+     r'^--train_steps=10 x --train_ratio=0.01 is 0 steps'),
+    (('--label_data_dir=/d', '--model_dir=/m', '--deterministic',
+      '--deterministic_input'), '--deterministic is the old name of '
+     '--deterministic_input; pass only one of them'),
 ])
 def test_bad_flags_name_the_flag(argv, flag):
   with pytest.raises(errors.ConfigError, match=flag):

@@ -88,18 +88,18 @@ def test_killed_driver_resumes_without_redoing_finished_stages(tmp_path):
 
 
 def test_empty_filter_output_stops_before_the_student(tmp_path):
-  from noisy_student.drivers import rounds  # pylint: disable=g-import-not-at-top
+  from noisy_student.pseudo import filter_passes  # pylint: disable=g-import-not-at-top
   stats_dir = tmp_path / 'filter' / 'stats'
   stats_dir.mkdir(parents=True)
   final = stats_dir / 'final_stats.json'
   final.write_text(json.dumps({'num_written': 0, 'num_prediction_records': 897}))
   with pytest.raises(ValueError) as error:
-    rounds.check_filter_output(str(tmp_path / 'filter'), 0.3)
+    filter_passes.check_filter_output(str(tmp_path / 'filter'), 0.3)
   message = str(error.value)
   assert str(final) in message and '897' in message
-  assert '--min_threshold=0.3' in message
+  assert 'min_threshold=0.3' in message
   final.write_text(json.dumps({'num_written': 120, 'num_prediction_records': 897}))
-  assert rounds.check_filter_output(str(tmp_path / 'filter'), 0.3) == 120
+  assert filter_passes.check_filter_output(str(tmp_path / 'filter'), 0.3) == 120
 
 
 def _student_weights(work_dir: str) -> dict:

@@ -152,7 +152,7 @@ def test_predict_writes_shards_and_skips_finished_ones(digits_dir, tmp_path):
       predict_ckpt_path=cfg.model_dir,
       data_dir=os.path.join(digits_dir, 'unlabeled'),
       output_dir=str(tmp_path / 'pred'), info_dir=str(tmp_path / 'info'),
-      file_prefix='extra', num_shards=8, shard_ids=(0, 1), batch_size=32)
+      file_prefix='extra', num_shards=8, shard_ids=(0, 1), predict_batch_size=32)
   counts = modes.predict(cfg.model, pcfg, _default())
   for shard, count in counts.items():
     unl = os.path.join(digits_dir, 'unlabeled', f'extra-{shard:05d}-of-00008')
