@@ -122,6 +122,20 @@ def test_run_sh_end_to_end_on_a_few_images_per_class(tarball, tmp_path):
                  f'{arm}-test.npz') as p:
       assert len(p['label']) == 80
   assert table['runs']['2']['seconds'] > 0 and table['runs']['2']['machine']
+  # The teacher's pseudo-labels traced to the unlabeled images' true classes.
+  import pseudo_label_accuracy  # pylint: disable=g-import-not-at-top
+  seed_dir = tmp_path / 'runs' / 'seed_2'
+  assert pseudo_label_accuracy.main([f'--data_root={tmp_path / "data"}',
+                                     f'--seed_dir={seed_dir}']) == 0
+  with open(seed_dir / 'pseudo_label_accuracy.json') as f:
+    accuracy = json.load(f)
+  assert accuracy['unlabeled_images']['count'] == 30  # 3 per class
+  with open(seed_dir / 'round_1' / 'filter' / 'stats' / 'final_stats.json') as f:
+    kept = json.load(f)['num_written']
+  assert accuracy['kept_records']['count'] == kept > 0
+  assert 0 < accuracy['kept_distinct_images']['count'] <= 30
+  for part in ('unlabeled_images', 'kept_records'):
+    assert 0.0 <= accuracy[part]['accuracy'] <= 1.0
 
 
 def test_tuning_candidates_parse_into_recipes():
