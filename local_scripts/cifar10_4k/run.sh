@@ -16,6 +16,9 @@
 #    command after an interruption. One seed's table, per-image predictions
 #    and timings land in WORK_DIR (ablation.json, predictions/seed_N/); join
 #    the seeds of several sessions with `ablate --merge`.
+# 4. (by hand, after a seed) pseudo_label_accuracy.py --data_root=DATA_ROOT
+#    --seed_dir=WORK_DIR/seed_N: how often the teacher's pseudo-labels were
+#    right, traced through split.json.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
