@@ -29,6 +29,7 @@ from noisy_student.runtime import entry
 from noisy_student.cli import config_flags
 from noisy_student.cli import filter_flags
 from noisy_student.runtime import errors
+from noisy_student.drivers import beam_inputs
 from noisy_student.drivers import beam_pipeline
 from noisy_student.pseudo import filter_passes
 
@@ -44,7 +45,7 @@ REQUIRED = ('teacher', 'output_dir')
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines the flags (the filter's selection flags keep their names)."""
-  config_flags.define(beam_pipeline.BeamLabelConfig, fv, fields=CONFIG_FIELDS,
+  config_flags.define(beam_inputs.BeamLabelConfig, fv, fields=CONFIG_FIELDS,
                       defaults={name: '' for name in REQUIRED})
   filter_flags.define_flags(
       fv, num_label_classes=-1,
@@ -53,17 +54,17 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS
-                      ) -> beam_pipeline.BeamLabelConfig:
+                      ) -> beam_inputs.BeamLabelConfig:
   """Checks the flags (and that the teacher exists) before any work."""
-  given = config_flags.values(beam_pipeline.BeamLabelConfig, fv,
+  given = config_flags.values(beam_inputs.BeamLabelConfig, fv,
                               fields=CONFIG_FIELDS)
   for name in REQUIRED:
     if not given[name]:
       raise errors.ConfigError(f'--{name} is required')
   teacher = given['teacher']
-  beam_pipeline.check_teacher(teacher)
+  beam_inputs.check_teacher(teacher)
   num_classes = fv.num_label_classes
-  teacher_classes = beam_pipeline.teacher_num_classes(teacher)
+  teacher_classes = beam_inputs.teacher_num_classes(teacher)
   if num_classes == -1:
     if teacher_classes is None:
       raise errors.ConfigError(
@@ -77,7 +78,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS
   settings = filter_flags.settings_from_flags(fv, num_classes)
   given['image_size'] = given['image_size'] or None  # 0: the teacher's
   with config_flags.flag_names():
-    return beam_pipeline.BeamLabelConfig(
+    return beam_inputs.BeamLabelConfig(
         settings=settings,
         shuffle_buffer_bytes=filter_flags.shuffle_buffer_bytes(fv), **given)
 

@@ -151,7 +151,7 @@ def test_recipe_flags_come_from_the_dataclasses():
 def _binary_configs():
   """{module that declares a binary's flags: the config classes it builds}."""
   from noisy_student import eval_robustness  # pylint: disable=g-import-not-at-top
-  from noisy_student.drivers import ablation, beam_pipeline, modes, rounds
+  from noisy_student.drivers import ablation, beam_inputs, modes, rounds
   from noisy_student.pseudo import filter_files, selection
   c = config_lib
   main = (c.TrainConfig, c.NoiseConfig, c.ModelConfig, c.DataConfig,
@@ -166,9 +166,9 @@ def _binary_configs():
       'noisy_student/filter_unlabel.py': (filter_files.FilterConfig,
                                           selection.Settings),
       'noisy_student/cli/filter_flags.py': (filter_files.FilterConfig,
-                                            beam_pipeline.BeamLabelConfig,
+                                            beam_inputs.BeamLabelConfig,
                                             selection.Settings),
-      'noisy_student/beam_label.py': (beam_pipeline.BeamLabelConfig,
+      'noisy_student/beam_label.py': (beam_inputs.BeamLabelConfig,
                                       selection.Settings),
       'noisy_student/eval_robustness.py': (eval_robustness.RobustnessConfig,),
   }

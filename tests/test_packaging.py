@@ -92,7 +92,11 @@ def test_the_pinned_lock_satisfies_the_declared_ranges(lock):
   pins = _pins(lock)
   tensorflow = [n for n in TF_NAMES if n in pins]
   assert tensorflow == (['tensorflow'] if 'gpu' in lock else ['tensorflow-cpu'])
-  declared = project['dependencies'] + project['optional-dependencies']['tfds']
+  # Every extra but gpu (its tensorflow is the base one): `pip install
+  # ".[beam]"` must be able to resolve the versions CI tests with.
+  extras = project['optional-dependencies']
+  declared = (project['dependencies'] + extras['tfds'] + extras['beam']
+              + extras['test'])
   for text in declared:
     requirement = _requirement(text)
     name = tensorflow[0] if requirement.name == 'tensorflow' else requirement.name

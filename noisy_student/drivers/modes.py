@@ -127,6 +127,7 @@ def train(config: config_lib.ExperimentConfig, strategy: tf.distribute.Strategy,
   chief = distribute.is_chief(strategy)
   check_model_dir(config.model_dir, config.model)
   check_model_files(config)
+  input_pipeline.check_pseudo_labeled(config.data)
   lock = (dir_lock.exclusive(config.model_dir, 'trainer') if chief
           else contextlib.nullcontext())
   with lock:

@@ -233,6 +233,30 @@ def train_files(cfg: config_lib.DataConfig) -> tuple[list[str], list[str]]:
   return labeled, unlabeled
 
 
+def check_pseudo_labeled(cfg: config_lib.DataConfig) -> None:
+  """When the student reads stored pseudo-labels (no teacher on the fly),
+  the first unlabeled record must hold them.
+
+  Raises:
+    InputError naming the shard when it holds raw unlabeled images, which
+    need a teacher first.
+  """
+  if not (cfg.pseudo_labels_stored and cfg.unlabel_data_dir):
+    return
+  for path in list_files(cfg.unlabel_data_dir, cfg.unlabel_prefixes):
+    for serialized in tf.data.TFRecordDataset(path).take(1):
+      if records.PROBABILITIES_KEY not in records.read_example(
+          serialized.numpy()):
+        raise errors.InputError(
+            f'{path}: record 0 holds an image without pseudo-labels '
+            f'({records.PROBABILITIES_KEY}): these are raw unlabeled '
+            'shards. Give the student a teacher that labels them on the fly '
+            '(main: --teacher_model_name and --teacher_model_path), or '
+            'pseudo-label them first (--mode=predict, then filter_unlabel: '
+            'docs/filtering.md)')
+      return
+
+
 def _with_records(files: Sequence[str]) -> list[str]:
   """`files`, unless all are empty (a repeated empty stream never ends)."""
   if all(tf.io.gfile.stat(f).length == 0 for f in files):

@@ -167,3 +167,24 @@ def test_ctrl_c_saves_the_step_and_exits_130_with_one_line(digits_dir, tmp_path)
                        stderr).group(1))
   assert 0 < step < 1000
   assert tf.train.latest_checkpoint(model_dir).endswith(f'ckpt-{step}')
+
+
+def test_raw_unlabeled_shards_without_a_teacher_are_refused_before_writing(
+    digits_dir, tmp_path):
+  """A student without an on-the-fly teacher reads stored pseudo-labels; the
+  digits' raw unlabeled shards have none: the error names the shard and what
+  to do, and nothing (FLAGS.json, model_config.json) is written."""
+  from noisy_student.drivers import modes  # pylint: disable=g-import-not-at-top
+  from noisy_student.training import distribute  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path / 'model'
+  job = _train_job(digits_dir, str(model_dir),
+                   f'--unlabel_data_dir={digits_dir}/unlabeled',
+                   '--unlabel_ratio=1', '--width_coefficient=0.1',
+                   '--depth_coefficient=0.1')
+  assert job.experiment.data.pseudo_labels_stored
+  with pytest.raises(errors.InputError, match=r'/unlabeled/extra-00000-of-\d+: '
+                     r'record 0 holds an image without pseudo-labels '
+                     r'\(probabilities\): these are raw unlabeled shards'):
+    modes.train(job.experiment, distribute.make_strategy('default'),
+                flags_json={'x': 1})
+  assert not model_dir.exists()

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from data import records
 from noisy_student.runtime import errors
+from noisy_student.drivers import beam_inputs
 from noisy_student.drivers import beam_pipeline
 from noisy_student.models import backbones
 from noisy_student.models import export
@@ -45,7 +46,7 @@ def _config(teacher, digits_dir, out, **changes):
                 input_pattern=f'{digits_dir}/unlabeled/extra-*',
                 small_image=True, num_samples_per_class=1)
   fields.update(changes)
-  return beam_pipeline.BeamLabelConfig(**fields)
+  return beam_inputs.BeamLabelConfig(**fields)
 
 
 def _offline(teacher, digits_dir, out, settings) -> filter_files.FilterConfig:
@@ -198,7 +199,7 @@ def test_image_files_are_packed_into_shards(teacher, digits_dir, tmp_path):
   config = _config(teacher, digits_dir, str(tmp_path / 'out'), input_pattern='',
                    image_pattern=f'{pngs}/*.png', images_per_shard=100,
                    settings=_settings(num_image=30))
-  inputs = beam_pipeline.list_inputs(config)
+  inputs = beam_inputs.list_inputs(config)
   assert len(inputs.shards) == len(inputs.image_groups) == 3
   final = beam_pipeline.run(config)
   assert set(final['per_class']) <= {0, 30} and final['num_written'] > 0
@@ -212,14 +213,14 @@ def test_image_files_are_packed_into_shards(teacher, digits_dir, tmp_path):
 def test_inputs_options_and_teacher_are_checked(teacher, tmp_path):
   config = _config(teacher, str(tmp_path), str(tmp_path / 'out'))
   with pytest.raises(errors.InputError, match='--input_pattern=.*no file'):
-    beam_pipeline.list_inputs(config)
+    beam_inputs.list_inputs(config)
   with pytest.raises(errors.ConfigError, match='--min_treshold'):
     beam_pipeline.beam_options(['--min_treshold=0.3', '--direct_num_workers=2'])
   assert beam_pipeline.beam_options(
       ['--runner=FlinkRunner', '--flink_master=localhost:8081']) is not None
   with pytest.raises(errors.CheckpointError, match='--teacher='):
-    beam_pipeline.check_teacher(str(tmp_path))
-  beam_pipeline.check_teacher(teacher)
+    beam_inputs.check_teacher(str(tmp_path))
+  beam_inputs.check_teacher(teacher)
   with pytest.raises(ValueError, match='exactly one'):
     _config(teacher, str(tmp_path), str(tmp_path / 'out'),
             image_pattern='*.png')
@@ -235,5 +236,5 @@ def test_a_glob_over_a_converters_folder_takes_only_the_shards(teacher,
   config = _config(teacher, str(tmp_path), str(tmp_path / 'out'),
                    input_pattern=str(tmp_path / 'extra-*'))
   assert [os.path.basename(p) for p in
-          beam_pipeline.list_inputs(config).shards] == [
+          beam_inputs.list_inputs(config).shards] == [
               'extra-00000-of-00002', 'extra-00001-of-00002']
