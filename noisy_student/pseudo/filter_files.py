@@ -173,15 +173,17 @@ def check_unit_inputs(c: FilterConfig, shard: int, task: int) -> tuple[int, int]
   for path, what in ((info, 'info file'), (pred, 'prediction shard'),
                      (unlabeled, 'unlabeled shard')):
     if not tf.io.gfile.exists(path):
+      checks = '/'.join(errors.field_name(f) for f in (
+          'input_dir', 'prediction_dir', 'info_dir', 'file_prefix',
+          'num_shards'))
       raise errors.MissingFileError(
           f'{path}: {what} of shard {shard} (task {task}) not found; run the '
-          'teacher (--mode=predict) on it or check --input_dir/--prediction_dir'
-          '/--info_dir/--file_prefix/--num_shards')
+          f'teacher (main --mode=predict) on it or check {checks}')
   extra_worker = prediction_path(c, shard, c.total_replicas)
   if tf.io.gfile.exists(extra_worker):
     raise errors.FilterError(
         f'{extra_worker} exists, so shard {shard} was predicted by more than '
-        f'--total_replicas={c.total_replicas} workers')
+        f'{errors.field_name("total_replicas")}={c.total_replicas} workers')
   try:
     image_num = int(load_json(info)['image_num'])
   except (KeyError, TypeError, ValueError) as err:
@@ -290,7 +292,8 @@ def prediction_batches(path: str, num_classes: int, batch_size: int
     if len(bad):
       raise records.RecordError(
           f'{path}: record {start + bad[0]} has {lengths[bad[0]]} '
-          f'`probabilities`, expected --num_label_classes={num_classes}')
+          f'`probabilities`, expected '
+          f'{errors.field_name("num_label_classes")}={num_classes}')
     probs = values.reshape(len(lengths), num_classes)
     bad = np.nonzero(~softmax_rows(probs))[0]
     if len(bad):

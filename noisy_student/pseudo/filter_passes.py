@@ -56,15 +56,13 @@ def _stats_header(c: filter_files.FilterConfig) -> dict:
 
 
 def _check_header(path: str, obj: dict, c: filter_files.FilterConfig) -> None:
-  flag = {'num_label_classes': 'num_label_classes', 'num_shards': 'num_shards',
-          'total_replicas': 'total_replicas', 'min_threshold': 'min_threshold',
-          'max_prob': 'max_prob', 'format': 'format'}
   for key, want in _stats_header(c).items():
     if obj.get(key) != want:
       raise errors.FilterError(
           f'{path} was computed with {key}={obj.get(key)!r} but this run has '
-          f'--{flag[key]}={want!r}; delete it (or use another '
-          '--prelim_stats_dir) and rerun the statistics pass')
+          f'{errors.field_name(key)}={want!r}; delete it (or use '
+          f'another {errors.field_name("prelim_stats_dir")}) and rerun the '
+          'statistics pass')
 
 
 def load_prelim_stats(c: filter_files.FilterConfig, shard: int, task: int) -> dict:
@@ -160,19 +158,22 @@ def load_or_build_plan(c: filter_files.FilterConfig) -> selection.AllocationPlan
       if have != want:
         raise errors.FilterError(
             f'{path} was built with {field.name}={have!r} but this run has '
-            f'--{field.name}={want!r}; use another --output_dir or delete the '
+            f'{errors.field_name(field.name)}={want!r}; use another '
+            f'{errors.field_name("output_dir")} or delete the '
             'old outputs')
     if list(plan.units) != c.units:
       raise errors.FilterError(f'{path} was built for {len(plan.units)} units, this '
-                        f'run has --num_shards={c.num_shards} x '
-                        f'--total_replicas={c.total_replicas}')
+                        f'run has {errors.field_name("num_shards")}='
+                        f'{c.num_shards} x '
+                        f'{errors.field_name("total_replicas")}='
+                        f'{c.total_replicas}')
     return plan
   missing = missing_prelim_stats(c)
   if missing:
     raise errors.FilterError(
         f'{len(missing)} of {len(c.units)} statistics files are missing (first: '
         f'{", ".join(missing[:5])}); run the statistics pass '
-        '(--only_get_stats=1) on every shard first')
+        '(filter_unlabel --only_get_stats=1) on every shard first')
   merged = merge_prelim_stats(c)
   plan = selection.build_plan(
       c.settings, c.units, merged['eligible'],

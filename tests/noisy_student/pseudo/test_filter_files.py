@@ -241,8 +241,15 @@ def test_selection_before_all_statistics_names_the_missing_files(tmp_path):
   # Changed settings against existing statistics are refused by name.
   filter_passes.run_pass(config, config.units, only_get_stats=True)
   other = fi.filter_config(root, min_threshold=0.7)
-  with pytest.raises(errors.FilterError, match='min_threshold'):
+  with pytest.raises(errors.FilterError, match='min_threshold') as error:
     filter_passes.run_pass(other, other.units, only_get_stats=False)
+  # The library names its arguments; a binary (errors.naming) its flags.
+  assert 'this run has min_threshold=0.7' in str(error.value)
+  assert '--' not in str(error.value)
+  with errors.naming(lambda field: f'--{field}'):
+    with pytest.raises(errors.FilterError,
+                       match='this run has --min_threshold=0.7'):
+      filter_passes.run_pass(other, other.units, only_get_stats=False)
 
 
 def test_softmax_rows_accepts_rounded_softmaxes_only():
