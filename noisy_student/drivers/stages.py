@@ -316,6 +316,25 @@ def is_round_stage(name: str) -> bool:
   return stage_rank(name)[:2] != (math.inf, 1)
 
 
+# Config fields renamed since a state.json may have been written, per config
+# (recognised by a field only it has): a stage recorded under the old names
+# has the same settings. PredictConfig's took their flags' names (2026-12-07).
+_RENAMED_FIELDS = (
+    ('predict_ckpt_path', {'batch_size': 'predict_batch_size',
+                           'num_samples': 'num_samples_per_shard'}),
+)
+
+
+def _current_names(settings):
+  """`settings` with the fields of `_RENAMED_FIELDS` under their new names."""
+  if not isinstance(settings, dict):
+    return settings
+  for marker, renamed in _RENAMED_FIELDS:
+    if marker in settings:
+      settings = {renamed.get(k, k): v for k, v in settings.items()}
+  return settings
+
+
 def _changed_settings(old: Optional[dict], new: dict,
                       relevant: Callable[[dict], dict]) -> list[str]:
   """'key: old -> new' for every differing setting, nested keys dotted.
@@ -325,7 +344,8 @@ def _changed_settings(old: Optional[dict], new: dict,
   if old is None:
     return []
   return [f'{key}: {before!r} -> {after!r}' for key, before, after
-          in _differences(relevant(old), relevant(new), prefix='')]
+          in _differences(relevant(_current_names(old)), relevant(new),
+                          prefix='')]
 
 
 def _differences(old: dict, new: dict, prefix: str):

@@ -309,3 +309,22 @@ def test_a_redo_forgets_only_the_stages_built_on_what_is_redone(tmp_path):
   assert 'ablation/control' in forced.done
   assert 'ablation/no_noise' not in forced.done
   assert 'round_1/filter' not in forced.done
+
+
+def test_settings_recorded_under_a_renamed_fields_old_name_are_kept(tmp_path):
+  """PredictConfig's batch_size / num_samples became predict_batch_size /
+  num_samples_per_shard: a predict stage an earlier version recorded is still
+  the same stage (a rerun skips it); a real change is still refused."""
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  calls = []
+  old = {'predict_ckpt_path': 'p', 'batch_size': 64, 'num_samples': 0}
+  stages.StageState(str(tmp_path)).run(
+      'round_1/predict', lambda: calls.append('old') or {'n': 1}, old)
+  new = {'predict_ckpt_path': 'p', 'predict_batch_size': 64,
+         'num_samples_per_shard': 0}
+  again = stages.StageState(str(tmp_path)).run(
+      'round_1/predict', lambda: calls.append('new') or {'n': 2}, new)
+  assert calls == ['old'] and again == {'n': 1}
+  with pytest.raises(errors.ConfigError, match='predict_batch_size: 64 -> 32'):
+    stages.StageState(str(tmp_path)).run(
+        'round_1/predict', lambda: {'n': 3}, dict(new, predict_batch_size=32))
