@@ -43,8 +43,12 @@ FLAG_NAMES = {
     'clean_file_pattern': 'clean_pattern',
 }
 # Old spellings of a flag, still accepted with a warning: {flag: (old, ...)}.
-# (The demo and ablate called --deterministic_input --deterministic.)
-OLD_FLAG_NAMES = {'deterministic_input': ('deterministic',)}
+# (The demo and ablate called --deterministic_input --deterministic;
+# beam_label called --input_image_size and --small_image_model --image_size
+# and --small_image.)
+OLD_FLAG_NAMES = {'deterministic_input': ('deterministic',),
+                  'input_image_size': ('image_size',),
+                  'small_image_model': ('small_image',)}
 
 
 def flag_name(field: str, prefix: str = '') -> str:

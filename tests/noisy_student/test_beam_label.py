@@ -133,6 +133,15 @@ def test_flags_are_checked_before_any_work(tmp_path):
   with pytest.raises(errors.InputError, match='no file matches'):
     beam_pipeline.run(config, ['--direct_num_workers=2'])
   assert not (tmp_path / 'out').exists()
+  # The teacher's size flags have main's names; the old spellings still work.
+  sized = _config(*common, '--num_label_classes=10', '--input_pattern=x',
+                  '--input_image_size=40', '--small_image_model')
+  assert (sized.image_size, sized.small_image) == (40, True)
+  old = _config(*common, '--num_label_classes=10', '--input_pattern=x',
+                '--image_size=40', '--small_image')
+  assert (old.image_size, old.small_image) == (40, True)
+  assert _config(*common, '--num_label_classes=10', '--input_pattern=x',
+                 '--image_size=0').image_size is None  # 0: the teacher's
 
 
 def test_user_errors_are_one_line_with_status_2(tmp_path):
