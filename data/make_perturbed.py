@@ -27,10 +27,11 @@ from typing import Sequence
 from absl import flags
 from absl import logging
 import numpy as np
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 import tensorflow as tf
 
 from data import corruptions as corruptions_lib
-from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 from data import label_maps
 from data import make_corrupted

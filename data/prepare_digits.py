@@ -26,9 +26,10 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 from data import layout
 from data import array_writer
-from noisy_student.runtime import entry
 
 NUM_IMAGES = 1797
 NUM_CLASSES = 10

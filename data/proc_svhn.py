@@ -32,9 +32,10 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 from data import layout
 from data import array_writer
-from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 from data import image_codec
 

@@ -35,11 +35,12 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from absl import flags
 from absl import logging
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 import tensorflow as tf
 
 from data import layout
 from data import dataset_info
-from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 from data import image_codec
 from noisy_student.runtime import progress as progress_lib

@@ -12,27 +12,18 @@ import json
 import os
 import re
 from typing import Iterable, Iterator, Sequence
-import uuid
 
 import tensorflow as tf
 
 from data import layout
 from noisy_student.runtime import errors
+from noisy_student.runtime import temp_names
 
 
-TEMP_MARKER = '.tmp-'
-
-
-def temp_path(path: str, suffix: str = '') -> str:
-  """A hidden temporary name next to `path`: `.<name>.tmp-<8 hex><suffix>`.
-
-  Every temporary file or folder of the project is named this way: readers
-  skip names that start with '.', and `is_temp_name` recognises them.
-  `suffix` keeps an extension a writer needs (e.g. '.keras').
-  """
-  directory, base = os.path.split(path)
-  return os.path.join(directory,
-                      f'.{base}{TEMP_MARKER}{uuid.uuid4().hex[:8]}{suffix}')
+# The temporary-name rule is runtime's (efficientnet/ uses it without data/).
+TEMP_MARKER = temp_names.TEMP_MARKER
+temp_path = temp_names.temp_path
+is_temp_name = temp_names.is_temp_name
 
 
 def remove_stale_temps(path: str, suffix: str = '') -> list[str]:
@@ -53,12 +44,6 @@ def remove_stale_temps(path: str, suffix: str = '') -> list[str]:
   for leftover in stale:
     _remove(leftover)
   return stale
-
-
-def is_temp_name(name: str) -> bool:
-  """True for names made by `temp_path` (a killed writer's leftovers)."""
-  base = os.path.basename(name)
-  return base.startswith('.') and TEMP_MARKER in base
 
 
 def _remove(path: str) -> None:

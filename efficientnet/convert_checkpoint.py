@@ -25,10 +25,11 @@ from typing import Optional, Union
 
 from absl import flags
 
-from data import layout
+# First: the binaries' entry filters TensorFlow's start-up banner.
 from noisy_student.runtime import entry
-from noisy_student.runtime import errors
+from data import layout
 from data import writers
+from noisy_student.runtime import errors
 from efficientnet import model as model_lib
 from efficientnet import params
 from efficientnet import portable

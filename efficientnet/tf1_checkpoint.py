@@ -38,12 +38,13 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import errors
-from data import layout
-from data import writers
+from noisy_student.runtime import temp_names
 from efficientnet import name_listing
 from efficientnet import params
 
 EMA_SUFFIX = '/ExponentialMovingAverage'
+# The checkpoint prefix inside save_tf1_checkpoint's temporary folder.
+_TEMP_BASE = 'ckpt'
 # Last name component of optimizer slot variables (TF1 optimizers).
 _SLOT = re.compile(r'(RMSProp|Momentum|Adam|Adagrad|Ftrl|LARS\w*)(_\d+)?')
 _STEM_KERNEL = '/stem/conv2d/kernel'
@@ -415,10 +416,18 @@ def save_tf1_checkpoint(model: keras.Model, prefix: str,
   directory = os.path.dirname(prefix)
   if directory:
     tf.io.gfile.makedirs(directory)
-  tmp = writers.temp_path(prefix)
-  tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names,
+  # SaveV2 writes `<tmp>/ckpt` + its endings (data shard, index) into a
+  # hidden folder; each file is renamed to `prefix` + the same ending, the
+  # index last, so a reader never finds an index without its data.
+  tmp = temp_names.temp_path(prefix)
+  tf.raw_ops.SaveV2(prefix=os.path.join(tmp, _TEMP_BASE), tensor_names=names,
                     shape_and_slices=[''] * len(names), tensors=tensors)
-  for temp_file, final in zip(layout.tf_checkpoint_files(tmp),
-                              layout.tf_checkpoint_files(prefix)):
-    tf.io.gfile.rename(temp_file, final, overwrite=True)
+  try:
+    written = sorted(tf.io.gfile.listdir(tmp),
+                     key=lambda name: name.endswith('.index'))
+    for name in written:
+      tf.io.gfile.rename(os.path.join(tmp, name),
+                         prefix + name[len(_TEMP_BASE):], overwrite=True)
+  finally:
+    tf.io.gfile.rmtree(tmp)
   return prefix

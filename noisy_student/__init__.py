@@ -12,18 +12,20 @@ recipes).
 
 Importing any module of the project (`data.*` and `efficientnet.*` import
 `noisy_student.runtime`, and so this package, first) checks that the three
-import names are this project's (`noisy_student/runtime/packages.py`) and
-makes TensorFlow's first import drop its start-up banner
-(`noisy_student/runtime/quiet.py`).
+import names are this project's (`noisy_student/runtime/packages.py`), and
+does nothing else. TensorFlow's start-up banner is filtered
+(`noisy_student/runtime/quiet.py`) by the entry points only: every binary
+(`noisy_student/runtime/entry.py`), the Python API (`noisy_student.api`, loaded
+on first use of `ns.train` and the rest) and the Beam workers. A notebook
+hides them by importing `noisy_student.api` before TensorFlow
+(docs/python_api.md); once TensorFlow is loaded they have been printed.
 """
 
 import importlib
 
 from noisy_student.runtime import packages as _packages
-from noisy_student.runtime import quiet as _quiet
 
 _packages.check()
-_quiet.install()
 
 _API = ('dataset', 'experiment', 'train', 'evaluate', 'predict',
         'filter_pseudo_labels', 'run_rounds', 'RoundsConfig')

@@ -49,6 +49,8 @@ import sys
 from absl import flags
 from absl import logging
 
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 from data import layout
 from data import prepare_digits
 from noisy_student.cli import config_flags
@@ -58,7 +60,6 @@ from noisy_student.core import defaults
 from noisy_student.drivers import ablation
 from noisy_student.drivers import ablation_jobs
 from noisy_student.drivers.ablation import ARMS
-from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 
 FLAGS = flags.FLAGS

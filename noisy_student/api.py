@@ -19,8 +19,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import keras
-import tensorflow as tf
+# First: the Python API is an entry point; filter TensorFlow's start-up
+# banner if it is not loaded yet.
+from noisy_student.runtime import quiet
+
+quiet.install()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from data import layout
 from noisy_student.core import config as config_lib

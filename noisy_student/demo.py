@@ -25,12 +25,13 @@ import os
 import time
 
 from absl import flags
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 import keras
 import tensorflow as tf
 
 from noisy_student.cli import config_flags
 from noisy_student.core import config as config_lib
-from noisy_student.runtime import entry
 from data import layout
 from data import make_corrupted
 from data import prepare_digits

@@ -26,9 +26,10 @@ from typing import Sequence
 from absl import flags
 from absl import logging
 
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 from noisy_student.cli import config_flags
 from noisy_student.core.config import doc
-from noisy_student.runtime import entry
 from noisy_student.runtime import errors
 from noisy_student.models import loading
 from noisy_student.robust import benchmarks

@@ -29,9 +29,10 @@ from typing import Sequence
 
 from absl import flags
 
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 from data import layout
 from data import dataset_info
-from noisy_student.runtime import entry
 from noisy_student.cli import config_flags
 from noisy_student.cli import filter_flags
 from noisy_student.runtime import errors

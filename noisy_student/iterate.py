@@ -18,10 +18,11 @@ from typing import Optional
 
 from absl import flags
 from absl import logging
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 import keras
 
 from noisy_student.cli import config_flags
-from noisy_student.runtime import entry
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import defaults

@@ -21,10 +21,12 @@ from typing import Callable, Optional
 
 from absl import flags
 from absl import logging
+
+# First: the binaries' entry filters TensorFlow's start-up banner.
+from noisy_student.runtime import entry
 import keras
 import tensorflow as tf
 
-from noisy_student.runtime import entry
 from data import dataset_info
 from data import layout
 from noisy_student.cli import config_flags

@@ -4,7 +4,8 @@ Reads every module's imports (top-level and function-local) from its source,
 so it needs neither TensorFlow nor an import of the code. The layers, from the
 bottom (docs/architecture.md):
 
-  noisy_student.runtime < data < efficientnet < noisy_student.core < noisy_student.augment
+  noisy_student.runtime < efficientnet (the model zoo) < data
+  < efficientnet's converter binary < noisy_student.core < noisy_student.augment
   < noisy_student.models < {training, pseudo, robust} < {drivers, api}
   < noisy_student.cli < the binaries (noisy_student.<binary>) and benchmarks
 """
@@ -21,8 +22,10 @@ from tests import conftest
 PACKAGES = ('data', 'efficientnet', 'noisy_student', 'benchmarks')
 LAYERS = (
     ('noisy_student.runtime',),  # errors, the binaries' entry, progress, start-up
+    ('efficientnet',),  # the model zoo: runtime's errors and temp names only
     ('data',),
-    ('efficientnet',),
+    # The zoo's converter binary writes with data's writers.
+    ('efficientnet.convert_checkpoint', 'efficientnet.saved_model'),
     ('noisy_student.core',),
     ('noisy_student.augment',),
     ('noisy_student.models',),

@@ -40,6 +40,11 @@ from typing import Optional, Sequence
 
 from absl import logging
 
+# First: Beam's worker processes import this module to run its steps; filter
+# TensorFlow's start-up banner there as in the binaries.
+from noisy_student.runtime import quiet
+
+quiet.install()
 # Beam's BigQuery client logs "apitools not found ..." on the root logger when
 # apache_beam is imported; nothing here uses BigQuery.
 py_logging.getLogger().addFilter(

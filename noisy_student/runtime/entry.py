@@ -14,6 +14,10 @@ cause into one line on stderr and exit status 2:
 * a `NoisyStudentError` from the library (bad value, file, record,
   checkpoint): `<binary>: error: <message naming the culprit>`.
 Anything else is a bug: it keeps its traceback and exits with status 1.
+
+Importing this module installs `quiet`'s filter of TensorFlow's start-up
+banner, so every binary imports it before anything that imports TensorFlow
+(tests/noisy_student/runtime/test_quiet.py checks the order).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from absl import flags
 from absl import logging
 
 from noisy_student.runtime import errors
+from noisy_student.runtime import quiet
+
+quiet.install()
 
 USAGE_ERROR_STATUS = 2
 # The shell's status for a process ended by SIGINT (128 + 2).

@@ -4,8 +4,9 @@ TensorFlow's C++ runtime prints a few lines while it loads ("All log messages
 before absl::InitializeLog() is called are written to STDERR", "oneDNN custom
 operations are on ...", CPU-instruction and CUDA-factory notes) before
 `TF_CPP_MIN_LOG_LEVEL` takes effect, so no environment variable silences
-them. `install()` (called when any module of the project is first imported,
-by `noisy_student/__init__.py`) puts a one-shot import hook in front of `tensorflow`: whenever it is
+them. `install()` (called by the entry points: `runtime/entry.py`, which every
+binary imports first, `noisy_student.api` and the Beam workers' module; not
+by importing `noisy_student`, `data` or `efficientnet`) puts a one-shot import hook in front of `tensorflow`: whenever it is
 first imported, by our code or by Keras, file descriptor 2 goes to a temporary
 file for the duration of the import, and every captured line except those
 banners is replayed. Nothing is imported until then, so processes that never

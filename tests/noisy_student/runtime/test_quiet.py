@@ -1,6 +1,8 @@
 """TensorFlow's start-up lines are hidden (noisy_student/runtime/quiet.py)."""
 
+import ast
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -23,7 +25,8 @@ STARTUP_LINES = [
     'cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)',
 ]
 
-_SNIPPET = ('import noisy_student, tensorflow as tf; '
+# The Python API is an entry point: importing it installs the filter.
+_SNIPPET = ('import noisy_student.api, tensorflow as tf; '
             'tf.config.list_physical_devices(); print(int(tf.constant(2)))')
 
 
@@ -37,11 +40,12 @@ def test_other_lines_are_kept():
   assert not quiet.is_banner('main: error: --train_steps must be in [1, inf)')
 
 
-def _run(python: str, **env) -> subprocess.CompletedProcess:
+def _run(python: str, snippet: str = _SNIPPET,
+         **env) -> subprocess.CompletedProcess:
   full_env = {k: v for k, v in os.environ.items()
               if k not in ('TF_CPP_MIN_LOG_LEVEL', quiet.VERBOSE_ENV)}
   full_env.update(PYTHONPATH=str(conftest.REPO_ROOT), **env)
-  return subprocess.run([python, '-c', _SNIPPET], env=full_env,
+  return subprocess.run([python, '-c', snippet], env=full_env,
                         capture_output=True, text=True, timeout=600)
 
 
@@ -60,4 +64,72 @@ def test_importing_the_project_then_tensorflow_prints_nothing_else():
 def test_the_cuda_capable_wheel_is_quiet_too():
   result = _run(os.environ['NOISY_STUDENT_FULL_TF_PYTHON'])
   assert result.returncode == 0, result.stderr
+  assert result.stderr == '', result.stderr
+
+
+def test_importing_the_model_zoo_installs_nothing_and_loads_no_data():
+  """`import efficientnet` is the model zoo alone: no `data` package, no
+  import hook, no environment change (the entry points install the filter)."""
+  snippet = ('import os, sys; import efficientnet; '
+             'print(sorted(m for m in sys.modules if m == "data" '
+             'or m.startswith("data."))); '
+             'print([type(f).__name__ for f in sys.meta_path '
+             'if "TensorFlow" in type(f).__name__]); '
+             'print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"))')
+  result = _run(sys.executable, snippet)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split('\n')[:3] == ['[]', '[]', 'None'], result.stdout
+
+
+# Imports that load TensorFlow (or may): none may come before a binary's
+# `from noisy_student.runtime import entry`, which installs the filter.
+def _loads_tensorflow(module: str) -> bool:
+  top = module.split('.')[0]
+  if top in ('tensorflow', 'keras', 'tensorflow_datasets', 'data',
+             'efficientnet'):
+    return True
+  return top == 'noisy_student' and not module.startswith(
+      'noisy_student.runtime')
+
+
+def _binaries():
+  for package in ('data', 'efficientnet', 'noisy_student'):
+    for path in sorted((conftest.REPO_ROOT / package).rglob('*.py')):
+      tree = ast.parse(path.read_text())
+      if any(isinstance(node, ast.FunctionDef) and node.name == 'run'
+             and 'entry.run(' in ast.unparse(node) for node in tree.body):
+        yield path
+
+
+def _entry_comes_first(path: pathlib.Path) -> list[str]:
+  before = []
+  for node in ast.parse(path.read_text()).body:
+    if isinstance(node, ast.ImportFrom) and node.module:
+      names = [f'{node.module}.{a.name}' for a in node.names]
+    elif isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    else:
+      continue
+    if 'noisy_student.runtime.entry' in names:
+      return before
+    before += [n for n in names if _loads_tensorflow(n)]
+  return ['(no `from noisy_student.runtime import entry`)']
+
+
+def test_every_binary_imports_its_entry_before_tensorflow():
+  binaries = list(_binaries())
+  assert len(binaries) >= 14
+  wrong = {str(p.relative_to(conftest.REPO_ROOT)): _entry_comes_first(p)
+           for p in binaries}
+  wrong = {path: early for path, early in wrong.items() if early}
+  assert not wrong, wrong
+
+
+def test_a_binary_that_loads_tensorflow_prints_no_banner():
+  snippet = ('import sys; sys.argv = ["x"]; '
+             'import noisy_student.main, tensorflow as tf; '
+             'tf.config.list_physical_devices(); print(int(tf.constant(2)))')
+  result = _run(sys.executable, snippet)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == '2'
   assert result.stderr == '', result.stderr
