@@ -34,10 +34,12 @@ from noisy_student.core import defaults
 from noisy_student.core import factory
 from noisy_student.drivers import modes
 from noisy_student.drivers import rounds
+from noisy_student.models import teacher as teacher_lib
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import filter_passes
 from noisy_student.pseudo import predict as predict_lib
 from noisy_student.pseudo import selection
+from noisy_student.runtime import errors
 
 RoundsConfig = rounds.RoundsConfig
 
@@ -69,6 +71,8 @@ def experiment(model_dir: str, data_dir: str, *,
                depth_coefficient: Optional[float] = None,
                seed: int = 0,
                init_model_path: Optional[str] = None,
+               teacher_model_name: Optional[str] = None,
+               teacher_model_path: Optional[str] = None,
                **train_changes) -> config_lib.ExperimentConfig:
   """One training job: `model_name` on `data_dir` with `recipe`.
 
@@ -78,6 +82,10 @@ def experiment(model_dir: str, data_dir: str, *,
   `init_model_path` starts the model from pretrained weights (a `.keras`,
   our model_dir, a TF1 or timm checkpoint); with another class count all but
   the classifier are kept (fine-tuning).
+  With `teacher_model_name` and `teacher_model_path` (a model folder, a
+  `.keras` file or a checkpoint), `unlabel_data_dir` holds raw unlabeled
+  shards and that teacher labels every unlabeled batch as the student trains
+  (main's on-the-fly teacher).
   """
   data = dataset(data_dir, task_name=task_name)
   train = dataclasses.replace(
@@ -89,15 +97,26 @@ def experiment(model_dir: str, data_dir: str, *,
                                image_size_override=image_size,
                                width_coefficient=width_coefficient,
                                depth_coefficient=depth_coefficient)
+  teacher = None
+  if teacher_model_name or teacher_model_path:
+    if not teacher_model_name:
+      raise errors.ConfigError('teacher_model_path needs teacher_model_name '
+                               '(the teacher architecture, e.g. efficientnet-b0)')
+    teacher = teacher_lib.teacher_config(model, teacher_model_name,
+                                         teacher_model_path or '')
   data_config = factory.data_config(
       data, model, recipe.noise, label_data_dir=data_dir,
       unlabel_data_dir=unlabel_data_dir,
       unlabel_prefixes=('train', 'extra'),
-      pseudo_labels_stored=bool(unlabel_data_dir), seed=seed)
+      teacher_image_size=(teacher.model.image_size
+                          if teacher and unlabel_data_dir else None),
+      pseudo_labels_stored=bool(unlabel_data_dir) and teacher is None,
+      seed=seed)
   return config_lib.ExperimentConfig(model_dir=model_dir, model=model,
                                      data=data_config, train=train,
                                      eval_splits=data.eval_splits,
-                                     init_model_path=init_model_path)
+                                     init_model_path=init_model_path,
+                                     teacher=teacher)
 
 
 def _strategy(strategy: Optional[tf.distribute.Strategy]):

@@ -35,10 +35,9 @@ from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.runtime import errors
 from noisy_student.core import factory
-from noisy_student.core import model_refs
 from noisy_student.drivers import modes
-from noisy_student.models import checkpoints
 from noisy_student.models import export as export_lib
+from noisy_student.models import teacher as teacher_lib
 from noisy_student.training import distribute
 from noisy_student.training import input_pipeline
 
@@ -189,24 +188,8 @@ def teacher_config_from_flags(fv: flags.FlagValues,
                       '--teacher_model_name (as in the original): no teacher '
                       'runs on the fly')
     return None
-  if not fv.teacher_model_path:
-    raise errors.ConfigError('--teacher_model_name needs --teacher_model_path')
-  teacher = factory.teacher_model_config(model, fv.teacher_model_name)
-  if model_refs.name_kind(fv.teacher_model_path) != model_refs.KERAS_FILE:
-    saved = checkpoints.read_model_config(fv.teacher_model_path)
-    if saved is not None:
-      if saved.model_name != fv.teacher_model_name:
-        raise errors.ConfigError(
-            f'--teacher_model_name={fv.teacher_model_name} but '
-            f'{checkpoints.model_config_path(fv.teacher_model_path)} holds '
-            f'{saved.model_name}')
-      teacher = dataclasses.replace(
-          saved, image_size=factory.inference_image_size(saved))
-  if teacher.num_classes != model.num_classes:
-    raise errors.ConfigError(
-        f'the teacher {fv.teacher_model_path} has {teacher.num_classes} '
-        f'classes but the student {model.num_classes} (--num_label_classes)')
-  return config_lib.TeacherConfig(model=teacher, path=fv.teacher_model_path)
+  return teacher_lib.teacher_config(model, fv.teacher_model_name,
+                                    fv.teacher_model_path or '')
 
 
 def _check_flags(fv: flags.FlagValues) -> None:

@@ -69,3 +69,43 @@ def test_dataset_takes_the_image_size_it_is_given(digits_dir):
   import noisy_student as ns  # pylint: disable=g-import-not-at-top
   assert ns.dataset(digits_dir).image_size == 32
   assert ns.dataset(digits_dir, image_size=48).image_size == 48
+
+
+@pytest.mark.slow
+def test_a_student_trains_with_a_teacher_on_the_fly(digits_dir, tmp_path):
+  """ns.experiment(teacher_model_name=, teacher_model_path=): the teacher
+  labels raw unlabeled shards while the student trains (main's on-the-fly
+  teacher, from Python)."""
+  import noisy_student as ns  # pylint: disable=g-import-not-at-top
+  from noisy_student.runtime import errors  # pylint: disable=g-import-not-at-top
+  tiny = dict(width_coefficient=0.1, depth_coefficient=0.1,
+              train_batch_size=8, iterations_per_loop=2,
+              save_checkpoints_steps=2, final_base_lr=None)
+  teacher = ns.experiment(str(tmp_path / 'teacher'), digits_dir,
+                          recipe=ns.defaults.DEMO_TEACHER, train_steps=2,
+                          **tiny)
+  ns.train(teacher)
+  student = ns.experiment(
+      str(tmp_path / 'student'), digits_dir, recipe=ns.defaults.DEMO_STUDENT,
+      unlabel_data_dir=f'{digits_dir}/unlabeled', train_steps=2,
+      teacher_model_name='efficientnet-b0',
+      teacher_model_path=str(tmp_path / 'teacher'), **tiny)
+  assert student.teacher.path == str(tmp_path / 'teacher')
+  # The teacher is what its folder says it was trained as (tiny), not a
+  # full-width B0.
+  assert student.teacher.model.width_coefficient == 0.1
+  assert not student.data.pseudo_labels_stored
+  assert ns.train(student)['global_step'] == 2
+
+  with pytest.raises(errors.ConfigError,
+                     match='teacher_model_name=efficientnet-b1 but .*holds '
+                     'efficientnet-b0'):
+    ns.experiment(str(tmp_path / 'other'), digits_dir,
+                  unlabel_data_dir=f'{digits_dir}/unlabeled',
+                  teacher_model_name='efficientnet-b1',
+                  teacher_model_path=str(tmp_path / 'teacher'))
+  with pytest.raises(errors.ConfigError,
+                     match='teacher_model_path needs teacher_model_name'):
+    ns.experiment(str(tmp_path / 'other'), digits_dir,
+                  teacher_model_path=str(tmp_path / 'teacher'))
+  assert not (tmp_path / 'other').exists()
