@@ -234,3 +234,22 @@ def test_the_checks_see_what_they_look_for():
       'DataConfig.deterministic')
   assert _field_flags(config_lib.ModelConfig)['input_image_size'] == (
       'ModelConfig.image_size')
+
+
+# What a model reference is: decided in core/model_refs.py, acted on in models/.
+MODEL_KIND_NAMES = ('kind', 'name_kind', 'EFFICIENTNET', 'KERAS_APPLICATION',
+                    'KERAS_FILE', 'SAVED_MODEL', 'CHECKPOINT', 'TF1_CHECKPOINT',
+                    'SAFETENSORS', 'BUILDABLE', 'is_saved_model')
+
+
+def test_only_models_branch_on_model_kinds(modules):
+  wrong = []
+  for path, tree in modules.items():
+    if path.startswith('noisy_student/models/') or path == (
+        'noisy_student/core/model_refs.py'):
+      continue
+    for node in ast.walk(tree):
+      if (isinstance(node, ast.Attribute) and node.attr in MODEL_KIND_NAMES
+          and _dotted(node.value).endswith('model_refs')):
+        wrong.append(f'{path}:{node.lineno}: model_refs.{node.attr}')
+  assert not wrong, '\n'.join(wrong)

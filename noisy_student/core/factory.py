@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import efficientnet
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
 from noisy_student.core import model_refs
@@ -28,23 +27,13 @@ _DATA_NOISE_FIELDS = ('augment_name', 'randaug_magnitude', 'randaug_num_layers',
                       'use_cutout_op')
 
 
-# Input size of keras.applications backbones when the dataset has none.
-KERAS_DEFAULT_IMAGE_SIZE = 224
-
-
 def model_resolution(model_name: str, *, for_eval: bool = False) -> int:
   """The model's own input size in pixels (EfficientNet: its spec table).
 
   Raises:
     ConfigError naming the model when it is unknown.
   """
-  model_refs.check_model_name(model_name)
-  kind = model_refs.name_kind(model_name)
-  if kind == model_refs.KERAS_APPLICATION:
-    return KERAS_DEFAULT_IMAGE_SIZE
-  if kind == model_refs.KERAS_FILE:
-    return model_refs.keras_file_image_size(model_name)
-  return efficientnet.default_image_size(model_name, for_eval=for_eval)
+  return model_refs.native_image_size(model_name, for_eval=for_eval)
 
 
 def image_size(dataset: datasets.DatasetInfo, model_name: str, *,
@@ -72,8 +61,7 @@ def inference_image_size(model: config_lib.ModelConfig) -> int:
   800); a model trained at a size the user chose, a small-image model and a
   model of another family are run at the size they were trained at.
   """
-  if (model.small_image
-      or model_refs.name_kind(model.model_name) != model_refs.EFFICIENTNET):
+  if model.small_image or not model_refs.has_eval_resolution(model.model_name):
     return model.image_size
   if model.image_size == model_resolution(model.model_name):
     return model_resolution(model.model_name, for_eval=True)

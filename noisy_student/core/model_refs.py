@@ -43,6 +43,8 @@ SAFETENSORS = 'safetensors'
 BUILDABLE = (EFFICIENTNET, KERAS_APPLICATION, KERAS_FILE)
 
 KERAS_PREFIX = 'keras:'
+# Input size of keras.applications backbones when the dataset has none.
+KERAS_DEFAULT_IMAGE_SIZE = 224
 
 
 def name_kind(ref: str) -> Optional[str]:
@@ -128,3 +130,27 @@ def keras_file_image_size(path: str) -> int:
     raise errors.ConfigError(f'{path}: cannot read its input size '
                              f'({type(err).__name__}: {err})') from None
   raise errors.ConfigError(f'{path}: no InputLayer in its config')
+
+
+def native_image_size(model_name: str, *, for_eval: bool = False) -> int:
+  """The input side in pixels that a buildable model name comes with.
+
+  EfficientNet: its spec table (train or eval resolution); keras.applications:
+  KERAS_DEFAULT_IMAGE_SIZE; a `.keras` file: its input layer.
+
+  Raises:
+    ConfigError naming the model when it is unknown.
+  """
+  check_model_name(model_name)
+  found = name_kind(model_name)
+  if found == KERAS_APPLICATION:
+    return KERAS_DEFAULT_IMAGE_SIZE
+  if found == KERAS_FILE:
+    return keras_file_image_size(model_name)
+  return efficientnet.default_image_size(model_name, for_eval=for_eval)
+
+
+def has_eval_resolution(model_name: str) -> bool:
+  """True for the EfficientNet family, whose models are evaluated at a
+  larger size than they train at; other families run at one size."""
+  return name_kind(model_name) == EFFICIENTNET

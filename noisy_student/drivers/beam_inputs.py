@@ -20,9 +20,9 @@ import tensorflow as tf
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
-from noisy_student.core import model_refs
 from noisy_student.core.config import doc
 from noisy_student.models import checkpoints
+from noisy_student.models import loading
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import selection
 from noisy_student.runtime import errors
@@ -148,12 +148,7 @@ def teacher_num_classes(path: str) -> Optional[int]:
 
 def check_teacher(path: str) -> None:
   """Raises CheckpointError naming `path` unless it looks like a teacher."""
-  try:
-    kind = model_refs.kind(path)
-  except errors.MissingFileError:
-    kind = None
-  if kind in (model_refs.SAVED_MODEL, model_refs.CHECKPOINT) or (
-      kind == model_refs.KERAS_FILE and tf.io.gfile.exists(path)):
+  if loading.labels_images(path):
     return
   raise errors.CheckpointError(
       f'--teacher={path}: neither a model_dir/checkpoint with '

@@ -27,7 +27,6 @@ from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.core.config import doc
-from noisy_student.core import model_refs
 from noisy_student.runtime import dir_lock
 from noisy_student.runtime import errors
 from noisy_student.models import checkpoints
@@ -67,12 +66,7 @@ def check_model_files(config: config_lib.ExperimentConfig) -> None:
     CheckpointError / ConfigError naming the file (not a .keras, ends in a
     softmax, other image size or classes than the job's).
   """
-  if model_refs.name_kind(config.model.model_name) == model_refs.KERAS_FILE:
-    loading.build(config.model)
-  teacher = config.teacher
-  if teacher is not None and model_refs.name_kind(
-      teacher.path) == model_refs.KERAS_FILE:
-    loading.load_classifier_file(teacher.path)
+  loading.check_job_models(config.model, config.teacher)
 
 
 def check_evaluate_every(evaluate_every) -> None:

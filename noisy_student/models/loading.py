@@ -74,6 +74,29 @@ def load_classifier_file(path: str) -> keras.Model:
   return model
 
 
+def check_job_models(model: config_lib.ModelConfig,
+                     teacher: Optional[config_lib.TeacherConfig]) -> None:
+  """Loads a `.keras` model or teacher file once to check it (not a `.keras`,
+  ends in a softmax, other size or classes: CheckpointError / ConfigError
+  naming the file); other references are checked when they load."""
+  if model_refs.name_kind(model.model_name) == model_refs.KERAS_FILE:
+    build(model)
+  if teacher is not None and model_refs.name_kind(
+      teacher.path) == model_refs.KERAS_FILE:
+    load_classifier_file(teacher.path)
+
+
+def labels_images(path: str) -> bool:
+  """True when `path` holds a model that can label images: a model folder or
+  checkpoint of ours, a SavedModel, or an existing `.keras` file."""
+  try:
+    found = model_refs.kind(path)
+  except errors.MissingFileError:
+    return False
+  return found in (model_refs.SAVED_MODEL, model_refs.CHECKPOINT) or (
+      found == model_refs.KERAS_FILE and tf.io.gfile.exists(path))
+
+
 def load_saved_model(path: str):
   """The SavedModel in folder `path` (`.signatures['serving_default']`, ...)."""
   try:
