@@ -26,6 +26,7 @@ import tensorflow as tf
 from data import layout
 from data import dataset_info
 from data import image_codec
+from noisy_student.runtime import errors
 from noisy_student.runtime import progress as progress_lib
 from data import records
 from data import writers
@@ -251,15 +252,15 @@ def write_array_splits(output_dir: str, splits: Sequence[ArraySplit],
       raise dataset_info.DatasetInfoError(
           f'{info_path} describes a different dataset ('
           + '; '.join(differences)
-          + '). Pass --overwrite (overwrite=True) or another output dir.')
+          + f'). Pass {errors.field_name("overwrite")} or another output dir.')
     if old is None:
       stray = [path for s in splits for path, _ in
                _existing_shards(os.path.join(output_dir, s.subdir), s.name)]
       if stray:
         raise dataset_info.DatasetInfoError(
             f'{output_dir} already holds shards (e.g. {stray[0]}) but no '
-            f'{dataset_info.FILENAME}, so they cannot be checked. Pass --overwrite '
-            '(overwrite=True) or another output dir.')
+            f'{dataset_info.FILENAME}, so they cannot be checked. Pass '
+            f'{errors.field_name("overwrite")} or another output dir.')
 
   info = dict(extra_info or {})
   info.update(_describe(splits, name=name, num_classes=num_classes,

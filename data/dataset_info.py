@@ -278,7 +278,7 @@ def update(folder: str, new_description: Mapping, splits: Mapping[str, Mapping],
     elif old is not None and old != new:
       raise DatasetInfoError(
           f'{path(folder)} records {key}={_short(old)} but this run has '
-          f'{_short(new)}; convert into another --output_dir, or delete the '
+          f'{_short(new)}; convert into another {errors.field_name("output_dir")}, or delete the '
           'file and the shards to start over')
   if info.get('splits') and info.get('image_size') != new_description.get(
       'image_size'):

@@ -25,11 +25,11 @@ class ImageTreeError(errors.NoisyStudentError):
 
 
 def load_label_map(spec: str) -> label_maps.LabelMap:
-  """label_maps.load_label_map, with errors naming the --label_map flag."""
+  """label_maps.load_label_map, with errors naming the label_map field."""
   try:
     return label_maps.load_label_map(spec)
   except (ValueError, FileNotFoundError) as err:
-    raise ImageTreeError(f'--label_map={spec}: {err}') from err
+    raise ImageTreeError(f'{errors.field_name("label_map")}={spec}: {err}') from err
 
 
 def _is_hidden(name: str) -> bool:
@@ -103,7 +103,7 @@ class Listing:
 
 def _check_dir(input_dir: str) -> None:
   if not os.path.isdir(input_dir):
-    raise ImageTreeError(f'--input_dir={input_dir}: not a folder')
+    raise ImageTreeError(f'{errors.field_name("input_dir")}={input_dir}: not a folder')
 
 
 def list_unlabeled(input_dir: str) -> Listing:
@@ -126,7 +126,7 @@ def _folder_classes(input_dir: str, folders: list[str],
     unknown = [name for name in folders if name not in known]
   if unknown:
     raise ImageTreeError(
-        f'--input_dir={input_dir}: {len(unknown)} folders are not in the '
+        f'{errors.field_name("input_dir")}={input_dir}: {len(unknown)} folders are not in the '
         f'label map {label_map.spec!r}: {", ".join(unknown[:10])}'
         + (' ...' if len(unknown) > 10 else ''))
   classes = {name: label_map.label(name) for name in folders}
@@ -153,25 +153,25 @@ def list_labeled(input_dir: str,
   folders = class_folders(input_dir)
   if not folders:
     raise ImageTreeError(
-        f'--input_dir={input_dir}: no class folders found (for a flat folder '
-        'of images use --unlabeled)')
+        f'{errors.field_name("input_dir")}={input_dir}: no class folders found (for a flat folder '
+        f'of images use {errors.field_name("unlabeled")})')
   undecodable = [printable(n) for n in folders if not readable_name(n)]
   if undecodable:
     raise ImageTreeError(
-        f'--input_dir={input_dir}: class folder {undecodable[0]!r} has a name '
+        f'{errors.field_name("input_dir")}={input_dir}: class folder {undecodable[0]!r} has a name '
         'that is not UTF-8 (class names are saved as text); rename it')
   odd = [name for name in folders if '\n' in name or '\r' in name]
   if odd:
     raise ImageTreeError(
-        f'--input_dir={input_dir}: class folder {odd[0]!r} has a line break in '
+        f'{errors.field_name("input_dir")}={input_dir}: class folder {odd[0]!r} has a line break in '
         'its name (labels.txt holds one class name per line); rename it')
   loose = sorted(name for name in os.listdir(input_dir)
                  if not _is_hidden(name) and is_image_file(name)
                  and os.path.isfile(os.path.join(input_dir, name)))
   if loose:
     raise ImageTreeError(
-        f'--input_dir={input_dir}: {len(loose)} image files lie outside the '
-        f'class folders (e.g. {loose[0]}); move them or use --unlabeled')
+        f'{errors.field_name("input_dir")}={input_dir}: {len(loose)} image files lie outside the '
+        f'class folders (e.g. {loose[0]}); move them or use {errors.field_name("unlabeled")}')
   classes, class_names = _folder_classes(input_dir, folders, label_map)
   items, others, counts = [], [], {}
   for name in folders:

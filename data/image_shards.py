@@ -83,18 +83,18 @@ class ConvertConfig:
 
   def validate(self) -> None:
     if not self.input_dir or not self.output_dir:
-      raise ConversionError('--input_dir and --output_dir are required')
+      raise ConversionError(f'{errors.field_name("input_dir")} and {errors.field_name("output_dir")} are required')
     if not self.split or '/' in self.split:
-      raise ConversionError(f'--split must be a file prefix, received: '
+      raise ConversionError(f'{errors.field_name("split")} must be a file prefix, received: '
                             f'{self.split!r}')
     if self.num_shards <= 0:
-      raise ConversionError(f'--num_shards must be positive, received: '
+      raise ConversionError(f'{errors.field_name("num_shards")} must be positive, received: '
                             f'{self.num_shards}')
     if self.num_workers <= 0:
-      raise ConversionError(f'--num_workers must be positive, received: '
+      raise ConversionError(f'{errors.field_name("num_workers")} must be positive, received: '
                             f'{self.num_workers}')
     if not 1 <= self.jpeg_quality <= 100:
-      raise ConversionError(f'--jpeg_quality must be in [1, 100], received: '
+      raise ConversionError(f'{errors.field_name("jpeg_quality")} must be in [1, 100], received: '
                             f'{self.jpeg_quality}')
     image_codec.check_format(self.image_format)
 
@@ -164,8 +164,8 @@ def _listing(config: ConvertConfig) -> tuple[image_folders.Listing, bool]:
           and not image_folders.class_folders(config.input_dir))
   if config.unlabeled or flat:
     if config.label_map:
-      raise ConversionError('--label_map has no use with unlabeled input '
-                            f'(--input_dir={config.input_dir})')
+      raise ConversionError(f'{errors.field_name("label_map")} has no use with unlabeled input '
+                            f'({errors.field_name("input_dir")}={config.input_dir})')
     return image_folders.list_unlabeled(config.input_dir), False
   label_map_path = config.label_map
   labels_file = os.path.join(config.output_dir, LABELS_FILENAME)
@@ -226,8 +226,8 @@ def _write_labels_file(output_dir: str, class_names: list[str]) -> str:
       return path
     raise ConversionError(
         f'{path} already lists other classes than the folders of this '
-        f'--input_dir; pass --label_map={path} so that every split uses the '
-        'same class indices (or use another --output_dir)')
+        f'{errors.field_name("input_dir")}; pass {errors.field_name("label_map")}={path} so that every split uses the '
+        f'same class indices (or use another {errors.field_name("output_dir")})')
   writers.write_text(path, text)
   return path
 
@@ -294,10 +294,10 @@ def convert(config: ConvertConfig,
   listing, labeled = _listing(config)
   if not listing.items:
     extensions = ', '.join(sorted(image_folders.IMAGE_EXTENSIONS))
-    raise ConversionError(f'--input_dir={config.input_dir}: no image files '
+    raise ConversionError(f'{errors.field_name("input_dir")}={config.input_dir}: no image files '
                           f'({extensions})')
   if config.num_shards > len(listing.items):
-    raise ConversionError(f'--num_shards={config.num_shards} is more than the '
+    raise ConversionError(f'{errors.field_name("num_shards")}={config.num_shards} is more than the '
                           f'{len(listing.items)} images; use fewer shards')
   tf.io.gfile.makedirs(config.output_dir)
   if not labeled and not config.unlabeled:
@@ -409,11 +409,11 @@ def _kept_shards(paths: Sequence[str], summary_path: str,
   if previous is not None and previous.get('config') != fingerprint:
     raise ConversionError(
         f'{summary_path} was written for other inputs or settings; pass '
-        '--overwrite or use another --output_dir')
+        f'{errors.field_name("overwrite")} or use another {errors.field_name("output_dir")}')
   if previous is None and existing:
     raise ConversionError(
         f'{existing[0]} exists but {summary_path} does not, so it cannot be '
-        'checked; pass --overwrite or use another --output_dir')
+        f'checked; pass {errors.field_name("overwrite")} or use another {errors.field_name("output_dir")}')
   kept = {}
   for path in existing:
     entry = (previous or {}).get('shards', {}).get(os.path.basename(path))

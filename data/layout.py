@@ -168,16 +168,16 @@ def parse_shard_ids(spec: str, total: int) -> list[int]:
         ids.append(int(part))
   except ValueError:
     raise errors.ConfigError(
-        f"--shard_id={spec}: expected 3, 0,5,7, 2-4 or all") from None
+        f"{errors.field_name('shard_id')}={spec}: expected 3, 0,5,7, 2-4 or all") from None
   if empty:
     low, high = empty[0].split('-', 1)
     raise errors.ConfigError(
-        f'--shard_id={spec}: the range {empty[0]} is empty (write it '
+        f'{errors.field_name("shard_id")}={spec}: the range {empty[0]} is empty (write it '
         f'low-high, e.g. {high}-{low})')
   bad = [i for i in ids if not 0 <= i < total]
   if bad:
     raise errors.ConfigError(
-        f'--shard_id={spec}: shards {bad} outside [0, {total})')
+        f'{errors.field_name("shard_id")}={spec}: shards {bad} outside [0, {total})')
   return ids
 
 

@@ -192,7 +192,7 @@ def parse_labeled(serialized: tf.Tensor, num_classes: int | None = None,
         (label >= 0) & (label < num_classes),
         _text(_where(filename, index), ' has label ', label + 1,
               f' (1-based in the file), outside 1..{num_classes}: the data '
-              'and the class count (--num_label_classes, dataset_info.json) '
+              f'and the class count ({errors.field_name("num_classes")}, dataset_info.json) '
               'disagree'))
     with tf.control_dependencies([check]):
       label = tf.identity(label)

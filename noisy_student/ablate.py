@@ -204,7 +204,8 @@ def _print_table(work_dir: str) -> None:
 
 
 def run():
-  entry.run('ablate', main, define_flags)
+  entry.run('ablate', main, define_flags,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

@@ -101,7 +101,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run():
-  entry.run('beam_label', main, define_flags, pass_unknown_flags=True)
+  entry.run('beam_label', main, define_flags, pass_unknown_flags=True,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

@@ -183,7 +183,8 @@ def main(argv):
 
 
 def run():
-  entry.run('demo', main, define_flags)
+  entry.run('demo', main, define_flags,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

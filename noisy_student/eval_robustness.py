@@ -209,7 +209,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run():
-  entry.run('eval_robustness', main, define_flags)
+  entry.run('eval_robustness', main, define_flags,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

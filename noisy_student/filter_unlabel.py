@@ -148,7 +148,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run():
-  entry.run('filter_unlabel', main, define_flags)
+  entry.run('filter_unlabel', main, define_flags,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

@@ -136,7 +136,8 @@ def main(argv):
 
 
 def run():
-  entry.run('iterate', main, define_flags)
+  entry.run('iterate', main, define_flags,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

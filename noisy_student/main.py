@@ -381,7 +381,8 @@ def main(argv):
 
 
 def run():
-  entry.run('main', main, define_flags)
+  entry.run('main', main, define_flags,
+            field_flag=config_flags.as_flag)
 
 
 if __name__ == '__main__':

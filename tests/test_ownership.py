@@ -15,6 +15,7 @@ and when importing `data` would run anything but imports.
 from __future__ import annotations
 
 import ast
+import re
 import dataclasses
 
 import pytest
@@ -252,4 +253,41 @@ def test_only_models_branch_on_model_kinds(modules):
       if (isinstance(node, ast.Attribute) and node.attr in MODEL_KIND_NAMES
           and _dotted(node.value).endswith('model_refs')):
         wrong.append(f'{path}:{node.lineno}: model_refs.{node.attr}')
+  assert not wrong, '\n'.join(wrong)
+
+
+# A library error may still show a flag where it names the binary that has it
+# ("main --mode=predict", "filter_unlabel --only_get_stats=1", "main:
+# --use_tpu=false") or where the value is a Beam pipeline option, which is
+# flag-shaped in Python too.
+_BINARY_BEFORE_FLAG = re.compile(
+    r'\b(main|ablate|filter_unlabel|beam_label|iterate)\b[^;.]*$')
+BEAM_OPTIONS = ('--runner', '--direct_num_workers', '--helpfull')
+
+
+def _library_modules(modules):
+  from tests.noisy_student.runtime import test_quiet  # pylint: disable=g-import-not-at-top
+  binaries = {str(p.relative_to(ROOT)) for p in test_quiet._binaries()}  # pylint: disable=protected-access
+  return {path: tree for path, tree in modules.items()
+          if path not in binaries and not path.startswith('noisy_student/cli/')
+          and path != 'efficientnet/saved_model.py'}
+
+
+def test_library_errors_name_fields_not_flags(modules):
+  """Raised messages name config fields (`errors.field_name`: the field from
+  Python, the flag in a binary), not `--flags` a Python caller never passed."""
+  wrong = []
+  for path, tree in _library_modules(modules).items():
+    for node in ast.walk(tree):
+      if not (isinstance(node, ast.Raise) and node.exc is not None):
+        continue
+      for const in ast.walk(node.exc):
+        if not (isinstance(const, ast.Constant) and isinstance(const.value, str)):
+          continue
+        for found in re.finditer(r'--[a-z][a-z_]*', const.value):
+          before = const.value[:found.start()]
+          if (found.group() not in BEAM_OPTIONS
+              and not _BINARY_BEFORE_FLAG.search(before)):
+            wrong.append(f'{path}:{const.lineno}: {found.group()} in '
+                         f'{const.value!r}')
   assert not wrong, '\n'.join(wrong)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from data import records
 from noisy_student.augment import randaugment
+from noisy_student.runtime import errors
 
 # Eval centre crop: the crop is image_size / (image_size + CROP_PADDING) of
 # the shorter side (224 / 256 = 0.875 for B0).
@@ -163,7 +164,7 @@ def _check_small_image(image: tf.Tensor, image_size: int) -> tf.Tensor:
       [tf.strings.format(
           records.GRAPH_ERROR_MARKER + 'an image is {}x{} pixels but the '
           'small-image (32x32) pipeline reads images at the model\'s size, '
-          f'{image_size}x{image_size} (--input_image_size, --small_image_model)',
+          f'{image_size}x{image_size} ({errors.field_name("image_size")}, {errors.field_name("small_image")})',
           [shape[0], shape[1]])])
   with tf.control_dependencies([check]):
     return tf.reshape(image, [image_size, image_size, 3])

@@ -56,6 +56,11 @@ def flag_name(field: str, prefix: str = '') -> str:
   return prefix + FLAG_NAMES.get(field, field)
 
 
+def as_flag(field: str) -> str:
+  """`--<flag>` of config field `field` (what binaries' errors print)."""
+  return f'--{flag_name(field)}'
+
+
 @contextlib.contextmanager
 def flag_names(prefix: str = '',
                prefixed: Optional[Sequence[str]] = None) -> Iterator[None]:

@@ -97,7 +97,7 @@ def get_builtin(name: str) -> DatasetInfo:
     return BUILTIN[name]
   except KeyError:
     raise errors.ConfigError(
-        f'unknown --task_name={name!r}; built-in datasets: '
+        f'unknown {errors.field_name("task_name")}={name!r}; built-in datasets: '
         f'{", ".join(sorted(BUILTIN))}') from None
 
 
@@ -118,7 +118,8 @@ def from_info(info: Mapping, folder: str) -> DatasetInfo:
   if not num_classes:
     raise dataset_info.DatasetInfoError(
         f'{dataset_info.path(folder)} records no classes (a folder of '
-        'unlabeled images); point --label_data_dir at the labeled folder')
+        'unlabeled images); give the labeled folder as the data folder '
+        '(main: --label_data_dir)')
   splits = info.get('splits', {})
   train = splits.get('train')
   image_size = info.get('image_size')
@@ -193,11 +194,11 @@ def resolve(task_name: Optional[str], data_dir: Optional[str], *,
     where = data_dir.split(';')[0] if data_dir else 'the data folder'
     raise errors.ConfigError(
         f'{where} has no {dataset_info.FILENAME} (nor its parent) and no '
-        '--task_name was given: pass --task_name (built-in: '
+        f'{errors.field_name("task_name")} was given: pass {errors.field_name("task_name")} (built-in: '
         f'{", ".join(sorted(BUILTIN))}), write the folder with a converter '
         '(python -m data.images_to_tfrecord / data.tfds_to_tfrecord write '
-        f'{dataset_info.FILENAME}), or pass --num_label_classes and '
-        '--num_train_images')
+        f'{dataset_info.FILENAME}), or pass {errors.field_name("num_classes")} and '
+        f'{errors.field_name("num_train_images")}')
   changes = {}
   if num_classes and num_classes != dataset.num_classes:
     changes.update(num_classes=num_classes, class_names=None)
@@ -251,6 +252,6 @@ def check_unlabeled_classes(dataset: DatasetInfo,
       raise dataset_info.DatasetInfoError(
           f'{dataset_info.path(found[0])} describes {theirs} classes '
           f'{names if names else ""} but the labeled data has {ours}: '
-          'pseudo-labels would name other classes; check --unlabel_data_dir '
+          f'pseudo-labels would name other classes; check {errors.field_name("unlabel_data_dir")} '
           '(images of another dataset used as unlabeled data: set '
           'num_classes and class_names to null in that file)')

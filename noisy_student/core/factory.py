@@ -88,10 +88,10 @@ def model_config(dataset: datasets.DatasetInfo, model_name: str, *,
       and dataset.image_size is not None
       and image_size_override != dataset.image_size):
     raise errors.ConfigError(
-        f'--input_image_size={image_size_override}: the small-image (32x32) '
+        f'{errors.field_name("image_size")}={image_size_override}: the small-image (32x32) '
         f'pipeline reads images at their own size, and {dataset.name}\'s are '
         f'{dataset.image_size}x{dataset.image_size} (pass '
-        '--small_image_model=false to crop and resize instead)')
+        f'{errors.field_name("small_image")}=false to crop and resize instead)')
   return config_lib.ModelConfig(
       model_name=model_name,
       num_classes=dataset.num_classes if num_classes is None else num_classes,

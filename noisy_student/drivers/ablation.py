@@ -395,6 +395,6 @@ def merge(paths: Sequence[str], work_dir: str) -> list[dict]:
       if str(seed) in table.get('runs', {}):
         runs[seed] = table['runs'][str(seed)]
   if not per_seed:
-    raise errors.InputError('--merge: no seeds in ' + ', '.join(paths))
+    raise errors.InputError(f'{errors.field_name("merge")}: no seeds in ' + ', '.join(paths))
   return write_tables(work_dir, per_seed, record, mcnemar, runs,
                       merged_from=list(paths))

@@ -151,5 +151,5 @@ def check_teacher(path: str) -> None:
   if loading.labels_images(path):
     return
   raise errors.CheckpointError(
-      f'--teacher={path}: neither a model_dir/checkpoint with '
+      f'{errors.field_name("teacher")}={path}: neither a model_dir/checkpoint with '
       f'{layout.MODEL_CONFIG_FILE}, a .keras file nor a SavedModel')

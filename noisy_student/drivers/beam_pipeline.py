@@ -264,7 +264,7 @@ def check_predictions_made_from(info_file: str, identity: str,
     raise errors.FilterError(
         f'{info_file}: these predictions were made from other inputs '
         f'({other or "origin not recorded"}; now teacher {identity}, '
-        f'{input_file}); give beam_label a new --output_dir (or delete that '
+        f'{input_file}); give beam_label a new {errors.field_name("output_dir")} (or delete that '
         'one) to label with this teacher')
 
 

@@ -56,7 +56,7 @@ def check_model_dir(model_dir: str, model: config_lib.ModelConfig) -> None:
   raise errors.ConfigError(
       f'{checkpoints.model_config_path(model_dir)}: this model_dir holds a '
       f'different model ({"; ".join(changed)}); pass the same model flags to '
-      'resume it, or a new --model_dir to start fresh')
+      f'resume it, or a new {errors.field_name("model_dir")} to start fresh')
 
 
 def check_model_files(config: config_lib.ExperimentConfig) -> None:
@@ -300,6 +300,6 @@ def predict(fallback: Optional[config_lib.ModelConfig], pcfg: PredictConfig,
           teacher_identity=teacher_identity, **common)
   if pcfg.reassign_label and not counts:
     raise errors.InputError(
-        f'{pcfg.data_dir}: none of the filtered shards of --shard_id exists '
+        f'{pcfg.data_dir}: none of the filtered shards of {errors.field_name("shard_id")} exists '
         f'(e.g. {layout.shard_name(pcfg.file_prefix, pcfg.shard_ids[0], pcfg.num_shards, pcfg.worker_id)})')
   return counts

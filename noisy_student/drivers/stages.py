@@ -146,8 +146,8 @@ class StageState:
             f'{self.path}: stage {name} finished, but {rewritten[0]} was '
             'trained again since (its checkpoint file changed): its result '
             'and the stages after it no longer describe it. Restore it, use '
-            'a new --work_dir, or pass --force to redo it and every stage '
-            'after it')
+            f'a new {errors.field_name("work_dir")}, or pass '
+            f'{errors.field_name("force")} to redo it and every stage after it')
       if rewritten and not changed:
         changed = [f'{rewritten[0]} trained again']
       if not changed and not gone:
@@ -156,8 +156,9 @@ class StageState:
       if changed and not self.force:
         raise errors.ConfigError(
             f'{self.path}: stage {name} finished with other settings '
-            f'({"; ".join(changed)}); use a new --work_dir, or pass --force '
-            'to redo it and every stage after it')
+            f'({"; ".join(changed)}); use a new '
+            f'{errors.field_name("work_dir")}, or pass '
+            f'{errors.field_name("force")} to redo it and every stage after it')
       if gone and not changed:
         logging.warning('[%s] finished earlier but %s is gone: redoing it '
                         'and every stage after it', name, gone[0])

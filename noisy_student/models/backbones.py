@@ -69,7 +69,7 @@ def _keras_application(config: config_lib.ModelConfig,
                     config.model_name, config.stochastic_depth_rate)
   if config.width_coefficient or config.depth_coefficient:
     raise errors.ConfigError(
-        f'--width_coefficient / --depth_coefficient only scale EfficientNets, '
+        f'{errors.field_name("width_coefficient")} / {errors.field_name("depth_coefficient")} only scale EfficientNets, '
         f'not {config.model_name}')
   images = keras.Input((size, size, 3), name='images')
   mean = config.mean_rgb or efficientnet.IMAGENET_MEAN_RGB
@@ -82,7 +82,7 @@ def _keras_application(config: config_lib.ModelConfig,
   except ValueError as err:
     raise errors.ConfigError(
         f'{config.model_name} cannot take {size}x{size} images '
-        f'(--input_image_size): {str(err).splitlines()[0]}') from None
+        f'({errors.field_name("image_size")}): {str(err).splitlines()[0]}') from None
   rate = (KERAS_DEFAULT_DROPOUT if config.dropout_rate is None
           else config.dropout_rate)
   x = keras.layers.Dropout(rate, name='head_dropout')(features)

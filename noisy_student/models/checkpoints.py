@@ -167,7 +167,7 @@ def copy_weights(source: keras.Model, model: keras.Model, path: str) -> str:
               else f'{len(source.weights)} weights vs {len(model.weights)}')
     raise errors.CheckpointError(
         f'{path}: does not fit the {model.name} model being loaded (check '
-        f'--model_name and the sizes): {detail}')
+        f'{errors.field_name("model_name")} and the sizes): {detail}')
   for src, dst in pairs:
     dst.assign(src)
   return path
@@ -216,6 +216,6 @@ def _restore_prefix(model: keras.Model, prefix: str, *, use_ema: bool,
   if failure is not None:
     raise errors.CheckpointError(
         f'{prefix}: does not fit the {model.name} model being loaded '
-        f'(check --model_name / model_config.json): {failure}')
+        f'(check {errors.field_name("model_name")} / model_config.json): {failure}')
   if use_ema and has_ema:
     ema.copy_to(ema_lib.model_ema_weights(model))

@@ -225,7 +225,7 @@ def check_keras_path(path: str) -> None:
   """Raises ConfigError unless `path` ends in .keras (what Keras 3 saves)."""
   if not layout.is_keras_file(path):
     raise errors.ConfigError(
-        f'--export_keras_path must end in .keras, received: {path}')
+        f'{errors.field_name("export_keras_path")} must end in .keras, received: {path}')
 
 
 def portable_model(model: keras.Model) -> keras.Model:
@@ -280,7 +280,7 @@ def export(model_dir: str, export_dir: str, *,
   if config is None:
     raise errors.CheckpointError(
         f'{model_dir}: no {layout.MODEL_CONFIG_FILE}; is this a model_dir '
-        'written by --mode=train?')
+        'written by training (main --mode=train, ns.train)?')
   config = dataclasses.replace(config, sync_batch_norm=False,
                                image_size=factory.inference_image_size(config))
   model = loading.build(config, name='exported')

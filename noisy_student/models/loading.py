@@ -323,7 +323,7 @@ def load_model(ref: str, fallback: Optional[config_lib.ModelConfig] = None, *,
   if config is None:
     raise errors.CheckpointError(
         f'{ref}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
-        'pass the architecture (e.g. --model_name, --num_label_classes)')
+        f'pass the architecture (e.g. {errors.field_name("model_name")}, {errors.field_name("num_classes")})')
   overrides = {k: v for k, v in overrides.items() if v is not None}
   if overrides:
     config = dataclasses.replace(config, **overrides)
@@ -343,7 +343,7 @@ def inference_config(ref: str, fallback: Optional[config_lib.ModelConfig],
   if config is None:
     raise errors.CheckpointError(
         f'{ref}: no {layout.MODEL_CONFIG_FILE} next to the checkpoint; '
-        'pass the architecture (e.g. --model_name, --num_label_classes)')
+        f'pass the architecture (e.g. {errors.field_name("model_name")}, {errors.field_name("num_classes")})')
   return dataclasses.replace(
       config, sync_batch_norm=False,
       image_size=image_size or factory.inference_image_size(config))

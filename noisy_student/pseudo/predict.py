@@ -220,8 +220,9 @@ def predict_shard(model: keras.Model, strategy: tf.distribute.Strategy, *,
   pred_file = layout.prediction_path(output_dir, shard_id, num_shards, worker_id)
   info_file = layout.info_path(info_dir, shard_id, num_shards, worker_id)
   if not tf.io.gfile.exists(input_file):
-    raise errors.MissingFileError(f'{input_file}: unlabeled shard not found '
-                            '(check --label_data_dir/--file_prefix/--num_shards)')
+    raise errors.MissingFileError(
+        f'{input_file}: unlabeled shard not found (check the unlabeled '
+        'folder, the file prefix and the shard count)')
   made = made_from(teacher_identity, input_file, image_size)
   if shard_is_done(pred_file, info_file, made):
     logging.info('%s is done (%s); skipping', pred_file, info_file)

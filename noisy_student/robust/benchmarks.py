@@ -104,7 +104,7 @@ def load_baseline(spec: str | Mapping | None) -> dict | None:
   if spec == 'alexnet':
     return metrics.alexnet_baseline()
   if not tf.io.gfile.exists(spec):
-    raise errors.MissingFileError(f'--baseline_results {spec!r}: no such file '
+    raise errors.MissingFileError(f'{errors.field_name("baseline_results")} {spec!r}: no such file '
                             '(expected "alexnet" or a results JSON)')
   with tf.io.gfile.GFile(spec) as f:
     try:

@@ -116,8 +116,15 @@ def _docstring_for_help(main: Callable[[Sequence[str]], object]) -> None:
 def run(name: str, main: Callable[[Sequence[str]], object],
         define_flags: Callable[[], None], *,
         verbosity: int = logging.INFO,
-        pass_unknown_flags: bool = False) -> None:
+        pass_unknown_flags: bool = False,
+        field_flag: Callable[[str], str] = lambda field: f'--{field}'
+        ) -> None:
   """Defines the flags, parses them and runs `main` under the error contract.
+
+  Library errors name config fields through `errors.field_name`; in `main`
+  they read as the binary's flags, `field_flag(field)` (the project's
+  binaries pass `cli.config_flags.as_flag`, which knows the original's
+  spellings: `image_size` is `--input_image_size`).
 
   With `pass_unknown_flags`, flags the binary does not define stay in the
   `argv` handed to `main` (e.g. Beam pipeline options), which checks them.
@@ -135,7 +142,7 @@ def run(name: str, main: Callable[[Sequence[str]], object],
     try:
       # Config fields are named as flags in a binary's messages (a binary's
       # config_from_flags may enter its own table: cli/config_flags.py).
-      with errors.naming(lambda field: f'--{field}'):
+      with errors.naming(field_flag):
         main(argv)
     except errors.NoisyStudentError as err:
       fail(name, err)

@@ -52,8 +52,8 @@ def make_strategy(name: str, *, tpu: Optional[str] = None,
   if name == 'multi_worker':
     if 'TF_CONFIG' not in os.environ:
       raise errors.ConfigError(
-          '--strategy=multi_worker needs the TF_CONFIG environment variable '
-          'describing the cluster (see README)')
+          f'{errors.field_name("strategy")}=multi_worker needs the '
+          'TF_CONFIG environment variable describing the cluster (see README)')
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == 'tpu':
     try:
@@ -63,12 +63,14 @@ def make_strategy(name: str, *, tpu: Optional[str] = None,
       tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError, RuntimeError) as err:
       first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ''
+      where = f' at {errors.field_name("tpu")}={tpu}' if tpu else ''
+      strategy_field = errors.field_name('strategy')
       raise errors.ConfigError(
-          f'no TPU reachable{f" at --tpu={tpu}" if tpu else ""} ({first}); '
-          'pass --use_tpu=false to train on CPU/GPU (and --strategy=mirrored '
-          'for several GPUs)') from None
+          f'no TPU reachable{where} ({first}); pass {strategy_field}=default '
+          f'to train on CPU/GPU (main: --use_tpu=false; {strategy_field}='
+          'mirrored for several GPUs)') from None
     return tf.distribute.TPUStrategy(resolver)
-  raise errors.ConfigError(f'unknown --strategy={name!r}')
+  raise errors.ConfigError(f'unknown {errors.field_name("strategy")}={name!r}')
 
 
 def task_info() -> tuple[str, int]:

@@ -102,7 +102,7 @@ def _should_cache(files: Sequence[str], use_cache: bool) -> bool:
   size, memory = _total_bytes(files), _memory_bytes()
   if memory and size > memory // 2:
     logging.warning('Not caching %d files (%.1f GB): more than half of this '
-                    'machine\'s %.1f GB of memory; pass --use_cache=false to '
+                    f'machine\'s %.1f GB of memory; pass {errors.field_name("use_cache")}=false to '
                     'silence this.', len(files), size / 1e9, memory / 1e9)
     return False
   return True
@@ -289,7 +289,7 @@ def make_train_dataset(cfg: config_lib.DataConfig, *, labeled_batch: int,
                              skip=start_step * per_step * labeled_batch)
   if unlabeled_batch:
     if not unlabeled_files:
-      raise errors.InputError('--unlabel_ratio > 0 needs --unlabel_data_dir')
+      raise errors.InputError(f'{errors.field_name("unlabel_ratio")} > 0 needs {errors.field_name("unlabel_data_dir")}')
     unlabeled = _unlabeled_dataset(
         cfg, host_files(unlabeled_files, input_context), unlabeled_batch,
         skip=start_step * per_step * unlabeled_batch)

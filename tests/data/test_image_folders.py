@@ -6,6 +6,7 @@ import os
 import pytest
 
 from data import image_folders
+from noisy_student.runtime import errors
 from tests import conftest
 
 
@@ -50,14 +51,18 @@ def test_imagenet_class_index_json_file(tmp_path):
   assert listing.items[0][1] == 388
 
 
-def test_bad_label_map_names_the_flag(tmp_path):
+def test_bad_label_map_names_the_field(tmp_path):
+  # From Python the field; a binary (errors.naming) shows its flag.
   with pytest.raises(image_folders.ImageTreeError,
-                     match='--label_map=.*missing.json.*no such file'):
+                     match='^label_map=.*missing.json.*no such file'):
+    image_folders.load_label_map(str(tmp_path / 'missing.json'))
+  with errors.naming(lambda field: f'--{field}'), pytest.raises(
+      image_folders.ImageTreeError, match='^--label_map=.*missing.json'):
     image_folders.load_label_map(str(tmp_path / 'missing.json'))
   bad = tmp_path / 'gaps.json'
   bad.write_text(json.dumps({'0': ['a', 'x'], '2': ['b', 'y']}))
   with pytest.raises(image_folders.ImageTreeError,
-                     match='--label_map=.*gaps.json.*without gaps'):
+                     match='label_map=.*gaps.json.*without gaps'):
     image_folders.load_label_map(str(bad))
 
 

@@ -12,6 +12,7 @@ import skimage.data
 from data import image_codec
 from data import image_folders
 from data import image_shards
+from noisy_student.runtime import errors
 from data import records
 from tests import conftest
 from tests.data import photo_tree
@@ -192,14 +193,18 @@ def test_flat_or_unlabeled_trees_give_unlabeled_records(tree, tmp_path):
   assert summary['num_skipped'] == 2
 
 
-def test_bad_settings_name_the_flag(tree, tmp_path):
+def test_bad_settings_name_the_field(tree, tmp_path):
+  # From Python the field; a binary (errors.naming) shows its flag.
   with pytest.raises(image_shards.ConversionError,
-                     match='--num_shards=500 is more than the'):
+                     match='^num_shards=500 is more than the'):
+    image_shards.convert(_config(tree[0], tmp_path, num_shards=500))
+  with errors.naming(lambda field: f'--{field}'), pytest.raises(
+      image_shards.ConversionError, match='^--num_shards=500 is more than'):
     image_shards.convert(_config(tree[0], tmp_path, num_shards=500))
   (tmp_path / 'empty').mkdir()
   with pytest.raises(image_shards.ConversionError, match='no image files'):
     image_shards.convert(_config(str(tmp_path / 'empty'), tmp_path / 'o'))
-  with pytest.raises(image_shards.ConversionError, match='--num_workers'):
+  with pytest.raises(image_shards.ConversionError, match='^num_workers'):
     image_shards.convert(_config(tree[0], tmp_path, num_workers=0))
 
 

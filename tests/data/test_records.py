@@ -41,7 +41,7 @@ def test_label_outside_the_classes_names_file_and_record(tmp_path):
                           tf.constant(1, tf.int64))
   assert records.graph_error_line(caught.value) == (
       f'{path}: record 1 has label 10 (1-based in the file), outside 1..5: '
-      'the data and the class count (--num_label_classes, dataset_info.json) '
+      'the data and the class count (num_classes, dataset_info.json) '
       'disagree')
 
 

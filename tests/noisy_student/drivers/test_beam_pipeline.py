@@ -169,7 +169,7 @@ def test_a_finished_run_with_another_teacher_is_refused_not_reused(
   before = _files(out)
   with pytest.raises(errors.FilterError,
                      match=r'info-00000-of-00008-00000.txt: these predictions '
-                     r'were made from other inputs .*new --output_dir'):
+                     r'were made from other inputs .*new output_dir'):
     beam_pipeline.run(_config(other, digits_dir, out))
   assert _files(out) == before
 
