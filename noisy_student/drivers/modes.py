@@ -194,6 +194,12 @@ def evaluate(config: config_lib.ExperimentConfig,
         global_batch=config.train.eval_batch_size,
         per_image=save_predictions)
     per_image = results[split].pop('per_image', None)
+    metrics = results[split]
+    # Printed before anything is written: a read-only or full model_dir
+    # still shows the accuracy, then the one line about what failed.
+    print(f'{split}: top-1 {metrics["top_1_accuracy"]:.4f}  top-5 '
+          f'{metrics["top_5_accuracy"]:.4f}  ({metrics["num_images"]} images, '
+          f'step {step})', flush=True)
     if per_image is not None and distribute.is_chief(strategy):
       writers.write_npz(layout.eval_predictions(config.model_dir, split),
                         step=step if step is not None else -1,
@@ -203,10 +209,6 @@ def evaluate(config: config_lib.ExperimentConfig,
     results[split]['checkpoint'] = prefix
   if distribute.is_chief(strategy) and tf.io.gfile.isdir(config.model_dir):
     _append_eval_results(config.model_dir, results)
-  for split, metrics in results.items():
-    print(f'{split}: top-1 {metrics["top_1_accuracy"]:.4f}  top-5 '
-          f'{metrics["top_5_accuracy"]:.4f}  ({metrics["num_images"]} images, '
-          f'step {step})')
   return results
 
 

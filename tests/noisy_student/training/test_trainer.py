@@ -28,7 +28,7 @@ def _default():
   return tf.distribute.get_strategy()
 
 
-def test_train_checkpoint_resume_and_evaluate(digits_dir, tmp_path):
+def test_train_checkpoint_resume_and_evaluate(digits_dir, tmp_path, capsys):
   cfg = helpers.experiment(str(tmp_path / 'run'), digits_dir, steps=20)
   checkpoints.write_model_config(cfg.model_dir, cfg.model)
   trainer = trainer_lib.Trainer(cfg, _default())
@@ -56,6 +56,18 @@ def test_train_checkpoint_resume_and_evaluate(digits_dir, tmp_path):
   ema_eval = trainer.evaluate(['test'])['test']
   assert ema_eval['top_1_accuracy'] == pytest.approx(
       results['test']['top_1_accuracy'])
+
+  # A model_dir where the results cannot be written: the accuracy is printed
+  # first, then the write fails.
+  results_file = os.path.join(cfg.model_dir, 'eval_results.json')
+  os.remove(results_file)
+  os.mkdir(results_file)
+  capsys.readouterr()
+  with pytest.raises(Exception):  # pylint: disable=broad-exception-raised
+    modes.evaluate(cfg, _default())
+  printed = capsys.readouterr().out
+  accuracy = results['test']['top_1_accuracy']
+  assert f'test: top-1 {accuracy:.4f}' in printed, printed
 
 
 def _pseudo_labeled_shards(digits_dir, out_dir, num_classes=10, seed=0):
