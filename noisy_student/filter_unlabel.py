@@ -119,7 +119,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> tuple[filter_files.Filter
     raise errors.ConfigError(f'--data_type={fv.data_type}: only tfrecord')
   if fv.eval_imagenet_p:
     raise errors.ConfigError('--eval_imagenet_p is not supported here; use '
-                         'python -m noisy_student.eval_robustness')
+                         'noisy-student-eval-robustness')
   settings = filter_flags.settings_from_flags(
       fv, num_label_classes=_described_classes(fv))
   with config_flags.flag_names():

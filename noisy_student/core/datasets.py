@@ -196,7 +196,7 @@ def resolve(task_name: Optional[str], data_dir: Optional[str], *,
         f'{where} has no {dataset_info.FILENAME} (nor its parent) and no '
         f'{errors.field_name("task_name")} was given: pass {errors.field_name("task_name")} (built-in: '
         f'{", ".join(sorted(BUILTIN))}), write the folder with a converter '
-        '(python -m data.images_to_tfrecord / data.tfds_to_tfrecord write '
+        '(noisy-student-images-to-tfrecord / noisy-student-tfds-to-tfrecord write '
         f'{dataset_info.FILENAME}), or pass {errors.field_name("num_classes")} and '
         f'{errors.field_name("num_train_images")}')
   changes = {}

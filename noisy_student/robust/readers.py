@@ -232,7 +232,7 @@ def corruption_dirs(root: str) -> list[str]:
   if not names:
     raise errors.MissingFileError(
         f'{root}: no corruption folders (<corruption>/<severity>/...); '
-        'write one with python -m data.make_corrupted or data.tfds_to_tfrecord')
+        'write one with noisy-student-make-corrupted or noisy-student-tfds-to-tfrecord')
   for name in names:
     if name not in metrics.ALL_CORRUPTIONS:
       raise errors.InputError(f'{os.path.join(root, name)}: unknown corruption '
