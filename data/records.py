@@ -207,16 +207,33 @@ def parse_unlabeled(serialized: tf.Tensor) -> dict:
   return {'image_bytes': parsed[IMAGE_KEY]}
 
 
+# How far a stored probability vector's sum may be from 1 (float32 softmax
+# rows sum to 1 within ~1e-6).
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
 def _checked_probabilities(probs: tf.Tensor, num_classes: int,
                            filename: tf.Tensor | None,
                            index: tf.Tensor | None = None) -> tf.Tensor:
-  """Asserts len(probs) == num_classes; the error names the file and record."""
-  check = _assert_record(
+  """Asserts that `probs` is a probability vector of `num_classes` entries
+  (each finite and in [0, 1], summing to 1); the error names the file and
+  record."""
+  where = _where(filename, index)
+  size_check = _assert_record(
       tf.equal(tf.size(probs), num_classes),
-      _text(_where(filename, index), ' has ', tf.size(probs),
+      _text(where, ' has ', tf.size(probs),
             f' `probabilities`, expected {num_classes} (the teacher and the '
             'student must have the same classes)'))
-  with tf.control_dependencies([check]):
+  in_range = tf.reduce_all(tf.math.is_finite(probs) & (probs >= 0.0)
+                           & (probs <= 1.0))
+  sums_to_one = tf.abs(tf.reduce_sum(probs) - 1.0) <= PROBABILITY_SUM_TOLERANCE
+  value_check = _assert_record(
+      in_range & sums_to_one,
+      _text(where, ' has `probabilities` that are not a probability vector '
+            '(min ', tf.reduce_min(probs), ', max ', tf.reduce_max(probs),
+            ', sum ', tf.reduce_sum(probs), '): pseudo-labels must be a '
+            "teacher's softmax (filter_unlabel writes them)"))
+  with tf.control_dependencies([size_check, value_check]):
     return tf.reshape(probs, [num_classes])
 
 
@@ -225,8 +242,10 @@ def parse_pseudo_labeled(serialized: tf.Tensor, num_classes: int,
                          index: tf.Tensor | None = None) -> dict:
   """Returns image_bytes, probabilities float32 [C], label int32, prob float32.
 
-  A `probabilities` of a length other than `num_classes` fails with an
-  InvalidArgumentError whose message names `filename` when one is passed.
+  A `probabilities` of a length other than `num_classes`, or one that is not
+  a probability vector (an entry outside [0, 1] or not finite, a sum other
+  than 1), fails with an InvalidArgumentError whose message names `filename`
+  when one is passed (`graph_error_line`).
   """
   parsed = tf.io.parse_single_example(serialized, {
       IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, ''),

@@ -56,6 +56,16 @@ def test_pseudo_labeled_fields_and_length_check(tmp_path):
   with pytest.raises(tf.errors.InvalidArgumentError, match='shard-7'):
     records.parse_pseudo_labeled(tf.constant(record), 10,
                                  filename=tf.constant('shard-7'))
+  # Not a probability vector: refused where training reads it.
+  for bad in ([1.5, -0.5, 0.0], [0.2, 0.2, 0.2], [float('nan'), 0.5, 0.5]):
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+      records.parse_pseudo_labeled(
+          tf.constant(records.serialize_pseudo_labeled(_png(1), bad)), 3,
+          filename=tf.constant('train-0-00003-of-00008'), index=tf.constant(4))
+    line = records.graph_error_line(caught.value)
+    assert line.startswith('train-0-00003-of-00008: record 4 has '
+                           '`probabilities` that are not a probability '
+                           'vector'), line
 
 
 def test_count_records_and_truncation_names_file(tmp_path):
