@@ -1,7 +1,7 @@
 """Robustness reports: results JSON -> markdown tables and a bar chart (PNG).
 
 `write_report(results_list, output_dir)` takes the dicts returned by
-`robustness_eval.evaluate_*` (or loaded from their JSON files), e.g. a
+`robust/benchmarks.py`'s `evaluate_*` (or loaded from their JSON files), e.g. a
 teacher's and a student's, and writes `<name>.json` (the list),
 `<name>.md` and `<name>.png`. Several models on the same benchmark are shown
 side by side: one bar per model for each corruption / perturbation.
