@@ -29,6 +29,7 @@ import tensorflow as tf
 
 import efficientnet  # noqa: F401  (registers the custom layers .keras files use)
 from efficientnet import safetensors_file
+from data import file_identity
 from data import layout
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
@@ -452,7 +453,6 @@ def weights_identity(ref: str) -> str:
   Raises:
     MissingFileError / CheckpointError naming `ref`.
   """
-  import hashlib  # pylint: disable=g-import-not-at-top
   kind = model_refs.kind(ref)
   if kind == model_refs.KERAS_FILE:
     path = ref
@@ -462,11 +462,7 @@ def weights_identity(ref: str) -> str:
     path = checkpoints.resolve_checkpoint(ref) + '.index'
   else:  # a model name: built fresh, no weights to identify
     return f'name:{ref}'
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 22), b''):
-      digest.update(chunk)
-  return 'sha256:' + digest.hexdigest()
+  return file_identity.sha256(path)
 
 
 def tf1_fallback_config(model_name: str, *, num_classes: Optional[int] = None,

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student.runtime import progress as progress_lib
+from data import file_identity
 from data import layout
 from data import records
 from data import writers
@@ -58,9 +59,13 @@ def read_info(path: str) -> Optional[int]:
 
 def made_from(teacher_identity: str, input_file: str,
               image_size: Optional[int] = None) -> dict:
-  """What a shard's predictions are made from (recorded in its info file)."""
+  """What a shard's predictions are made from (recorded in its info file):
+  the teacher's weights identity, the input shard's size and content hash
+  (a shard replaced by another of the same size is recognised), the image
+  size."""
   made = {'teacher': teacher_identity,
-          'input_bytes': int(tf.io.gfile.stat(input_file).length)}
+          'input_bytes': int(tf.io.gfile.stat(input_file).length),
+          'input_sha256': file_identity.sha256(input_file)}
   if image_size is not None:
     made['image_size'] = int(image_size)
   return made

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -210,6 +211,40 @@ def test_predict_writes_shards_and_skips_finished_ones(digits_dir, tmp_path):
   assert os.path.getmtime(pred0) != mtime
   with open(os.path.join(pcfg.info_dir, 'info-00000-of-00008-00000.txt')) as f:
     assert json.load(f)['made_from']['teacher'] != first_origin['teacher']
+
+  # An input shard replaced by another of the same size (its records in
+  # reverse order): recognised by its content, predicted again.
+  unlabeled = tmp_path / 'unlabeled'
+  unlabeled.mkdir()
+  shard0 = unlabeled / 'extra-00000-of-00008'
+  shutil.copy(os.path.join(digits_dir, 'unlabeled', 'extra-00000-of-00008'),
+              shard0)
+  copied = dataclasses.replace(pcfg, data_dir=str(unlabeled), shard_ids=(0,),
+                               output_dir=str(tmp_path / 'pred2'),
+                               info_dir=str(tmp_path / 'info2'))
+  modes.predict(cfg.model, copied, _default())
+  info0 = os.path.join(copied.info_dir, 'info-00000-of-00008-00000.txt')
+  with open(info0) as f:
+    before = json.load(f)['made_from']
+  pred = os.path.join(copied.output_dir, 'train-info-00000-of-00008-00000')
+
+  def predicted():
+    return np.stack([records.read_example(r.numpy())[records.PROBABILITIES_KEY]
+                     for r in tf.data.TFRecordDataset(pred)])
+
+  first_order = predicted()
+  raw = [r.numpy() for r in tf.data.TFRecordDataset(str(shard0))]
+  size = os.path.getsize(shard0)
+  writers.write_records(str(shard0), raw[::-1])
+  assert os.path.getsize(shard0) == size
+  modes.predict(cfg.model, copied, _default())
+  with open(info0) as f:
+    after = json.load(f)['made_from']
+  assert after['input_bytes'] == before['input_bytes']
+  assert after['input_sha256'] != before['input_sha256']
+  # The rows follow the new record order.
+  np.testing.assert_allclose(predicted(), first_order[::-1], rtol=1e-4,
+                             atol=1e-6)
 
 
 def test_teacher_on_the_fly_uses_unaugmented_view(digits_dir, tmp_path):
