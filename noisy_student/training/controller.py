@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 import tensorflow as tf
 
 from noisy_student.runtime import progress as progress_lib
+from noisy_student.training import event_files
 from noisy_student.training import trainer as trainer_lib
 
 # A progress line about this often (seconds), and after the first few steps.
@@ -54,6 +55,8 @@ class Controller:
     self._clock = clock
     self._emit = emit
     self._seconds_per_step = None
+    if trainer.is_chief and self.config.model_dir:
+      self._drop_summaries_after(trainer.step)
     self._summary_writer = (
         tf.summary.create_file_writer(self.config.model_dir)
         if trainer.is_chief else tf.summary.create_noop_writer())
@@ -61,6 +64,20 @@ class Controller:
   @property
   def step(self) -> int:
     return self.trainer.step
+
+  def _drop_summaries_after(self, step: int) -> None:
+    """A resumed job logs the steps after its checkpoint again: the events
+    a killed run wrote for them go first (TensorBoard shows each step once)."""
+    folders = [self.config.model_dir] + [
+        os.path.join(self.config.model_dir, name)
+        for name in (tf.io.gfile.listdir(self.config.model_dir)
+                     if tf.io.gfile.isdir(self.config.model_dir) else [])
+        if name.rstrip('/').startswith('eval_')]
+    removed = sum(event_files.drop_events_after(f.rstrip('/'), step)
+                  for f in folders)
+    if removed:
+      self._emit(f'resuming at step {step}: removed {removed} TensorBoard '
+                 'events of later steps logged before the restart')
 
   def run(self, target: Optional[int] = None, *,
           evaluate_every: Optional[int] = None,

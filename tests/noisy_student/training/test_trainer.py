@@ -21,6 +21,7 @@ from noisy_student.training import input_pipeline
 from noisy_student.training import losses
 from noisy_student.core import schedules
 from noisy_student.training import controller as controller_lib
+from noisy_student.training import event_files
 from noisy_student.training import trainer as trainer_lib
 from tests import helpers
 
@@ -42,8 +43,21 @@ def test_train_checkpoint_resume_and_evaluate(digits_dir, tmp_path, capsys):
       schedules.from_train_config(cfg.train).numpy(19))  # step 20 used lr(19)
   shadows = [s.numpy() for s in trainer.ema.shadows]
 
+  # A killed run may have logged steps past its last checkpoint: the
+  # resumed controller drops them before it logs them again.
+  killed = tf.summary.create_file_writer(cfg.model_dir)
+  with killed.as_default():
+    tf.summary.scalar('train/loss', 9.0, step=25)
+  killed.close()
   resumed = trainer_lib.Trainer(cfg, _default())
   assert resumed.step == 20
+  lines = []
+  controller_lib.Controller(resumed, emit=lines.append)
+  assert lines == ['resuming at step 20: removed 1 TensorBoard events of '
+                   'later steps logged before the restart']
+  assert max(tf.compat.v1.Event.FromString(r.numpy()).step
+             for p in event_files.event_files(cfg.model_dir)
+             for r in tf.data.TFRecordDataset(p)) == 20
   for a, b in zip(shadows, resumed.ema.shadows):
     np.testing.assert_array_equal(a, b.numpy())
   assert int(resumed.optimizer.iterations.numpy()) == 20
