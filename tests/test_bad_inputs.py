@@ -438,7 +438,8 @@ def _keras_file(tmp, kind: str) -> str:
   import keras  # pylint: disable=g-import-not-at-top
   path = str(tmp / f'{kind}.keras')
   channels = 1 if kind == 'gray' else 3
-  inputs = keras.Input((32, 32, channels))
+  side = None if kind == 'anysize' else 32
+  inputs = keras.Input((side, side, channels))
   pooled = keras.layers.GlobalAveragePooling2D()(inputs)
   activation = 'softmax' if kind == 'probs' else None
   keras.Model(inputs, keras.layers.Dense(10, activation=activation,
@@ -457,6 +458,14 @@ def keras_model_of_one_channel(tmp, digits, trained):
   command, model_dir = _refused_main(
       tmp, digits, f'--model_name={_keras_file(tmp, "gray")}')
   return Case(command, r'gray.keras takes inputs of shape \(None, 32, 32, 1\); images here are .*3\] \(RGB\)',
+              absent=model_dir)
+
+
+def keras_model_of_any_size(tmp, digits, trained):
+  command, model_dir = _refused_main(
+      tmp, digits, f'--model_name={_keras_file(tmp, "anysize")}')
+  return Case(command, r'anysize.keras takes images of shape \(None, None\) '
+              r'\(None: any size\); .* need one square size',
               absent=model_dir)
 
 
@@ -549,7 +558,7 @@ CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          eval_robustness_negative_fgsm_epsilon, beam_label_unknown_runner,
          beam_label_negative_workers, tfds_bad_split_slice,
          class_folder_with_a_line_break, empty_unlabeled_shard_in_prediction,
-         empty_unlabeled_shard_in_beam_label]
+         empty_unlabeled_shard_in_beam_label, keras_model_of_any_size]
 
 
 def _unwritable(tmp) -> str:

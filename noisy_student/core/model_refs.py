@@ -125,7 +125,14 @@ def keras_file_image_size(path: str) -> int:
       config = json.loads(archive.read('config.json'))
     for layer in config['config']['layers']:
       if layer['class_name'] == 'InputLayer':
-        return int(layer['config']['batch_shape'][1])
+        side = layer['config']['batch_shape'][1]
+        if side is None:
+          raise errors.ConfigError(
+              f'{path} takes images of any size (input shape '
+              f'{tuple(layer["config"]["batch_shape"])}); this project needs '
+              'one square size: save the model with a fixed input, e.g. '
+              'keras.Input((224, 224, 3)) in front of it')
+        return int(side)
   except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as err:
     raise errors.ConfigError(f'{path}: cannot read its input size '
                              f'({type(err).__name__}: {err})') from None

@@ -187,6 +187,12 @@ def check_trainable_classifier(model: keras.Model, path: str) -> None:
     raise errors.ConfigError(
         f'{path} takes inputs of shape {shape}; images here are '
         '[batch, size, size, 3] (RGB)')
+  if shape[1] is None or shape[2] is None or shape[1] != shape[2]:
+    raise errors.ConfigError(
+        f'{path} takes images of shape {shape[1:3]} (None: any size); '
+        'training, evaluation, teachers and export here need one square '
+        'size: save the model with a fixed input, e.g. '
+        'keras.Input((224, 224, 3)) in front of it')
   if len(model.output_shape) != 2:
     raise errors.ConfigError(
         f'{path} gives outputs of shape {tuple(model.output_shape)}; a '
