@@ -119,6 +119,16 @@ def experiment(model_dir: str, data_dir: str, *,
                                      teacher=teacher)
 
 
+def _check_type(value, expected: type, argument: str, made_by: str) -> None:
+  """ConfigError naming `argument` unless `value` is an `expected`."""
+  if not isinstance(value, expected):
+    name = expected.__name__
+    article = 'an' if name[0] in 'AEIOU' else 'a'
+    raise errors.ConfigError(
+        f'{argument} must be {article} {name} ({made_by}), received: '
+        f'{type(value).__name__} {value!r:.80}')
+
+
 def _strategy(strategy: Optional[tf.distribute.Strategy]):
   return strategy or tf.distribute.get_strategy()
 
@@ -127,6 +137,8 @@ def train(config: config_lib.ExperimentConfig, *,
           evaluate_every: Optional[int] = None,
           strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """Trains (or resumes) to the config's last step; returns {'global_step', 'history', 'eval'}."""
+  _check_type(config, config_lib.ExperimentConfig, 'config',
+              'ns.experiment(...) makes one')
   keras.utils.set_random_seed(config.train.seed)
   return modes.train(config, _strategy(strategy), evaluate_every=evaluate_every)
 
@@ -134,6 +146,8 @@ def train(config: config_lib.ExperimentConfig, *,
 def evaluate(config: config_lib.ExperimentConfig, *,
              strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """EMA top-1/top-5 of the latest checkpoint on the eval splits: {split: metrics}."""
+  _check_type(config, config_lib.ExperimentConfig, 'config',
+              'ns.experiment(...) makes one')
   return modes.evaluate(config, _strategy(strategy))
 
 
@@ -196,5 +210,7 @@ def run_rounds(config: rounds.RoundsConfig, *, force: bool = False,
                strategy: Optional[tf.distribute.Strategy] = None) -> list[dict]:
   """The whole iterative job (teacher, then predict -> filter -> student per
   round), resumable; returns the summary rows (round, role, model, top-1s)."""
+  _check_type(config, rounds.RoundsConfig, 'config',
+              'ns.RoundsConfig(...) makes one')
   keras.utils.set_random_seed(config.seed)
   return rounds.run(config, strategy, force=force)

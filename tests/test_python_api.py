@@ -52,9 +52,19 @@ def test_the_documented_example_runs(tmp_path):
      r'image_size must be in \[1, inf\), received: 0'),
     (lambda ns, d, t: ns.dataset(d, image_size=32.0),
      'image_size must be a whole number, received: 32.0'),
+    (lambda ns, d, t: ns.train(str(t / 'm')),
+     r'config must be an ExperimentConfig \(ns.experiment\(...\) makes one\), '
+     "received: str '"),
+    (lambda ns, d, t: ns.evaluate(None),
+     'config must be an ExperimentConfig'),
+    (lambda ns, d, t: ns.run_rounds({'work_dir': str(t)}),
+     'config must be a RoundsConfig'),
+    (lambda ns, d, t: ns.dataset(str(t / 'nowhere')),
+     r'has no dataset_info.json .*no task_name was given: pass task_name'),
 ], ids=['image_size_0', 'width_0', 'steps_-5', 'num_classes_0',
         'min_threshold_2', 'steps_2.5', 'batch_str', 'dataset_size_0',
-        'dataset_size_float'])
+        'dataset_size_float', 'train_str', 'evaluate_none', 'rounds_dict',
+        'dataset_no_info'])
 def test_bad_api_arguments_raise_one_error_class_before_writing(
     call, message, digits_dir, tmp_path):
   """`except NoisyStudentError` catches every bad value, named as the argument."""
