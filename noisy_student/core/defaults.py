@@ -141,3 +141,43 @@ PRESETS = {
     'cifar10_4k': Preset(CIFAR10_4K_TEACHER, CIFAR10_4K_STUDENT, 0.5, 0.5,
                          min_threshold=CIFAR10_4K_MIN_THRESHOLD),
 }
+
+
+# The original's ImageNet schedule: 109,474 steps of 4,096 images = 350 epochs.
+ORIGINAL_EPOCHS = 350
+# The smallest labeled batch sized_to_data picks, and how many batches the
+# labeled split must hold at least.
+MIN_SIZED_BATCH = 8
+MIN_BATCHES_PER_EPOCH = 8
+
+
+def sized_to_data(num_train_images: int,
+                  base: config_lib.TrainConfig = ORIGINAL.train,
+                  train_batch_size: int | None = None) -> dict:
+  """`base`'s loop settings scaled to a labeled split of `num_train_images`.
+
+  The batch halves from `base.train_batch_size` until the split holds at
+  least MIN_BATCHES_PER_EPOCH batches (not below MIN_SIZED_BATCH); the steps
+  give ORIGINAL_EPOCHS epochs; a loop (summary, checkpoint) is at most a
+  twentieth of the job, an evaluation at most a tenth, and the EMA averages
+  over about a tenth of the steps. On ImageNet (1,281,167 images) every value
+  is the original's. A given `train_batch_size` is kept and the rest sized to
+  it. Returns TrainConfig field values.
+  """
+  batch = base.train_batch_size
+  while (batch // 2 >= MIN_SIZED_BATCH
+         and batch * MIN_BATCHES_PER_EPOCH > num_train_images):
+    batch //= 2
+  batch = train_batch_size or batch
+  steps = max(1, int(ORIGINAL_EPOCHS * num_train_images / batch))
+  loop = min(base.iterations_per_loop, max(10, steps // 20))
+  return {
+      'train_batch_size': batch,
+      'train_steps': steps,
+      'iterations_per_loop': loop,
+      'save_checkpoints_steps': loop,
+      'log_every_steps': min(base.log_every_steps, loop),
+      'steps_per_eval': min(base.steps_per_eval, max(loop, steps // 10)),
+      'moving_average_decay': min(base.moving_average_decay,
+                                  max(0.99, 1.0 - 10.0 / steps)),
+  }

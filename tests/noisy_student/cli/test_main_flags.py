@@ -172,3 +172,29 @@ def test_teacher_model_path_without_a_name_starts_no_teacher(caplog):
   assert cfg.data.teacher_image_size is None
   assert any('--teacher_model_path is ignored' in r.getMessage()
              for r in caplog.records)
+
+
+def test_a_folder_that_describes_itself_sizes_the_loop_to_its_data(digits_dir):
+  """No --task_name: batch, steps, loop, evaluation and EMA from the folder's
+  300 labeled images; a flag the user passes keeps its meaning."""
+  base = ('--use_tpu=false', f'--label_data_dir={digits_dir}', '--model_dir=/m')
+  cfg = main.config_from_flags(_flags(*base))
+  train = cfg.train
+  assert train.num_train_images == 300
+  assert train.train_batch_size == 32        # 300 images hold 9 batches
+  assert train.train_steps == 3281           # 350 epochs
+  assert train.iterations_per_loop == 164 == train.save_checkpoints_steps
+  assert train.steps_per_eval == 328
+  assert train.moving_average_decay == pytest.approx(1 - 10 / 3281)
+  given = main.config_from_flags(_flags(*base, '--train_batch_size=64',
+                                        '--moving_average_decay=0.9'))
+  assert given.train.train_batch_size == 64
+  assert given.train.train_steps == int(350 * 300 / 64)
+  assert given.train.moving_average_decay == 0.9
+  # --train_ratio still scales the (sized) steps, as the original's.
+  halved = main.config_from_flags(_flags(*base, '--train_ratio=0.5'))
+  assert halved.train.train_steps == int(3281 * 0.5)
+  # A built-in task keeps the original's values.
+  task = main.config_from_flags(_flags(*base, '--task_name=digits'))
+  assert task.train.train_batch_size == 4096
+  assert task.train.train_steps == 109474
