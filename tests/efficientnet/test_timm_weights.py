@@ -13,7 +13,12 @@ models (weights and BN statistics), their state dicts saved by
 logits on random 0-255 images. It needs a Python with torch, timm and
 safetensors: this one, or the one $TIMM_PYTHON names (which runs
 `timm_reference.py`); otherwise it skips. CI has no torch/timm and runs (a)
-only. The command (docs/efficientnet.md):
+and (c) only.
+
+(c) Always runs (no torch): `test_committed_fixture_logits_match_timm`
+compares with timm's logits committed in `timm_fixture/` (tiny random-weight
+B0-family models written by `timm_reference.py --fixture`). The command for
+(b) (docs/efficientnet.md):
 
   TIMM_PYTHON=/work/timm-venv/bin/python python -m pytest -p no:cacheprovider \
     -n 0 -s tests/efficientnet/test_timm_weights.py -k 'match_timm or every_ns'
@@ -35,6 +40,7 @@ import efficientnet
 from efficientnet import convert_checkpoint
 from efficientnet import safetensors_file
 from efficientnet import timm_weights
+from tests.efficientnet import timm_reference
 from tests.efficientnet import timm_state_dicts as sd
 
 pytestmark = pytest.mark.usefixtures('fresh_keras_session')
@@ -383,3 +389,101 @@ def test_every_ns_architecture_fits_timms_names_and_shapes(tmp_path):
       for_eval=True) for tag in timm['input_sizes']}
   sizes['tf_efficientnet_l2.ns_jft_in1k_475'] = 475  # --image_size=475
   assert timm['input_sizes'] == sizes
+
+
+# --------------------------------------------------------------------------
+# (c) Against timm's logits committed in tests/efficientnet/timm_fixture/
+# (no torch: runs in CI).
+# --------------------------------------------------------------------------
+FIXTURE_DIR = pathlib.Path(__file__).with_name('timm_fixture')
+
+
+def _fixture(case):
+  """(safetensors path, reference.npz, info) of a committed case."""
+  directory = FIXTURE_DIR / case
+  reference = np.load(directory / 'reference.npz')
+  return (str(directory / 'model.safetensors'), reference,
+          json.loads(str(reference['info'])))
+
+
+def _fixture_logits(model, source, images):
+  timm_weights.load_timm_weights(model, source)
+  return model(images, training=False).numpy()
+
+
+@pytest.mark.parametrize('case', sorted(timm_reference.FIXTURE_CASES))
+def test_committed_fixture_logits_match_timm(case):
+  """Random-weight timm models at tiny multipliers (timm_reference.py
+  --fixture): our build_model with the same multipliers, loaded from timm's
+  own safetensors, gives timm's logits.
+
+  Guard against a wrong mapping passing: every tensor is random, so a tensor
+  in the wrong place or layout changes the logits. Checked here with two
+  errors the shape check cannot see: a square 1x1 kernel loaded [in, out]
+  instead of [out, in], and (ds_skip) stage 0's two same-shape blocks
+  swapped, as a wrong `blocks.s.j` order would.
+  """
+  path, reference, info = _fixture(case)
+  settings = timm_reference.FIXTURE_CASES[case]
+  assert info['case'] == case and info['model'] == 'tf_efficientnet_b0'
+  for key in ('width_coefficient', 'depth_coefficient', 'num_classes',
+              'image_size', 'seed'):
+    assert info[key] == settings[key], key
+  assert info['bn_eps'] == [efficientnet.BATCH_NORM_EPSILON]
+  np.testing.assert_allclose(efficientnet.IMAGENET_MEAN_RGB,
+                             np.multiply(info['mean'], 255), rtol=1e-7)
+  np.testing.assert_allclose(efficientnet.IMAGENET_STDDEV_RGB,
+                             np.multiply(info['std'], 255), rtol=1e-7)
+  images = reference['images']
+  assert images.dtype == np.uint8 and images.shape == (
+      settings['batch_size'], info['image_size'], info['image_size'], 3)
+  images = images.astype(np.float32)
+
+  model = efficientnet.build_model(
+      'efficientnet-b0', info['num_classes'], info['image_size'],
+      width_coefficient=info['width_coefficient'],
+      depth_coefficient=info['depth_coefficient'], name=case)
+  assert timm_weights.model_architecture(model).stage_sizes == tuple(
+      info['stage_sizes'])
+  layer_names = {layer.name for layer in model.layers}
+  ds_blocks = info['stage_sizes'][0]
+  for i, skip in enumerate(info['stage0_has_skip']):  # timm's has_skip
+    assert f'blocks_{i}_expand_conv' not in layer_names  # DepthwiseSeparable
+    assert (f'blocks_{i}_add' in layer_names) == skip
+  assert f'blocks_{ds_blocks}_expand_conv' in layer_names
+  if case == 'ds_skip':  # the second DepthwiseSeparable block, with a skip
+    assert ds_blocks == 2 and info['stage0_has_skip'] == [True, True]
+
+  report = timm_weights.load_timm_weights(model, path)
+  assert report.num_variables == len(model.weights)
+  assert report.dtypes == ('F32',)
+  logits = model(images, training=False).numpy()
+  relative = _relative(logits, reference['logits'])
+  print(f'\n{case} (w {info["width_coefficient"]}, d '
+        f'{info["depth_coefficient"]}, {info["image_size"]}px, timm '
+        f'{info["timm"]}, torch {info["torch"]}): max |ours - timm| / max '
+        f'|timm| = {relative:.2e}; timm float32 vs float64: '
+        f'{_relative(reference["logits"], reference["logits64"]):.2e}')
+  assert relative < RELATIVE_TOLERANCE
+  assert (logits.argmax(-1) == reference['logits'].argmax(-1)).all()
+  # The logits depend on the image (calibrated BN statistics), so early
+  # layers count too.
+  assert _relative(reference['logits'][1:], reference['logits'][:1]) > 0.1
+
+  state = safetensors_file.read_tensors(path)
+  wrong = {}
+  name = 'blocks.0.0.conv_pw.weight'
+  assert state[name].shape[:2] == (8, 8)  # square: the shape check passes
+  wrong['transposed 1x1 kernel'] = {
+      **state, name: state[name].transpose(1, 0, 2, 3)}
+  if case == 'ds_skip':
+    wrong['stage-0 blocks swapped'] = {
+        n.replace('blocks.0.0.', 'blocks.0.X.').replace(
+            'blocks.0.1.', 'blocks.0.0.').replace('blocks.0.X.',
+                                                  'blocks.0.1.'): a
+        for n, a in state.items()}
+  for what, bad in wrong.items():
+    bad_relative = _relative(_fixture_logits(model, bad, images),
+                             reference['logits'])
+    print(f'{case}, {what}: {bad_relative:.2e}')
+    assert bad_relative > 100 * RELATIVE_TOLERANCE, what
