@@ -40,7 +40,8 @@ from typing import Optional, Sequence
 from absl import app
 from absl import flags
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from noisy_student.runtime import quiet  # noqa: E402  pylint: disable=wrong-import-position
+quiet.install()
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

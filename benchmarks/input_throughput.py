@@ -23,8 +23,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-# Quiet TF's C++ logging; must be set before TensorFlow is imported.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# TensorFlow's start-up banner filtered (and TF_CPP_MIN_LOG_LEVEL=2), as in the binaries.
+from noisy_student.runtime import quiet  # noqa: E402  pylint: disable=wrong-import-position
+quiet.install()
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # noqa: E402
 

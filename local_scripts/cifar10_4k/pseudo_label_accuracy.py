@@ -26,6 +26,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..'))
+# First: TensorFlow's start-up banner filtered, as in the binaries.
+from noisy_student.runtime import quiet  # noqa: E402  pylint: disable=wrong-import-position
+quiet.install()
 from data import layout  # noqa: E402  pylint: disable=wrong-import-position
 from data import records  # noqa: E402  pylint: disable=wrong-import-position
 from data import writers  # noqa: E402  pylint: disable=wrong-import-position

@@ -28,6 +28,9 @@ import re
 import sys
 import time
 
+# First: TensorFlow's start-up banner filtered, as in the binaries.
+from noisy_student.runtime import quiet  # noqa: E402  pylint: disable=wrong-import-position
+quiet.install()
 import keras
 
 from noisy_student.core import config as config_lib

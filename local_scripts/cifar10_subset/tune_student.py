@@ -24,6 +24,9 @@ import json
 import os
 import re
 
+# First: TensorFlow's start-up banner filtered, as in the binaries.
+from noisy_student.runtime import quiet  # noqa: E402  pylint: disable=wrong-import-position
+quiet.install()
 import keras
 
 from data import layout

@@ -133,3 +133,40 @@ def test_a_binary_that_loads_tensorflow_prints_no_banner():
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == '2'
   assert result.stderr == '', result.stderr
+
+
+def _scripts():
+  """The benchmark and recipe scripts run as programs (not through entry)."""
+  for folder in ('benchmarks', 'local_scripts'):
+    for path in sorted((conftest.REPO_ROOT / folder).rglob('*.py')):
+      if "__name__ == '__main__'" in path.read_text():
+        yield path
+
+
+def _quiet_comes_first(path: pathlib.Path) -> list[str]:
+  """TensorFlow-loading imports before `quiet.install()` (or entry's import)."""
+  before = []
+  for node in ast.parse(path.read_text()).body:
+    if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+        and ast.unparse(node.value.func) == 'quiet.install'):
+      return before
+    if isinstance(node, ast.ImportFrom) and node.module:
+      names = [f'{node.module}.{a.name}' for a in node.names]
+    elif isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    else:
+      continue
+    if 'noisy_student.runtime.entry' in names:
+      return before
+    before += [n for n in names if _loads_tensorflow(n)
+               or n.startswith('benchmarks')]
+  return before  # empty: nothing TensorFlow-loading at the top level
+
+
+def test_every_script_filters_the_banner_before_tensorflow():
+  scripts = list(_scripts())
+  assert len(scripts) >= 5
+  wrong = {str(p.relative_to(conftest.REPO_ROOT)): _quiet_comes_first(p)
+           for p in scripts}
+  wrong = {path: early for path, early in wrong.items() if early}
+  assert not wrong, wrong
