@@ -33,7 +33,6 @@ from noisy_student.cli import config_flags
 from noisy_student.cli import main_flags
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
-from noisy_student.core import defaults
 from noisy_student.runtime import errors
 from noisy_student.core import factory
 from noisy_student.drivers import modes
@@ -225,31 +224,13 @@ def train_config_from_flags(fv: flags.FlagValues,
     train['num_train_images'] = dataset.num_train_images
   if (not main_flags.present(fv, 'task_name') and fv.label_data_dir
       and train['num_train_images']):
-    train.update(_sized_defaults(fv, train['num_train_images']))
+    train.update(main_flags.sized_defaults(fv, train['num_train_images']))
   train = main_flags.apply_train_ratio(train)
   train.update(
       save_checkpoints_steps=max(train['save_checkpoints_steps'],
                                  train['iterations_per_loop']),
       mixed_precision=main_flags.mixed_precision(fv, strategy))
   return config_lib.TrainConfig(**train)
-
-
-def _sized_defaults(fv: flags.FlagValues, num_train_images: int) -> dict:
-  """A folder that describes itself (dataset_info.json, no --task_name):
-  the loop settings the user did not pass, sized to its labeled split
-  (`defaults.sized_to_data`: the original's on ImageNet-sized data)."""
-  given_batch = (fv.train_batch_size
-                 if main_flags.present(fv, 'train_batch_size') else None)
-  sized = {field: value
-           for field, value in defaults.sized_to_data(
-               num_train_images, train_batch_size=given_batch).items()
-           if not main_flags.present(fv, config_flags.flag_name(field))}
-  if sized:
-    logging.info('%d labeled images: %s (sized to the data; pass the flags '
-                 'to choose)', num_train_images, ', '.join(
-                     f'--{config_flags.flag_name(k)}={v:g}'
-                     for k, v in sized.items()))
-  return sized
 
 
 def config_from_flags(fv: flags.FlagValues = FLAGS

@@ -208,3 +208,21 @@ def init_model_path(fv: flags.FlagValues) -> Optional[str]:
   if fv.init_model and not fv.teacher_model_name:
     return fv.init_model_path
   return None
+
+
+def sized_defaults(fv: flags.FlagValues, num_train_images: int) -> dict:
+  """A folder that describes itself (dataset_info.json, no --task_name):
+  the loop settings the user did not pass, sized to its labeled split
+  (`defaults.sized_to_data`: the original's on ImageNet-sized data)."""
+  given_batch = (fv.train_batch_size
+                 if present(fv, 'train_batch_size') else None)
+  sized = {field: value
+           for field, value in defaults.sized_to_data(
+               num_train_images, train_batch_size=given_batch).items()
+           if not present(fv, config_flags.flag_name(field))}
+  if sized:
+    logging.info('%d labeled images: %s (sized to the data; pass the flags '
+                 'to choose)', num_train_images, ', '.join(
+                     f'--{config_flags.flag_name(k)}={v:g}'
+                     for k, v in sized.items()))
+  return sized
