@@ -22,3 +22,6 @@ def test_sized_to_data_is_the_original_on_imagenet_and_smaller_below():
   assert 0.99 <= tiny['moving_average_decay'] < 1
   kept = defaults.sized_to_data(300, train_batch_size=100)
   assert kept['train_batch_size'] == 100 and kept['train_steps'] == 1050
+  short = defaults.sized_to_data(300, train_steps=40)
+  assert short['train_steps'] == 40 and short['iterations_per_loop'] == 10
+  assert short['moving_average_decay'] == 0.99
