@@ -62,7 +62,8 @@ def config_from_flags(fv: flags.FlagValues = FLAGS
     if not given[name]:
       raise errors.ConfigError(f'--{name} is required')
   teacher = given['teacher']
-  beam_inputs.check_teacher(teacher)
+  with config_flags.flag_names():
+    beam_inputs.check_teacher(teacher)
   num_classes = fv.num_label_classes
   teacher_classes = beam_inputs.teacher_num_classes(teacher)
   if num_classes == -1:

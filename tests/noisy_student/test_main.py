@@ -95,8 +95,12 @@ def test_bad_dataset_info_values_are_named_before_writing(
 def test_an_empty_shard_range_is_refused():
   from data import layout  # pylint: disable=g-import-not-at-top
   assert layout.parse_shard_ids('1-3', 8) == [1, 2, 3]
+  # From Python the argument; main (errors.naming) shows --shard_id.
   with pytest.raises(errors.ConfigError,
-                     match=r'--shard_id=3-1: the range 3-1 is empty'):
+                     match=r'^shard_id=3-1: the range 3-1 is empty'):
+    layout.parse_shard_ids('3-1', 8)
+  with errors.naming(lambda field: f'--{field}'), pytest.raises(
+      errors.ConfigError, match=r'^--shard_id=3-1: the range 3-1 is empty'):
     layout.parse_shard_ids('3-1', 8)
 
 

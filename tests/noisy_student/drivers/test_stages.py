@@ -24,7 +24,7 @@ def test_stage_state_reuses_only_stages_with_the_same_settings(tmp_path):
   changed = {'train': {'train_steps': 6, 'seed': 0}, 'model': 'b0'}
   with pytest.raises(errors.ConfigError,
                      match=r'round_0/teacher finished with other settings '
-                     r'\(train.train_steps: 2 -> 6\); .*--force'):
+                     r'\(train.train_steps: 2 -> 6\); .*pass force'):
     again.run('round_0/teacher', lambda: 9, changed)
   forced = stages.StageState(str(tmp_path), force=True)
   assert forced.run('round_0/teacher', lambda: 9, changed) == 9
@@ -214,7 +214,7 @@ def test_a_stage_whose_model_was_trained_again_since_is_not_reused(tmp_path):
   (teacher / 'checkpoint').write_text('model_checkpoint_path: "ckpt-20"\n')
   with pytest.raises(errors.ConfigError,
                      match=rf'stage round_0/teacher finished, but {teacher} '
-                     r'was trained again since .*--force'):
+                     r'was trained again since .*pass force'):
     rerun()
   assert rerun(force=True) == {'test': 0.5}
   assert (tmp_path / 'round_0' / 'teacher.replaced-19700101-000000').exists()
