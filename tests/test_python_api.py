@@ -24,11 +24,13 @@ def test_the_documented_example_runs(tmp_path):
   result = helpers.run([sys.executable, str(script)], timeout=1200,
                        cwd=str(tmp_path))
   printed = result.stdout
-  assert re.search(r'^teacher 0\.\d+', printed, re.M), printed
-  assert re.search(r'^student 0\.\d+', printed, re.M), printed
+  # Well above chance (10 classes): the example teaches something.
+  teacher = float(re.search(r'^teacher (0\.\d+)', printed, re.M).group(1))
+  student = float(re.search(r'^student (0\.\d+)', printed, re.M).group(1))
+  assert teacher >= 0.5 and student >= 0.5, printed
   assert 'pseudo-labeled images:' in printed
   # Progress lines reach stderr without any logging set-up (a notebook's case).
-  assert re.search(r'^step \d+/150 ', result.stderr, re.M), result.stderr[-2000:]
+  assert re.search(r'^step \d+/300 ', result.stderr, re.M), result.stderr[-2000:]
   assert (tmp_path / 'runs' / 'student' / 'model_config.json').exists()
 
 
