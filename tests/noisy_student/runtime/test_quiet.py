@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from typing import Optional
 
 import pytest
 
@@ -101,9 +102,17 @@ def _binaries():
         yield path
 
 
-def _entry_comes_first(path: pathlib.Path) -> list[str]:
+def _tensorflow_imports_before_filter(path: pathlib.Path,
+                                     quiet_call_counts: bool) -> Optional[list[str]]:
+  """The TensorFlow-loading top-level imports of `path` that come before
+  `from noisy_student.runtime import entry` (or, with `quiet_call_counts`, a
+  `quiet.install()` call); None when neither comes at all."""
   before = []
   for node in ast.parse(path.read_text()).body:
+    if (quiet_call_counts and isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and ast.unparse(node.value.func) == 'quiet.install'):
+      return before
     if isinstance(node, ast.ImportFrom) and node.module:
       names = [f'{node.module}.{a.name}' for a in node.names]
     elif isinstance(node, ast.Import):
@@ -112,8 +121,15 @@ def _entry_comes_first(path: pathlib.Path) -> list[str]:
       continue
     if 'noisy_student.runtime.entry' in names:
       return before
-    before += [n for n in names if _loads_tensorflow(n)]
-  return ['(no `from noisy_student.runtime import entry`)']
+    before += [n for n in names
+               if _loads_tensorflow(n) or n.startswith('benchmarks')]
+  return None if not before or not quiet_call_counts else before
+
+
+def _entry_comes_first(path: pathlib.Path) -> list[str]:
+  before = _tensorflow_imports_before_filter(path, quiet_call_counts=False)
+  return (['(no `from noisy_student.runtime import entry`)'] if before is None
+          else before)
 
 
 def test_every_binary_imports_its_entry_before_tensorflow():
@@ -144,23 +160,9 @@ def _scripts():
 
 
 def _quiet_comes_first(path: pathlib.Path) -> list[str]:
-  """TensorFlow-loading imports before `quiet.install()` (or entry's import)."""
-  before = []
-  for node in ast.parse(path.read_text()).body:
-    if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-        and ast.unparse(node.value.func) == 'quiet.install'):
-      return before
-    if isinstance(node, ast.ImportFrom) and node.module:
-      names = [f'{node.module}.{a.name}' for a in node.names]
-    elif isinstance(node, ast.Import):
-      names = [a.name for a in node.names]
-    else:
-      continue
-    if 'noisy_student.runtime.entry' in names:
-      return before
-    before += [n for n in names if _loads_tensorflow(n)
-               or n.startswith('benchmarks')]
-  return before  # empty: nothing TensorFlow-loading at the top level
+  """TensorFlow-loading imports before `quiet.install()` (or entry's import);
+  empty when the script loads nothing of TensorFlow at its top level."""
+  return _tensorflow_imports_before_filter(path, quiet_call_counts=True) or []
 
 
 def test_every_script_filters_the_banner_before_tensorflow():
