@@ -13,8 +13,15 @@ model maps float 0-255 images to logits and normalises with
 --mean_rgb/--stddev_rgb inside (ImageNet statistics by default; `none` for
 none). It is built from Keras layers only (`efficientnet.to_portable`):
 `keras.saving.load_model(path)` loads it without this project.
---saved_model_dir also writes a SavedModel (`serving_default`: images ->
-probabilities, classes, logits; efficientnet/saved_model.py).
+Without --image_size the model takes images of any size ([N, None, None, 3],
+like keras.applications); --image_size=S fixes the input at S x S.
+--saved_model_dir also writes a SavedModel with the training export's
+signatures (efficientnet/saved_model.py, docs/serving.md): `serving_default`
+(images -> probabilities, classes, logits) and `serving_bytes` (encoded
+images of any size, resized to the model's size, or for a model of any size
+to its native evaluation resolution, 32 with --small_image), with the
+ImageNet class names (wnids: `class_names` outputs and
+`assets/class_names.txt`) for a 1000-class head.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from absl import flags
 
 # First: the binaries' entry filters TensorFlow's start-up banner.
 from noisy_student.runtime import entry
+from data import label_maps
 from data import layout
 from data import writers
 from noisy_student.runtime import errors
@@ -64,11 +72,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
          'Where to write the model; must end in .keras. Written atomically.')
   define('string', 'saved_model_dir', None,
          'Also write a SavedModel folder here (serving_default: images -> '
-         'probabilities, classes, logits). Replaced whole, atomically.')
+         'probabilities, classes, logits; serving_bytes: encoded images; '
+         'ImageNet class names for 1000 classes). Replaced whole, '
+         'atomically.')
   define('integer', 'num_classes', 1000, 'Classes of the checkpoint head.')
   define('integer', 'image_size', None,
-         'Input size of the saved model in pixels; default: the model\'s eval '
-         'resolution (32 with --small_image). Weights do not depend on it.')
+         'Fixed input size of the saved model in pixels; default: any size '
+         '(like keras.applications; the SavedModel\'s serving_bytes resizes '
+         'to the model\'s eval resolution, 32 with --small_image). Weights '
+         'do not depend on it.')
   define('bool', 'small_image', False,
          'The 32x32 small-image variant (noisystudent --small_image_model).')
   define('bool', 'use_ema', True,
@@ -153,6 +165,10 @@ def config_from_flags(values: flags.FlagValues) -> ConvertConfig:
   if not layout.is_keras_file(values.output):
     raise errors.ConfigError(f'--output must end in .keras, received: '
                          f'{values.output!r}')
+  if values.image_size is not None and values.image_size < 1:
+    raise errors.ConfigError(
+        f'--image_size must be >= 1 (unset: any size), received: '
+        f'{values.image_size}')
   mean = parse_rgb(values.mean_rgb, 'mean_rgb')
   stddev = parse_rgb(values.stddev_rgb, 'stddev_rgb')
   if (mean is None) != (stddev is None):
@@ -230,17 +246,17 @@ def convert(config: ConvertConfig
     writers.check_replaceable_dir(config.saved_model_dir, protect,
                                   name='--saved_model_dir')
   model_name = resolve_model_name(config)
-  image_size = config.image_size
-  if image_size is None and not config.small_image:
-    image_size = params.default_image_size(model_name, for_eval=True)
   model = model_lib.build_model(
-      model_name, config.num_classes, image_size,
+      model_name, config.num_classes, config.image_size,
       small_image=config.small_image, mean_rgb=config.mean_rgb,
       stddev_rgb=config.stddev_rgb,
       width_coefficient=config.width_coefficient,
-      depth_coefficient=config.depth_coefficient)
+      depth_coefficient=config.depth_coefficient,
+      any_size=config.image_size is None)
+  size = (f'{config.image_size}px' if config.image_size
+          else 'of any size')
   print(f'built {model.name} ({model.count_params():,} weights, input '
-        f'{model.input_shape[1]}px) in {time.time() - start:.1f}s', flush=True)
+        f'{size}) in {time.time() - start:.1f}s', flush=True)
   if config.is_timm:
     report = timm_weights.load_timm_weights(model, config.checkpoint)
   else:
@@ -248,17 +264,40 @@ def convert(config: ConvertConfig
         model, config.checkpoint, use_ema=config.use_ema, scope=config.scope)
   print(report, flush=True)
 
+  model = portable.to_portable(model)  # one network for both files
   with writers.atomic_path(config.output, suffix=layout.KERAS_SUFFIX) as tmp:
-    portable.to_portable(model).save(tmp)
+    model.save(tmp)
   size_mb = tf.io.gfile.stat(config.output).length / 2**20
   print(f'wrote {config.output} ({size_mb:.1f} MiB) in '
         f'{time.time() - start:.1f}s', flush=True)
   if config.saved_model_dir:
     from efficientnet import saved_model  # pylint: disable=g-import-not-at-top
-    saved_model.export_saved_model(model, config.saved_model_dir, protect)
+    saved_model.export_saved_model(
+        model, config.saved_model_dir, protect,
+        serving_size=serving_size(config, model_name),
+        small_image=config.small_image,
+        class_names=class_names(config.num_classes))
     print(f'wrote SavedModel {config.saved_model_dir} in '
           f'{time.time() - start:.1f}s total', flush=True)
   return report
+
+
+def serving_size(config: ConvertConfig, model_name: str) -> int:
+  """The side serving_bytes resizes images to: --image_size, else the
+  model's native evaluation resolution (32 for the small-image variant)."""
+  if config.image_size:
+    return config.image_size
+  if config.small_image:
+    return model_lib.SMALL_IMAGE_SIZE
+  return params.default_image_size(model_name, for_eval=True)
+
+
+def class_names(num_classes: int) -> Optional[tuple[str, ...]]:
+  """ImageNet's class names (wnids, in class order) for a 1000-class head,
+  else None: a checkpoint records no names."""
+  if num_classes != len(label_maps.imagenet_wnids()):
+    return None
+  return label_maps.imagenet_wnids()
 
 
 def main(argv):

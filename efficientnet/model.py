@@ -3,7 +3,7 @@
 The network is the one of tensorflow/tpu and google-research/noisystudent
 (`efficientnet_model.py`), layer for layer:
 
-  images [N, S, S, 3] float 0-255
+  images [N, S, S, 3] float 0-255 (S: one size, or any: `any_size`)
   -> normalize: (x - mean_rgb) / stddev_rgb        (optional, float32)
   -> stem: 3x3/2 conv + BN + swish
   -> blocks_0 ... blocks_{n-1}: MBConv (see layers.MBConvBlock)
@@ -64,6 +64,7 @@ def build_model(
     batch_norm_momentum: float = layers.BATCH_NORM_MOMENTUM,
     batch_norm_epsilon: float = layers.BATCH_NORM_EPSILON,
     sync_batch_norm: bool = False,
+    any_size: bool = False,
     name: str | None = None,
 ) -> keras.Model:
   """Builds an EfficientNet classifier that returns logits.
@@ -72,7 +73,7 @@ def build_model(
     model_name: one of `params.list_models()`, e.g. 'efficientnet-b0'.
     num_classes: width of the logits.
     image_size: square input size in pixels. None: the spec's train
-      resolution, or 32 when `small_image`.
+      resolution, or 32 when `small_image` (unless `any_size`).
     small_image: the noisystudent 32x32 variant (stages 1 and 2 have stride
       1: the output stride is 8 instead of 32, a 4x4 last feature map at 32
       pixels).
@@ -86,11 +87,15 @@ def build_model(
     batch_norm_momentum / batch_norm_epsilon: BatchNormalization settings.
     sync_batch_norm: batch statistics over all replicas of a
       tf.distribute strategy (Keras `BatchNormalization(synchronized=True)`).
+    any_size: an input of any size, [N, None, None, 3] (like
+      keras.applications without an input_shape); `image_size` must be None.
+      The weights do not depend on the size.
     name: model name; None: `model_name`.
 
   Returns:
-    A functional `keras.Model`: float32 [N, image_size, image_size, 3] in
-    [0, 255] -> float32 logits [N, num_classes]. Under a mixed-precision
+    A functional `keras.Model`: float32 [N, image_size, image_size, 3] (or
+    [N, None, None, 3] with `any_size`) in [0, 255] -> float32 logits
+    [N, num_classes]. Under a mixed-precision
     global policy the classifier still computes in float32.
 
   Raises:
@@ -100,9 +105,13 @@ def build_model(
   if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
     raise ValueError(f'num_classes must be a positive int, received: '
                      f'num_classes={num_classes!r}')
-  if image_size is None:
+  if any_size and image_size is not None:
+    raise ValueError(f'any_size takes no image_size, received: '
+                     f'image_size={image_size!r}')
+  if image_size is None and not any_size:
     image_size = SMALL_IMAGE_SIZE if small_image else spec.train_resolution
-  if not isinstance(image_size, numbers.Integral) or image_size < 1:
+  if not any_size and (not isinstance(image_size, numbers.Integral)
+                       or image_size < 1):
     raise ValueError(f'image_size must be a positive int, received: '
                      f'image_size={image_size!r}')
   if (mean_rgb is None) != (stddev_rgb is None):
@@ -115,7 +124,8 @@ def build_model(
     if min(stddev_rgb) <= 0:
       raise ValueError(f'stddev_rgb must be positive, received: '
                        f'stddev_rgb={stddev_rgb}')
-  num_classes, image_size = int(num_classes), int(image_size)
+  num_classes = int(num_classes)
+  image_size = None if any_size else int(image_size)
   dropout_rate = spec.dropout_rate if dropout_rate is None else dropout_rate
   if stochastic_depth_rate is None:
     stochastic_depth_rate = DEFAULT_STOCHASTIC_DEPTH_RATE

@@ -47,7 +47,7 @@ def test_binary_converts_a_tf1_checkpoint_end_to_end(tmp_path):
   assert 'from EMA shadows' in result.stdout and 'wrote' in result.stdout
   assert sorted(os.listdir(output.parent)) == ['model.keras']  # no temp left
   loaded = keras.models.load_model(str(output))
-  assert loaded.input_shape == (None, 32, 32, 3)
+  assert loaded.input_shape == (None, None, None, 3)  # any size by default
   assert efficientnet.custom_objects(loaded) == []  # loads without us
   x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(
       np.float32)
@@ -106,6 +106,9 @@ def test_config_from_flags_defaults_and_none_normalisation():
 
 @pytest.mark.parametrize('args, message', [
     (('--checkpoint=c', '--output=o.keras'), '--model_name is required'),
+    (('--model_name=efficientnet-b0', '--checkpoint=c', '--output=o.keras',
+      '--image_size=0'), r'--image_size must be >= 1 \(unset: any size\), '
+     'received: 0'),
     (('--model_name=efficientnet-x', '--checkpoint=c', '--output=o.keras'),
      'efficientnet-x'),
     (('--model_name=efficientnet-b0', '--checkpoint=c', '--output=o.h5'),
@@ -218,3 +221,103 @@ def test_config_from_flags_for_timm_files():
         f'--{flag[2:].split("=")[0].removeprefix("no")} applies to TF1 '
         'checkpoints only')):
       _config(*base, flag)
+
+
+# --------------------------------------------------------------------------
+# The SavedModel: the training export's signatures; any input size.
+# --------------------------------------------------------------------------
+def _random_weights(model, seed=0):
+  rng = np.random.default_rng(seed)
+  for w in model.weights:
+    w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+             if 'variance' in w.path else
+             rng.normal(0, 0.3, w.shape).astype(np.float32))
+
+
+def test_default_conversion_takes_any_size_and_serves_bytes_with_names(
+    tmp_path):
+  """No --image_size: [N, None, None, 3] like keras.applications; the
+  SavedModel has serving_default (any size) and serving_bytes (resized to
+  B0's eval resolution, 224), with ImageNet's class names for 1000 classes."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from data import image_codec  # pylint: disable=g-import-not-at-top
+  from data import label_maps  # pylint: disable=g-import-not-at-top
+  from efficientnet import saved_model  # pylint: disable=g-import-not-at-top
+  source = efficientnet.build_model('efficientnet-b0', 1000, image_size=48,
+                                    **TINY)
+  _random_weights(source)
+  prefix = efficientnet.save_tf1_checkpoint(source, str(tmp_path / 'model.ckpt'))
+  output, saved = tmp_path / 'b0.keras', tmp_path / 'sm'
+  convert_checkpoint.convert(convert_checkpoint.ConvertConfig(
+      model_name='efficientnet-b0', checkpoint=prefix, output=str(output),
+      saved_model_dir=str(saved), num_classes=1000, **TINY))
+  reference = efficientnet.build_model('efficientnet-b0', 1000, any_size=True,
+                                       **TINY)
+  reference.set_weights(source.get_weights())
+  converted = keras.models.load_model(str(output))
+  assert converted.input_shape == (None, None, None, 3)
+  loaded = tf.saved_model.load(str(saved))
+  assert set(loaded.signatures) == {'serving_default', 'serving_bytes'}
+  wnids = label_maps.imagenet_wnids()
+  assert saved_model.read_class_names(str(saved)) == wnids
+  rng = np.random.default_rng(1)
+  for side in (40, 57):
+    x = rng.uniform(0, 255, (2, side, side, 3)).astype(np.float32)
+    expected = reference(x, training=False).numpy()
+    np.testing.assert_allclose(converted(x, training=False), expected,
+                               rtol=1e-5, atol=1e-5)
+    served = loaded.signatures['serving_default'](images=tf.constant(x))
+    np.testing.assert_allclose(served['logits'], expected, rtol=1e-4,
+                               atol=1e-5)
+    assert [n.decode() for n in served['class_names'].numpy()] == [
+        wnids[c] for c in served['classes'].numpy()]
+  image = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+  by_bytes = loaded.signatures['serving_bytes'](image_bytes=tf.constant(
+      [image_codec.encode(image, 'png'), b'']))
+  view = saved_model.serving_view(tf.constant(image), 224)
+  expected = reference(view[tf.newaxis], training=False).numpy()
+  assert by_bytes['valid'].numpy().tolist() == [True, False]
+  np.testing.assert_allclose(by_bytes['logits'][:1], expected, rtol=1e-4,
+                             atol=1e-5)
+  assert by_bytes['class_names'].numpy()[1] == b''
+  assert by_bytes['classes'].numpy()[1] == -1
+
+
+def test_a_fixed_image_size_still_fixes_the_input(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from efficientnet import saved_model  # pylint: disable=g-import-not-at-top
+  source, prefix = _tiny_tf1_checkpoint(str(tmp_path / 'ckpt' / 'model.ckpt'))
+  output, saved = tmp_path / 'fixed.keras', tmp_path / 'sm'
+  convert_checkpoint.convert(convert_checkpoint.ConvertConfig(
+      model_name='efficientnet-b0', checkpoint=prefix, output=str(output),
+      saved_model_dir=str(saved), num_classes=10, small_image=True,
+      image_size=32, **TINY))
+  assert keras.models.load_model(str(output)).input_shape == (None, 32, 32, 3)
+  loaded = tf.saved_model.load(str(saved))
+  assert saved_model.read_class_names(str(saved)) is None  # 10 classes
+  x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(
+      np.float32)
+  served = loaded.signatures['serving_default'](images=tf.constant(x))
+  assert 'class_names' not in served
+  np.testing.assert_allclose(served['logits'], source(x, training=False),
+                             rtol=1e-4, atol=1e-5)
+  empty = loaded.signatures['serving_bytes'](
+      image_bytes=tf.constant([], tf.string))
+  assert empty['logits'].shape == (0, 10)
+
+
+@pytest.mark.parametrize('shape', [(70, 90), (33, 31), (32, 32), (8, 200)])
+@pytest.mark.parametrize('small_image', [False, True])
+def test_serving_view_is_the_training_exports(shape, small_image):
+  """The converter's serving view (efficientnet/saved_model.py, which cannot
+  import the project's preprocessing) equals the training export's."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from efficientnet import saved_model  # pylint: disable=g-import-not-at-top
+  from noisy_student.augment import preprocessing  # pylint: disable=g-import-not-at-top
+  image = tf.constant(np.random.default_rng(4).integers(
+      0, 256, (*shape, 3), dtype=np.uint8))
+  size = 32 if small_image else 24
+  np.testing.assert_array_equal(
+      saved_model.serving_view(image, size, small_image=small_image),
+      preprocessing.preprocess_for_serving(image, size,
+                                           small_image=small_image))

@@ -341,7 +341,7 @@ def test_logits_match_timm(tmp_path, timm_model, model_name, image_size):
   convert_checkpoint.convert(convert_checkpoint.ConvertConfig(
       model_name=None, checkpoint=str(path), output=str(output)))
   model = keras.models.load_model(str(output))
-  assert model.name == model_name and model.input_shape[1] == image_size
+  assert model.name == model_name and model.input_shape[1] is None  # any size
   logits = model.predict(reference['images'], verbose=0)
   relative = _relative(logits, reference['logits'])
   print(f'\n{timm_model} @{image_size}px (timm {info["timm"]}, torch '
