@@ -137,6 +137,21 @@ def teacher_with_12_classes(tmp, digits, trained):
               'has 12 classes but the student 10', unchanged=teacher)
 
 
+def teacher_of_other_class_names(tmp, digits, trained):
+  teacher = _copy(trained, tmp / 'teacher')
+  config = json.load(open(f'{teacher}/model_config.json'))
+  config['class_names'] = [str(c) for c in range(9)] + ['nine']
+  json.dump(config, open(f'{teacher}/model_config.json', 'w'))
+  return Case(_main(digits, str(tmp / 'model'), '--mode=train',
+                    '--teacher_model_name=efficientnet-b0',
+                    f'--teacher_model_path={teacher}', '--unlabel_ratio=1',
+                    f'--unlabel_data_dir={digits}/unlabeled'),
+              r'the teacher --teacher_model_path=.*teacher was trained on '
+              r'other classes than the student \(--label_data_dir\): class 9 '
+              r"is 'nine' for the teacher but '9' for the student",
+              unchanged=teacher, absent=str(tmp / 'model'))
+
+
 def resume_with_other_model_flags(tmp, digits, trained):
   model_dir = _copy(trained, tmp / 'model')
   return Case(_main(digits, model_dir, '--mode=train', '--width_coefficient=0.2'),
@@ -558,7 +573,8 @@ CASES = [label_11_of_10, label_0_is_not_1_based, teacher_with_12_classes,
          eval_robustness_negative_fgsm_epsilon, beam_label_unknown_runner,
          beam_label_negative_workers, tfds_bad_split_slice,
          class_folder_with_a_line_break, empty_unlabeled_shard_in_prediction,
-         empty_unlabeled_shard_in_beam_label, keras_model_of_any_size]
+         empty_unlabeled_shard_in_beam_label, keras_model_of_any_size,
+         teacher_of_other_class_names]
 
 
 def _unwritable(tmp) -> str:

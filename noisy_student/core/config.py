@@ -136,6 +136,12 @@ class ModelConfig:
       None, 'Overrides the depth multiplier (EfficientNets).')
   sync_batch_norm: bool = doc(
       False, 'Cross-replica (synchronized) BatchNorm statistics.')
+  # The names of classes 0..num_classes-1 (the training data's
+  # dataset_info.json `class_names`), None when unknown. Not a flag, and not
+  # part of equality: it describes the head but builds no other network, so
+  # a model_dir written before names were recorded resumes as the same model.
+  class_names: Optional[tuple[str, ...]] = dataclasses.field(
+      default=None, compare=False)
 
   def __post_init__(self):
     if not isinstance(self.model_name, str) or not self.model_name:
@@ -149,6 +155,7 @@ class ModelConfig:
                         'depth_coefficient': (POSITIVE, None)})
     _check_rgb(self, 'mean_rgb')
     _check_rgb(self, 'stddev_rgb')
+    _check_class_names(self)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -157,10 +164,40 @@ class ModelConfig:
   def from_dict(cls, values: dict) -> 'ModelConfig':
     known = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in values.items() if k in known}
-    for key in ('mean_rgb', 'stddev_rgb'):
+    for key in ('mean_rgb', 'stddev_rgb', 'class_names'):
       if values.get(key) is not None:
         values[key] = tuple(values[key])
     return cls(**values)
+
+
+def _check_class_names(config: 'ModelConfig') -> None:
+  """None, or one non-empty string per class (stored as a tuple)."""
+  names = config.class_names
+  if names is None:
+    return
+  if isinstance(names, str) or not all(
+      isinstance(n, str) and n for n in names):
+    raise errors.ConfigError(
+        f'{errors.field_name("class_names")} must be a list of non-empty '
+        f'strings or None, received: {names!r:.200}')
+  names = tuple(names)
+  if len(names) != config.num_classes:
+    raise errors.ConfigError(
+        f'{errors.field_name("class_names")}: {len(names)} names for '
+        f'{errors.field_name("num_classes")}={config.num_classes}')
+  object.__setattr__(config, 'class_names', names)
+
+
+def class_difference(first: Sequence[str], second: Sequence[str]
+                     ) -> Optional[tuple[int, Optional[str], Optional[str]]]:
+  """(index, first's name, second's name) of the first class whose names
+  differ (a missing name is None), or None when the lists are equal."""
+  for i in range(max(len(first), len(second))):
+    a = first[i] if i < len(first) else None
+    b = second[i] if i < len(second) else None
+    if a != b:
+      return i, a, b
+  return None
 
 
 def _augment_name(config, field: str, extra: Sequence = ()):
@@ -276,14 +313,25 @@ RANDAUGMENT_FIELDS = ('randaug_magnitude', 'randaug_num_layers',
                       'use_cutout_op')
 
 
+def _without_class_names(settings):
+  """`settings` without the `class_names` of its model configs, at any depth
+  (names change no output; work dirs recorded before models carried them
+  stay comparable)."""
+  if isinstance(settings, dict):
+    return {k: _without_class_names(v) for k, v in settings.items()
+            if k != 'class_names'}
+  return settings
+
+
 def settings_that_matter(settings):
   """A stage's recorded settings (`dataclasses.asdict` of an
   ExperimentConfig, or any dict) without the fields that cannot change its
-  outputs: RandAugment's magnitude, layers and cutout when neither
-  augmentation is on (a teacher without RandAugment is not changed by
-  --randaug_mag). Other values are returned as they are."""
+  outputs: the models' class names, and RandAugment's magnitude, layers and
+  cutout when neither augmentation is on (a teacher without RandAugment is
+  not changed by --randaug_mag). Other values are returned as they are."""
   if not isinstance(settings, dict):
     return settings
+  settings = _without_class_names(settings)
   data = settings.get('data')
   if isinstance(data, dict) and not (data.get('augment_name')
                                      or data.get('unl_augment_name')):

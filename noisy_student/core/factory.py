@@ -104,7 +104,9 @@ def model_config(dataset: datasets.DatasetInfo, model_name: str, *,
       stochastic_depth_rate=noise.stochastic_depth_rate,
       width_coefficient=width_coefficient,
       depth_coefficient=depth_coefficient,
-      sync_batch_norm=sync_batch_norm)
+      sync_batch_norm=sync_batch_norm,
+      class_names=(dataset.class_names if num_classes in (
+          None, dataset.num_classes) else None))
 
 
 def teacher_model_config(student: config_lib.ModelConfig,

@@ -13,16 +13,18 @@ import dataclasses
 from dataclasses import MISSING
 import math
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from data import dataset_info
 from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.core.config import doc
 from noisy_student.models import checkpoints
 from noisy_student.models import loading
+from noisy_student.models import teacher as teacher_lib
 from noisy_student.pseudo import filter_files
 from noisy_student.pseudo import selection
 from noisy_student.runtime import errors
@@ -111,11 +113,14 @@ def list_inputs(config: BeamLabelConfig) -> Inputs:
   """Lists the input files (sorted: the unit order).
 
   Raises:
-    InputError naming the flag when nothing matches.
+    InputError naming the flag when nothing matches; ConfigError when the
+    shards' dataset_info.json names other classes than the teacher
+    (`check_teacher_classes`).
   """
   if config.input_pattern:
-    return Inputs(tuple(_glob(config.input_pattern, 'input_pattern',
-                              records=True)))
+    shards = tuple(_glob(config.input_pattern, 'input_pattern', records=True))
+    check_teacher_classes(config.teacher, shards)
+    return Inputs(shards)
   images = _glob(config.image_pattern, 'image_pattern')
   num_shards = math.ceil(len(images) / config.images_per_shard)
   groups = tuple(tuple(images[a:b])
@@ -144,6 +149,33 @@ def teacher_num_classes(path: str) -> Optional[int]:
   """The classes of a checkpoint teacher (model_config.json), else None."""
   config = checkpoints.read_model_config(path)
   return config.num_classes if config else None
+
+
+def teacher_class_names(path: str) -> Optional[tuple[str, ...]]:
+  """The class names of a checkpoint teacher (model_config.json) or an
+  exported SavedModel (its class_names.txt), else None."""
+  return loading.reference_class_names(path)
+
+
+def check_teacher_classes(teacher: str, shards: Sequence[str]) -> None:
+  """Refuses shards described (dataset_info.json, theirs or their parent
+  folder's) with other class names than the teacher was trained on: its
+  probabilities would name other classes. Unknown names on either side are
+  no check.
+
+  Raises:
+    ConfigError naming the teacher, the file and the first class that differs.
+  """
+  names = teacher_class_names(teacher)
+  if not names:
+    return
+  for folder in sorted({os.path.dirname(shard) for shard in shards}):
+    found = dataset_info.find(folder)
+    if found is not None:
+      teacher_lib.check_class_names(
+          teacher, names, found[1].get('class_names'), teacher_field='teacher',
+          student_field='input_pattern',
+          student=dataset_info.path(found[0]))
 
 
 def check_teacher(path: str) -> None:

@@ -52,7 +52,7 @@ def check_model_dir(model_dir: str, model: config_lib.ModelConfig) -> None:
     return
   changed = [f'{f.name}: {getattr(saved, f.name)!r} -> {getattr(model, f.name)!r}'
              for f in dataclasses.fields(model)
-             if getattr(saved, f.name) != getattr(model, f.name)]
+             if f.compare and getattr(saved, f.name) != getattr(model, f.name)]
   raise errors.ConfigError(
       f'{checkpoints.model_config_path(model_dir)}: this model_dir holds a '
       f'different model ({"; ".join(changed)}); pass the same model flags to '

@@ -50,8 +50,11 @@ def build_model(config: config_lib.ModelConfig,
         'built')
   if kind == model_refs.KERAS_APPLICATION:
     return _keras_application(config, name)
-  # `ModelConfig`'s fields are `efficientnet.build_model`'s arguments.
-  return efficientnet.build_model(**dataclasses.asdict(config), name=name)
+  # `ModelConfig`'s fields are `efficientnet.build_model`'s arguments, but
+  # for the class names (they name the logits, they do not shape them).
+  arguments = dataclasses.asdict(config)
+  del arguments['class_names']
+  return efficientnet.build_model(**arguments, name=name)
 
 
 def _keras_application(config: config_lib.ModelConfig,

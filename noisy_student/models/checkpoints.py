@@ -57,18 +57,32 @@ def model_config_path(path: str) -> str:
 
 
 def write_model_config(model_dir: str, config: config_lib.ModelConfig) -> None:
-  """Writes `<model_dir>/model_config.json` (atomically)."""
+  """Writes `<model_dir>/model_config.json` (atomically), the class names
+  included when known (`ModelConfig.class_names`)."""
   writers.write_text(os.path.join(model_dir, layout.MODEL_CONFIG_FILE),
                      config.to_json() + '\n')
 
 
 def read_model_config(path: str) -> Optional[config_lib.ModelConfig]:
-  """The ModelConfig saved next to a checkpoint of ours, or None."""
+  """The ModelConfig saved next to a checkpoint of ours, or None.
+
+  A file written before models carried their class names reads with
+  `class_names` None (unknown); so do names that do not fit the file's
+  `num_classes` (an edited file), with a warning naming it.
+  """
   config_file = model_config_path(path)
   if not tf.io.gfile.exists(config_file):
     return None
   with tf.io.gfile.GFile(config_file) as f:
-    return config_lib.ModelConfig.from_dict(json.load(f))
+    values = json.load(f)
+  names = values.get('class_names') if isinstance(values, dict) else None
+  if names is not None and (not isinstance(names, list)
+                            or len(names) != values.get('num_classes')):
+    logging.warning('%s: its class_names do not fit its num_classes (%s); '
+                    'the class names are treated as unknown', config_file,
+                    values.get('num_classes'))
+    values = dict(values, class_names=None)
+  return config_lib.ModelConfig.from_dict(values)
 
 
 def unreadable(error: BaseException) -> bool:

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 import efficientnet  # noqa: F401  (registers the custom layers .keras files use)
 from efficientnet import safetensors_file
+from efficientnet import saved_model as serving
 from data import file_identity
 from data import layout
 from noisy_student.core import config as config_lib
@@ -38,6 +39,7 @@ from noisy_student.core import model_refs
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import classifier as classifier_lib
+from noisy_student.models import teacher as teacher_lib
 from noisy_student.runtime import errors
 
 
@@ -79,7 +81,12 @@ def check_job_models(model: config_lib.ModelConfig,
                      teacher: Optional[config_lib.TeacherConfig]) -> None:
   """Loads a `.keras` model or teacher file once to check it (not a `.keras`,
   ends in a softmax, other size or classes: CheckpointError / ConfigError
-  naming the file); other references are checked when they load."""
+  naming the file); other references are checked when they load. A teacher
+  whose class names are known must have the model's (ConfigError naming the
+  teacher and the first class that differs)."""
+  if teacher is not None:
+    teacher_lib.check_class_names(teacher.path, teacher.model.class_names,
+                                  model.class_names)
   if model_refs.name_kind(model.model_name) == model_refs.KERAS_FILE:
     build(model)
   if teacher is not None and model_refs.name_kind(
@@ -243,6 +250,16 @@ def reference_num_classes(ref: str) -> Optional[int]:
   return int(heads[0][-1]) if len(heads) == 1 else None
 
 
+def reference_class_names(ref: str) -> Optional[tuple[str, ...]]:
+  """The class names a model reference records, None when unknown: a model
+  folder's `model_config.json`, or an exported SavedModel's
+  `assets/class_names.txt`."""
+  if model_refs.is_saved_model(ref):
+    return serving.read_class_names(ref)
+  saved = checkpoints.read_model_config(ref)
+  return saved.class_names if saved is not None else None
+
+
 def _restore_same(model: keras.Model, ref: str, kind: str,
                   use_ema: bool) -> str:
   if kind == model_refs.KERAS_FILE:
@@ -293,7 +310,7 @@ def restore(model: keras.Model, ref: str, *, use_ema: bool = True,
           f'{ref}: has {theirs} classes, the model {own}; its architecture is '
           'needed to keep all but the classifier (pass the model config)')
     source = backbones.build_model(dataclasses.replace(
-        base, num_classes=theirs, sync_batch_norm=False))
+        base, num_classes=theirs, class_names=None, sync_batch_norm=False))
     _restore_same(source, ref, kind, use_ema)
   head = _classifier(model)
   source_head = _classifier(source)
