@@ -289,3 +289,54 @@ def test_export_never_deletes_what_it_did_not_write(model, tmp_path):
                        'did not write'):
       export.export(model_dir, target, keras_path='')
   assert os.path.exists(os.path.join(ours, 'labels.txt'))
+
+
+DIGIT_NAMES = tuple(f'digit {c}' for c in range(10))
+
+
+def test_export_carries_the_training_datas_class_names(model, tmp_path):
+  """model_config.json's names -> assets/class_names.txt and a `class_names`
+  output per row ('' for an element serving_bytes cannot classify)."""
+  model_dir = str(tmp_path / 'model')
+  checkpoints.write_model_config(model_dir,
+                                 helpers.tiny_model(class_names=DIGIT_NAMES))
+  tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir,
+                             1).save(checkpoint_number=1)
+  outputs = export.export(model_dir, str(tmp_path / 'sm'), keras_path='')
+  assert export.read_class_names(outputs['saved_model']) == DIGIT_NAMES
+  assert (tmp_path / 'sm' / 'assets' / export.CLASS_NAMES_FILE).read_text(
+      ) == ''.join(f'{n}\n' for n in DIGIT_NAMES)
+  loaded = tf.saved_model.load(outputs['saved_model'])
+  images = np.random.default_rng(3).uniform(0, 255, (4, 32, 32, 3)).astype(
+      np.float32)
+  served = loaded.signatures['serving_default'](images=tf.constant(images))
+  assert [n.decode() for n in served['class_names'].numpy()] == [
+      DIGIT_NAMES[c] for c in served['classes'].numpy()]
+  png = image_codec.encode(np.round(images[0]).astype(np.uint8), 'png')
+  by_bytes = loaded.signatures['serving_bytes'](
+      image_bytes=tf.constant([png, b'not an image']))
+  assert by_bytes['valid'].numpy().tolist() == [True, False]
+  assert [n.decode() for n in by_bytes['class_names'].numpy()] == [
+      DIGIT_NAMES[by_bytes['classes'].numpy()[0]], '']
+
+
+def test_names_are_imagenets_for_1000_classes_and_absent_when_unknown(
+    loaded, tmp_path):
+  # `loaded`: 10 classes of unknown names (no asset, no class_names output).
+  assert sorted(loaded.signatures['serving_default'].structured_outputs) == [
+      'classes', 'logits', 'probabilities']
+  assert sorted(loaded.signatures['serving_bytes'].structured_outputs) == [
+      'classes', 'logits', 'probabilities', 'valid']
+  from data import label_maps  # pylint: disable=g-import-not-at-top
+  assert export.export_class_names(1000) == label_maps.imagenet_wnids()
+  assert export.export_class_names(1000, DIGIT_NAMES) == DIGIT_NAMES
+  assert export.export_class_names(10) is None
+  wide = backbones.build_model(helpers.tiny_model(num_classes=1000))
+  path = export.export_saved_model(wide, str(tmp_path / 'imagenet'),
+                                   small_image=True)
+  names = export.read_class_names(path)
+  assert names == label_maps.imagenet_wnids() and names[0] == 'n01440764'
+  out = tf.saved_model.load(path).signatures['serving_default'](
+      images=tf.zeros([2, 32, 32, 3]))
+  assert out['class_names'].numpy()[0].decode() == names[
+      out['classes'].numpy()[0]]
