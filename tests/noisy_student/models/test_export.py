@@ -23,6 +23,7 @@ from noisy_student.runtime import errors
 from noisy_student.models import backbones
 from noisy_student.models import checkpoints
 from noisy_student.models import export
+from noisy_student.models import loading
 from tests import helpers
 
 pytestmark = pytest.mark.usefixtures('fresh_keras_session')
@@ -304,6 +305,9 @@ def test_export_carries_the_training_datas_class_names(model, tmp_path):
                              1).save(checkpoint_number=1)
   outputs = export.export(model_dir, str(tmp_path / 'sm'), keras_path='')
   assert export.read_class_names(outputs['saved_model']) == DIGIT_NAMES
+  # The loader reads them back from either (a teacher's names: beam_label).
+  assert loading.reference_class_names(outputs['saved_model']) == DIGIT_NAMES
+  assert loading.reference_class_names(model_dir) == DIGIT_NAMES
   assert (tmp_path / 'sm' / 'assets' / export.CLASS_NAMES_FILE).read_text(
       ) == ''.join(f'{n}\n' for n in DIGIT_NAMES)
   loaded = tf.saved_model.load(outputs['saved_model'])
