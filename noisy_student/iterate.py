@@ -53,6 +53,12 @@ SHARED_TRAIN_FIELDS = tuple(
     if f.name not in ROLE_TRAIN_FIELDS + STUDENT_TRAIN_FIELDS
     + JOB_TRAIN_FIELDS)
 ROLES = {'teacher': _TEACHER, 'student': _STUDENT}
+# TrainConfig fields sized to a folder that describes itself (no
+# --task_name), as main sizes them (`defaults.sized_to_data`); a stage
+# evaluates once, at its end, so steps_per_eval is not among them, and
+# save_checkpoints_steps follows iterations_per_loop.
+SIZED_TRAIN_FIELDS = ('train_batch_size', 'train_steps', 'iterations_per_loop',
+                      'log_every_steps', 'moving_average_decay')
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
@@ -85,9 +91,36 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
                     'changed (and every stage after them).', flag_values=fv)
 
 
+def _prefix(role: str, field: str) -> str:
+  return f'{role}_' if field in ROLE_TRAIN_FIELDS else ''
+
+
+def sized_train(fv: flags.FlagValues, role: str,
+                num_train_images: int) -> dict:
+  """The loop settings of `role`'s stages the user did not pass, sized to
+  `num_train_images` labeled images (`defaults.sized_to_data` over
+  iterate's recipe; a passed flag keeps its value and the rest are sized
+  to it)."""
+  given = {field: (getattr(fv, config_flags.flag_name(field,
+                                                      _prefix(role, field)))
+                   if config_flags.present(fv, field, _prefix(role, field))
+                   else None)
+           for field in ('train_batch_size', 'train_steps',
+                         'iterations_per_loop')}
+  sized = defaults.sized_to_data(num_train_images, base=ROLES[role].train,
+                                 **given)
+  return {field: sized[field] for field in SIZED_TRAIN_FIELDS
+          if not config_flags.present(fv, field, _prefix(role, field))}
+
+
 def recipe_from_flags(fv: flags.FlagValues, role: str,
-                      num_train_images: Optional[int]) -> config_lib.Recipe:
-  """The teacher's or the student's recipe; errors name `--<role>_*` flags."""
+                      num_train_images: Optional[int],
+                      sized: bool = False) -> config_lib.Recipe:
+  """The teacher's or the student's recipe; errors name `--<role>_*` flags.
+
+  `sized`: the loop settings the user did not pass are sized to
+  `num_train_images` (`sized_train`).
+  """
   base = ROLES[role]
   per_role = ROLE_TRAIN_FIELDS + tuple(
       f.name for f in dataclasses.fields(config_lib.NoiseConfig))
@@ -100,8 +133,17 @@ def recipe_from_flags(fv: flags.FlagValues, role: str,
     if role == 'student':
       changes.update(config_flags.values(config_lib.TrainConfig, fv,
                                          fields=STUDENT_TRAIN_FIELDS))
+    if sized and num_train_images:
+      resized = sized_train(fv, role, num_train_images)
+      changes.update(resized)
+      if resized:
+        logging.info('%s: %d labeled images: %s (sized to the data; pass the '
+                     'flags to choose)', role, num_train_images, ', '.join(
+                         f'--{config_flags.flag_name(k, _prefix(role, k))}='
+                         f'{v:g}' for k, v in resized.items()))
     train = dataclasses.replace(
-        base.train, save_checkpoints_steps=fv.iterations_per_loop, **changes)
+        base.train, save_checkpoints_steps=changes['iterations_per_loop'],
+        **changes)
     if num_train_images is not None:
       dataclasses.replace(train,
                           num_train_images=num_train_images).check_schedule()
@@ -116,8 +158,11 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> rounds_lib.RoundsConfig:
     dataset = datasets.resolve(
         fv.task_name, fv.label_data_dir, num_classes=fv.num_label_classes,
         num_train_images=fv.num_train_images, image_size=fv.input_image_size)
-  teacher = recipe_from_flags(fv, 'teacher', dataset.num_train_images)
-  student = recipe_from_flags(fv, 'student', dataset.num_train_images)
+  # A folder that describes itself: the stages are sized to its labeled
+  # split, as main's training is (a built-in --task_name keeps the recipe).
+  sized = fv.task_name is None
+  teacher = recipe_from_flags(fv, 'teacher', dataset.num_train_images, sized)
+  student = recipe_from_flags(fv, 'student', dataset.num_train_images, sized)
   return config_flags.build(
       rounds_lib.RoundsConfig, fv, fields=ROUNDS_FIELDS, dataset=dataset,
       teacher=teacher, student=student)

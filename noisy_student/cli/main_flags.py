@@ -214,13 +214,12 @@ def sized_defaults(fv: flags.FlagValues, num_train_images: int) -> dict:
   """A folder that describes itself (dataset_info.json, no --task_name):
   the loop settings the user did not pass, sized to its labeled split
   (`defaults.sized_to_data`: the original's on ImageNet-sized data)."""
-  given_batch = (fv.train_batch_size
-                 if present(fv, 'train_batch_size') else None)
-  given_steps = fv.train_steps if present(fv, 'train_steps') else None
+  given = {field: getattr(fv, field) if present(fv, field) else None
+           for field in ('train_batch_size', 'train_steps',
+                         'iterations_per_loop')}
   sized = {field: value
            for field, value in defaults.sized_to_data(
-               num_train_images, train_batch_size=given_batch,
-               train_steps=given_steps).items()
+               num_train_images, **given).items()
            if not present(fv, config_flags.flag_name(field))}
   if sized:
     logging.info('%d labeled images: %s (sized to the data; pass the flags '

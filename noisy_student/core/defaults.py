@@ -154,7 +154,8 @@ MIN_BATCHES_PER_EPOCH = 8
 def sized_to_data(num_train_images: int,
                   base: config_lib.TrainConfig = ORIGINAL.train,
                   train_batch_size: int | None = None,
-                  train_steps: int | None = None) -> dict:
+                  train_steps: int | None = None,
+                  iterations_per_loop: int | None = None) -> dict:
   """`base`'s loop settings scaled to a labeled split of `num_train_images`.
 
   The batch halves from `base.train_batch_size` until the split holds at
@@ -162,8 +163,9 @@ def sized_to_data(num_train_images: int,
   give ORIGINAL_EPOCHS epochs; a loop (summary, checkpoint) is at most a
   twentieth of the job, an evaluation at most a tenth, and the EMA averages
   over about a tenth of the steps. On ImageNet (1,281,167 images) every value
-  is the original's. A given `train_batch_size` or `train_steps` is kept and
-  the rest sized to it. Returns TrainConfig field values.
+  is the original's. A given `train_batch_size`, `train_steps` or
+  `iterations_per_loop` is kept and the rest sized to it. Returns TrainConfig
+  field values (`main` and `iterate` apply those the user did not pass).
   """
   batch = base.train_batch_size
   while (batch // 2 >= MIN_SIZED_BATCH
@@ -171,7 +173,8 @@ def sized_to_data(num_train_images: int,
     batch //= 2
   batch = train_batch_size or batch
   steps = train_steps or max(1, int(ORIGINAL_EPOCHS * num_train_images / batch))
-  loop = min(base.iterations_per_loop, max(10, steps // 20))
+  loop = iterations_per_loop or min(base.iterations_per_loop,
+                                    max(10, steps // 20))
   return {
       'train_batch_size': batch,
       'train_steps': steps,

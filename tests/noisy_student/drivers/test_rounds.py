@@ -155,3 +155,63 @@ def test_the_summary_never_points_to_a_deleted_model(tmp_path):
   text = (tmp_path / 'summary.md').read_text()
   assert "Round 0's model was deleted after the rounds" in text
   assert '| 0 | teacher | efficientnet-b0 | 50.00% |' in text
+
+
+def _iterate_config(*args):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from noisy_student import iterate  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  iterate.define_flags(fv)
+  fv(['iterate', *args])
+  return iterate.config_from_flags(fv)
+
+
+def test_iterate_sizes_its_stages_to_a_folder_that_describes_itself(
+    digits_dir, tmp_path):
+  """No --task_name: every stage's batch, loop (checkpoints, progress) and
+  EMA are sized to the folder's 300 labeled images, as main sizes them
+  (core/defaults.py sized_to_data); a flag the user passes keeps its
+  meaning and the rest is sized to it; a built-in task keeps the recipe."""
+  from noisy_student.core import defaults  # pylint: disable=g-import-not-at-top
+  from noisy_student.drivers import rounds as rounds_lib  # pylint: disable=g-import-not-at-top
+  base = (f'--work_dir={tmp_path / "w"}', f'--label_data_dir={digits_dir}',
+          f'--unlabel_data_dir={digits_dir}/unlabeled')
+  # README's own-data command at 20 steps a stage.
+  config = _iterate_config(*base, '--teacher_train_steps=20',
+                           '--student_train_steps=20')
+  for recipe in (config.teacher, config.student):
+    train = recipe.train
+    assert train.train_batch_size == 32       # 300 images hold 9 batches
+    assert train.train_steps == 20
+    assert train.iterations_per_loop == 10 == train.save_checkpoints_steps
+    assert train.log_every_steps == 10
+    assert train.moving_average_decay == 0.99
+  # The stage configs the rounds train carry them.
+  stage = rounds_lib.stage_config(config, str(tmp_path / 'w' / 't'),
+                                  config.teacher_model_name, config.teacher)
+  assert (stage.train.train_batch_size, stage.train.iterations_per_loop,
+          stage.train.num_train_images) == (32, 10, 300)
+
+  # Unpassed steps: 350 epochs of the folder, as main.
+  sized = _iterate_config(*base).student.train
+  assert sized.train_steps == 3281
+  assert sized.iterations_per_loop == 100       # iterate's recipe at most
+  assert sized.moving_average_decay == pytest.approx(1 - 10 / 3281)
+
+  given = _iterate_config(*base, '--train_batch_size=64',
+                          '--iterations_per_loop=7',
+                          '--moving_average_decay=0.9',
+                          '--teacher_train_steps=20')
+  assert given.teacher.train.train_steps == 20
+  assert given.student.train.train_steps == int(350 * 300 / 64)
+  for recipe in (given.teacher, given.student):
+    train = recipe.train
+    assert train.train_batch_size == 64
+    assert train.iterations_per_loop == 7 == train.save_checkpoints_steps
+    assert train.log_every_steps == 7
+    assert train.moving_average_decay == 0.9
+
+  # A built-in task: iterate's recipe, as before.
+  task = _iterate_config(*base, '--task_name=digits')
+  assert task.teacher.train == defaults.ITERATE_TEACHER.train
+  assert task.student.train == defaults.ITERATE_STUDENT.train
