@@ -29,6 +29,7 @@ from data import layout
 from data import writers
 from noisy_student.core import config as config_lib
 from noisy_student.runtime import errors
+from noisy_student.runtime import progress
 
 
 STATE_LOCK = '.state.lock'
@@ -179,7 +180,10 @@ class StageState:
     self._record(name, {'settings': settings, 'outputs': list(outputs),
                         'finished': False, **recorded_needs})
     start = time.time()
-    result = fn()
+    # A step that prints nothing for a while (loading, tracing, saving)
+    # still shows it is alive.
+    with progress.heartbeat(f'[{name}] running'):
+      result = fn()
     self._record(name, {'result': result, 'settings': settings,
                         'outputs': list(outputs),
                         'checkpoints': _checkpoint_states(outputs),

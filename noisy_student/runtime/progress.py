@@ -3,20 +3,35 @@
 One helper for training, evaluation, prediction, filtering and the
 converters. Lines go to absl's log when a binary runs (absl has parsed the
 flags), and are printed to stderr otherwise, so a notebook that calls the
-Python API sees them too (absl's INFO log is hidden there).
+Python API sees them too (absl's INFO log is hidden there). `heartbeat`
+covers a call that prints nothing for long (tracing, loading, saving).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging as py_logging
 import sys
+import threading
 import time
+from typing import Callable, Iterator
 
 from absl import flags
 from absl import logging
 
 
+# When the last line was printed (`emit`, absl's log inside a heartbeat).
+_last_line = time.monotonic()
+
+
+def _saw_line() -> None:
+  global _last_line
+  _last_line = time.monotonic()
+
+
 def emit(line: str) -> None:
   """One progress line: absl INFO inside a binary, stderr elsewhere."""
+  _saw_line()
   if flags.FLAGS.is_parsed():
     logging.info('%s', line)
   else:
@@ -64,6 +79,61 @@ class Progress:
     elapsed = self.elapsed
     emit(f'{self.label}: {self.done} {self.unit} in {clock(elapsed)}')
     return elapsed
+
+
+# A long call that prints nothing itself (tracing and compiling a step,
+# loading a model, saving one) says it is still running after this many
+# seconds of silence (so lines are never 30 s apart).
+HEARTBEAT_SECONDS = 20.0
+# The heartbeats running now, outermost first: only the innermost speaks.
+_heartbeats: list[object] = []
+
+
+class _LineClock(py_logging.Filter):
+  """Notes each record absl logs (a heartbeat keeps quiet after one)."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    del record
+    _saw_line()
+    return True
+
+
+@contextlib.contextmanager
+def heartbeat(label: str, every_s: float = HEARTBEAT_SECONDS,
+              emit_line: Callable[[str], None] | None = None
+              ) -> Iterator[None]:
+  """While the block runs, emits `<label> (<elapsed> so far)` whenever
+  nothing was printed (`emit` or absl's log) for `every_s` seconds (from a
+  daemon thread; through `emit_line`, default `emit`), so a long silent call
+  still shows it is alive; nothing when the block prints often enough or
+  ends sooner. Heartbeats nest: only the innermost one speaks (a stage's
+  heartbeat around training's "tracing the step" one).
+  """
+  done = threading.Event()
+  start = time.monotonic()
+  line_clock = _LineClock()
+  absl_logger = py_logging.getLogger('absl')
+  absl_logger.addFilter(line_clock)
+  _heartbeats.append(line_clock)
+
+  def beat():
+    while not done.wait(min(1.0, every_s / 4)):
+      now = time.monotonic()
+      if (_heartbeats[-1:] == [line_clock]
+          and now - max(start, _last_line) >= every_s):
+        _saw_line()
+        (emit_line or emit)(f'{label} ({clock(now - start)} so far)')
+
+  thread = threading.Thread(target=beat, name='progress-heartbeat',
+                            daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    done.set()
+    thread.join()
+    _heartbeats.remove(line_clock)
+    absl_logger.removeFilter(line_clock)
 
 
 def clock(seconds: float) -> str:

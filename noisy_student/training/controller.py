@@ -9,8 +9,9 @@ prints the loop's line and lets the trainer save a checkpoint (every
 `save_checkpoints_steps`); every K steps it evaluates the EMA weights. A NaN
 loss stops the run (`NonFiniteLossError`, raised by the trainer's step).
 Lines go through `noisy_student.runtime.progress.emit` (absl's log in a
-binary, stderr in a notebook). The clock is injected, so tests never depend
-on the wall clock.
+binary, stderr in a notebook); a call that stays silent longer (the first:
+the step is traced and compiled) gets `progress.heartbeat` lines. The clock
+is injected, so the cadence tests never depend on the wall clock.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from noisy_student.runtime import progress as progress_lib
 from noisy_student.training import event_files
 from noisy_student.training import trainer as trainer_lib
 
-# A progress line about this often (seconds), and after the first few steps.
-PROGRESS_SECONDS = 30.0
+# A progress line about this often (seconds), and after the first few steps;
+# a call that takes longer (the first: the step is traced and compiled; a
+# slowed machine) gets a heartbeat line after progress.HEARTBEAT_SECONDS of
+# silence, so lines are never 30 s apart.
+PROGRESS_SECONDS = 15.0
 FIRST_CHUNK_STEPS = 10
 
 
@@ -157,7 +161,11 @@ class Controller:
     while done < num_steps:
       chunk = min(num_steps - done, self._chunk_steps())
       chunk_start = self._clock()
-      self.trainer.run_steps(chunk)
+      label = (f'tracing and compiling the train step, then {chunk} steps'
+               if self._seconds_per_step is None else
+               f'running steps {self.step + 1}-{self.step + chunk}')
+      with progress_lib.heartbeat(label, emit_line=self._emit):
+        self.trainer.run_steps(chunk)
       self._seconds_per_step = max(self._clock() - chunk_start, 1e-9) / chunk
       done += chunk
       if done < num_steps:

@@ -1,5 +1,6 @@
 """The progress lines: count / total, rate and ETA, to absl or stderr."""
 
+import time
 import types
 
 from absl import logging
@@ -54,3 +55,33 @@ def test_clock():
   assert progress.clock(125) == '2m05s'
   assert progress.clock(7300) == '2h01m'
   assert progress.clock(float('inf')) == '?'
+
+
+def test_heartbeat_speaks_only_while_a_long_call_runs():
+  lines = []
+  with progress.heartbeat('tracing the step', every_s=0.05,
+                          emit_line=lines.append):
+    time.sleep(0.3)
+  assert len(lines) >= 2
+  assert all(l.startswith('tracing the step (') and l.endswith('s so far)')
+             for l in lines)
+  count = len(lines)
+  time.sleep(0.2)  # the thread stopped with the block
+  assert len(lines) == count
+  with progress.heartbeat('quick', every_s=60, emit_line=lines.append):
+    pass
+  assert len(lines) == count
+  # A block that prints often enough needs no heartbeat.
+  with progress.heartbeat('talking', every_s=0.2, emit_line=lines.append):
+    for _ in range(6):
+      progress.emit('a line')
+      time.sleep(0.05)
+  assert len(lines) == count
+
+
+def test_only_the_innermost_heartbeat_speaks():
+  lines = []
+  with progress.heartbeat('stage', every_s=0.05, emit_line=lines.append):
+    with progress.heartbeat('tracing', every_s=0.05, emit_line=lines.append):
+      time.sleep(0.3)
+  assert lines and all(l.startswith('tracing (') for l in lines)
