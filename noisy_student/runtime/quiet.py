@@ -10,8 +10,19 @@ by importing `noisy_student`, `data` or `efficientnet`) puts a one-shot import h
 first imported, by our code or by Keras, file descriptor 2 goes to a temporary
 file for the duration of the import, and every captured line except those
 banners is replayed. Nothing is imported until then, so processes that never
-use TensorFlow (image-corruption workers) stay light. `--verbose` on a command
-line, or NOISY_STUDENT_VERBOSE=1, keeps the lines (and TensorFlow's INFO logs).
+use TensorFlow (image-corruption workers) stay light.
+
+`install()` also keeps the libraries' INFO lines (`LIBRARIES`) out of a
+binary's log, which shows INFO: they are for the libraries' developers (an
+export's SavedModel signatures list every input name, kilobytes per line; a
+checkpoint logs its sharding time; Beam logs every worker channel). Their
+own Python loggers show WARNING and above, and absl's logger (which
+TensorFlow also logs through) drops INFO records from the libraries'
+files. Their warnings and errors still show.
+
+`--verbose` on a command line, or NOISY_STUDENT_VERBOSE=1, keeps all of
+these lines (and TensorFlow's C++ INFO logs); `--verbose` also sets the
+variable, so processes a binary starts (Beam's workers) keep them too.
 Standard library only.
 """
 
@@ -20,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import sys
 import tempfile
@@ -42,6 +54,11 @@ BANNERS = (
     'failed call to cuInit',
     'Cannot dlopen some GPU libraries',
 )
+
+
+# Packages whose INFO lines are for their developers (their Python loggers
+# have these names); a binary shows their WARNING and above.
+LIBRARIES = ('tensorflow', 'apache_beam')
 
 
 def verbose() -> bool:
@@ -120,13 +137,49 @@ class _TensorFlowHook(importlib.abc.MetaPathFinder):
     return spec
 
 
+def _library_folders() -> tuple[str, ...]:
+  """The folders of the `LIBRARIES` imported so far (with a separator)."""
+  folders = []
+  for name in LIBRARIES:
+    module = sys.modules.get(name)
+    for folder in getattr(module, '__path__', None) or ():
+      folders.append(os.path.join(os.path.realpath(folder), ''))
+  return tuple(folders)
+
+
+class LibraryInfoFilter(logging.Filter):
+  """Drops records below WARNING logged from a file of the `LIBRARIES`
+  (absl's logger: TensorFlow's modules log through absl as well)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.WARNING:
+      return True
+    path = os.path.realpath(record.pathname or '')
+    return not path.startswith(_library_folders())
+
+
+def library_logs_to_warnings() -> None:
+  """The `LIBRARIES`' loggers show WARNING and above (those no one set a
+  level on), and absl's logger drops their INFO records."""
+  for name in LIBRARIES:
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+      logger.setLevel(logging.WARNING)
+  absl_logger = logging.getLogger('absl')
+  if not any(isinstance(f, LibraryInfoFilter) for f in absl_logger.filters):
+    absl_logger.addFilter(LibraryInfoFilter())
+
+
 def install() -> None:
-  """Filters TensorFlow's banner from its first import on (unless verbose)."""
-  if 'tensorflow' in sys.modules or any(
-      isinstance(f, _TensorFlowHook) for f in sys.meta_path):
-    return
+  """Filters TensorFlow's banner from its first import on and the libraries'
+  INFO logs (unless verbose)."""
   if verbose():
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0')
+    os.environ.setdefault(VERBOSE_ENV, '1')
+    return
+  library_logs_to_warnings()
+  if 'tensorflow' in sys.modules or any(
+      isinstance(f, _TensorFlowHook) for f in sys.meta_path):
     return
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   sys.meta_path.insert(0, _TensorFlowHook())

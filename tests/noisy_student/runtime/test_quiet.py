@@ -1,16 +1,19 @@
 """TensorFlow's start-up lines are hidden (noisy_student/runtime/quiet.py)."""
 
 import ast
+import logging
 import os
 import pathlib
 import subprocess
 import sys
+import types
 from typing import Optional
 
 import pytest
 
 from noisy_student.runtime import quiet
 from tests import conftest
+from tests import helpers
 
 # Lines seen on 2026-12-05 with TensorFlow 2.21 wheels on a machine without a
 # GPU (`tensorflow-cpu`, and the CUDA-capable `tensorflow` that pip install .
@@ -39,6 +42,42 @@ def test_start_up_lines_are_banners(line):
 def test_other_lines_are_kept():
   assert not quiet.is_banner('E0000 ... Out of memory while allocating')
   assert not quiet.is_banner('main: error: --train_steps must be in [1, inf)')
+
+
+def _record(path: str, level: int) -> logging.LogRecord:
+  return logging.LogRecord('absl', level, path, 1, 'a line', None, None)
+
+
+def test_library_info_records_are_dropped_but_their_warnings_kept(
+    tmp_path, monkeypatch):
+  library = tmp_path / 'some_library'
+  monkeypatch.setattr(quiet, 'LIBRARIES', ('some_library',))
+  monkeypatch.setitem(sys.modules, 'some_library',
+                      types.SimpleNamespace(__path__=[str(library)]))
+  keep = quiet.LibraryInfoFilter().filter
+  assert not keep(_record(str(library / 'saved_model' / 'save.py'),
+                          logging.INFO))
+  assert keep(_record(str(library / 'save.py'), logging.WARNING))
+  assert keep(_record(str(tmp_path / 'some_library_not' / 'x.py'),
+                      logging.INFO))
+  assert keep(_record(str(conftest.REPO_ROOT / 'noisy_student' / 'main.py'),
+                      logging.INFO))
+
+
+@pytest.mark.slow
+def test_export_prints_no_library_info_lines(digits_dir, tmp_path):
+  """main --mode=export of a tiny model: TensorFlow's INFO lines (the
+  SavedModel signatures' input names, kilobytes each; the checkpoint's
+  sharding time) stay out of the log, our lines stay in."""
+  model_dir = str(tmp_path / 'model')
+  helpers.run(helpers.main_flags(digits_dir, model_dir, '--mode=train',
+                                 steps=1))
+  result = helpers.run(helpers.main_flags(digits_dir, model_dir,
+                                          '--mode=export', steps=1))
+  lines = result.stderr.splitlines()
+  assert len(lines) <= 5, result.stderr
+  assert max(map(len, lines), default=0) < 500, result.stderr
+  assert 'saved_model' in result.stdout
 
 
 def _run(python: str, snippet: str = _SNIPPET,
