@@ -49,10 +49,23 @@ quiet.install()
 # apache_beam is imported; nothing here uses BigQuery.
 py_logging.getLogger().addFilter(
     lambda record: not record.getMessage().startswith('apitools not found'))
+# Beam's local job service logs again, as one long line each, every record
+# that a worker process sends it; the worker printed the record itself
+# (to the same stderr). Errors are kept twice rather than risk losing one.
+_FORWARDED_FROM_WORKERS = 'apache_beam.runners.portability.local_job_service'
+py_logging.getLogger(_FORWARDED_FROM_WORKERS).addFilter(
+    lambda record: (record.levelno >= py_logging.ERROR
+                    or not str(record.msg).startswith('Worker: ')))
+# Beam's worker processes log at this level (their start-up, every channel
+# they open and close at INFO) unless the user passes the option or
+# --verbose.
+WORKER_LOG_LEVEL = 'WARNING'
 import apache_beam as beam  # noqa: E402
 from apache_beam.options import pipeline_options
 from apache_beam.runners import runner as beam_runner
-from apache_beam.runners.portability import fn_api_runner
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.runners.portability import portable_runner
 from apache_beam.utils import shared
 import tensorflow as tf
 
@@ -303,7 +316,11 @@ def beam_options(beam_args: Sequence[str]
     ConfigError naming the first flag that is no Beam option (a typo of one
     of ours would otherwise be dropped silently).
   """
-  options = pipeline_options.PipelineOptions(list(beam_args))
+  beam_args = list(beam_args)
+  if not quiet.verbose() and not any(
+      arg.startswith('--default_sdk_harness_log_level') for arg in beam_args):
+    beam_args.append(f'--default_sdk_harness_log_level={WORKER_LOG_LEVEL}')
+  options = pipeline_options.PipelineOptions(beam_args)
   unknown = (set(options.get_all_options(retain_unknown_options=True))
              - set(options.get_all_options()))
   if unknown:
@@ -322,6 +339,17 @@ def beam_options(beam_args: Sequence[str]
       raise errors.ConfigError(
           f'--runner={runner}: {str(err).splitlines()[0][:300]}') from None
   return options
+
+
+def _local_runner(options: pipeline_options.PipelineOptions
+                  ) -> fn_runner.FnApiRunner:
+  """Beam's FnApiRunner that hands the pipeline options to its worker
+  processes (as the DirectRunner does), so they log at their level."""
+  encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
+      options.get_all_options(drop_default=True))
+  return fn_runner.FnApiRunner(
+      provision_info=fn_runner.ExtendedProvisionInfo(
+          beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
 def run(config: beam_inputs.BeamLabelConfig, beam_args: Sequence[str] = ()) -> dict:
@@ -344,7 +372,7 @@ def run(config: beam_inputs.BeamLabelConfig, beam_args: Sequence[str] = ()) -> d
     return done
   runner = None
   if options.view_as(pipeline_options.StandardOptions).runner is None:
-    runner = fn_api_runner.FnApiRunner()
+    runner = _local_runner(options)
   pipeline = beam.Pipeline(runner=runner, options=options)
   build(pipeline, config, inputs)
   result = pipeline.run()

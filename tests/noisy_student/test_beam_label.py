@@ -103,6 +103,32 @@ def test_beam_pipeline_selects_what_predict_and_filter_unlabel_select(
   assert beam == offline
 
 
+@pytest.mark.slow
+def test_worker_processes_log_at_the_level_of_the_rest(digits_dir, tmp_path):
+  """Two worker processes on two shards: their progress lines and warnings,
+  once each; not Beam's INFO lines (worker start-up, every channel) nor the
+  job service's copy of every worker record."""
+  from noisy_student.models import backbones  # pylint: disable=g-import-not-at-top
+  from noisy_student.models import export  # pylint: disable=g-import-not-at-top
+  teacher = str(tmp_path / 'teacher.keras')
+  export.export_keras(backbones.build_model(helpers.tiny_model()), teacher)
+  result = helpers.run([
+      sys.executable, '-m', 'noisy_student.beam_label',
+      f'--input_pattern={digits_dir}/unlabeled/extra-0000[01]-*',
+      f'--teacher={teacher}', f'--output_dir={tmp_path / "out"}',
+      '--num_label_classes=10', '--small_image_model', '--num_image=20',
+      '--min_threshold=0', '--batch_size=64',
+      '--direct_num_workers=2', '--direct_running_mode=multi_processing'])
+  lines = result.stderr.splitlines()
+  assert 'pseudo-labeled records' in result.stdout
+  assert sum('images in' in l for l in lines) == 2, result.stderr  # 2 shards
+  assert not [l for l in lines if 'Worker: ' in l or 'channel' in l
+              or 'sdk_worker' in l], result.stderr
+  # 3 start-up lines per worker, 2 progress lines, at most 11 warnings about
+  # the 10 classes, the summary.
+  assert len(lines) <= 25, result.stderr
+
+
 def _config(*args):
   fv = flags.FlagValues()
   beam_label.define_flags(fv)
