@@ -6,6 +6,11 @@ r"""Iterative Noisy Student: teacher -> predict -> filter -> student, repeated.
       --student_model_names=efficientnet-b0,efficientnet-b1 \
       --teacher_train_steps=20000 --student_train_steps=20000 ...
 
+Without --task_name, on a folder that describes itself (dataset_info.json),
+each stage's batch, loop, progress cadence and EMA are sized to its labeled
+images as main's training is (`sized_train`); the flags you pass keep their
+values.
+
 Rerunning the same command resumes: finished stages are skipped (see
 noisy_student/drivers/rounds.py for the stages and the work-dir layout); a
 rerun with changed settings stops with an error unless --force.
