@@ -11,6 +11,7 @@ import numpy as np
 
 from noisy_student.core import config as config_lib
 from noisy_student.core import datasets
+from tests import launcher
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = datasets.get_builtin('digits')
@@ -69,14 +70,37 @@ def main_flags(data_dir: str, model_dir: str, *extra: str, steps: int = 20):
       '--eval_batch_size=64', *extra]
 
 
-def run(cmd, timeout=600, env=None, check=True,
-        cwd: str = REPO_ROOT) -> subprocess.CompletedProcess:
+def _launchable(cmd, cwd: str) -> bool:
+  """`python -m <project binary>` from a folder that does not shadow the
+  project's packages (tests/launcher.py runs those)."""
+  if (len(cmd) < 3 or cmd[0] != sys.executable or cmd[1] != '-m'
+      or not launcher.is_project_module(cmd[2])):
+    return False
+  return os.path.samefile(cwd, REPO_ROOT) or not any(
+      os.path.exists(os.path.join(cwd, name))
+      for name in launcher.PROJECT_PACKAGES)
+
+
+def run(cmd, timeout=600, env=None, check=True, cwd: str = REPO_ROOT,
+        fresh: bool = False) -> subprocess.CompletedProcess:
   """Runs a command (from the repo root by default); on failure the error
-  shows its output."""
+  shows its output.
+
+  `python -m <project module>` runs through tests/launcher.py's server (no
+  TensorFlow import per command), and shell scripts get its shims (their
+  `$PYTHON`), unless `fresh`: then a new interpreter, for tests of the
+  start-up itself.
+  """
   full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
   full_env.update(env or {})
-  result = subprocess.run(cmd, cwd=cwd, env=full_env, timeout=timeout,
-                          capture_output=True, text=True)
+  if not fresh and _launchable(cmd, cwd):
+    result = launcher.run(cmd[2], cmd[3:], env=full_env, cwd=cwd,
+                          timeout=timeout)
+  else:
+    if not fresh and cmd[0] == 'bash' and 'PYTHON' not in (env or {}):
+      full_env = launcher.shim_env(full_env)
+    result = subprocess.run(cmd, cwd=cwd, env=full_env, timeout=timeout,
+                            capture_output=True, text=True)
   if check and result.returncode != 0:
     raise AssertionError(f'{cmd} failed ({result.returncode}):\n'
                          f'{result.stdout[-3000:]}\n{result.stderr[-6000:]}')

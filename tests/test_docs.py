@@ -316,3 +316,17 @@ def test_the_error_matrix_lists_every_bad_input_case_once():
   # The other rows name tests that exist.
   for path, test in re.findall(r'`(tests/[\w/]+\.py)::(\w+)`', text):
     assert f'def {test}(' in (ROOT / path).read_text(), (path, test)
+
+
+def test_build_md_states_how_many_blocks_run():
+  """BUILD.md's count of the blocks that tests execute (and of the others,
+  each with its reason) is the docs' own."""
+  run = [b for b in BLOCKS if b.marker and MARKER.match(b.marker)
+         and MARKER.match(b.marker).group('test')]
+  runnable_not_run = [b for b in BLOCKS if b not in run
+                      and _runs_project_code(b)]
+  sentence = (f'{len(BLOCKS)} fenced blocks: {len(run)} executed by tests, '
+              f'{len(BLOCKS) - len(run)} not run, each with its reason '
+              f'({len(runnable_not_run)} of them show project commands')
+  text = ' '.join((ROOT / 'BUILD.md').read_text().split())
+  assert sentence in text, sentence
