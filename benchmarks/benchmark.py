@@ -84,6 +84,11 @@ def define_flags() -> None:
   flags.DEFINE_list('filter_records', ['100000', '1000000'],
                     'Record counts for filter_unlabel (fresh process each).')
   flags.DEFINE_bool('skip_filter', False, 'Skip the filter_unlabel rows.')
+  flags.DEFINE_float('width_coefficient', None, 'Scales B0\'s channels (a '
+                     'quick check of this script; BUILD.md\'s numbers are '
+                     'B0\'s own). Unset: B0.')
+  flags.DEFINE_float('depth_coefficient', None, 'Scales B0\'s block repeats '
+                     '(as --width_coefficient). Unset: B0.')
   flags.DEFINE_list('rows', ['train', 'flops', 'predict', 'input'],
                     'Which per-size rows to measure (e.g. --rows=predict).')
   flags.DEFINE_string('output_dir', 'benchmark_results', 'Where table and JSON go.')
@@ -138,7 +143,13 @@ def _model(size: int) -> config_lib.ModelConfig:
   return config_lib.ModelConfig(
       model_name='efficientnet-b0', num_classes=10, image_size=size,
       small_image=size == 32, mean_rgb=tuple(task.mean_rgb),
-      stddev_rgb=tuple(task.stddev_rgb))
+      stddev_rgb=tuple(task.stddev_rgb),
+      width_coefficient=FLAGS.width_coefficient,
+      depth_coefficient=FLAGS.depth_coefficient)
+
+
+def _scaled() -> bool:
+  return (FLAGS.width_coefficient, FLAGS.depth_coefficient) != (None, None)
 
 
 def _experiment(root: str, data_dir: str, size: int, steps: int, *,
@@ -383,7 +394,8 @@ def measure(kind: str, size: int, data_root: str) -> dict:
   if kind == 'train':
     return time_training(
         data_root, data_dir, size,
-        ['ours', 'fit', 'fit_same_work'] + (['apps'] if size != 32 else []))
+        ['ours', 'fit', 'fit_same_work'] +
+        (['apps'] if size != 32 and not _scaled() else []))
   if kind in _VARIANTS:
     return time_training(data_root, data_dir, size, ['ours', kind])
   if kind == 'predict':
@@ -463,6 +475,9 @@ def run() -> list[Row]:
   for size in (int(s) for s in FLAGS.sizes):
     _data_dir(root, size)  # written once, read by every child
     label = f'{size}x{size}' + (' small-image' if size == 32 else '')
+    if _scaled():
+      label += (f' width {FLAGS.width_coefficient or 1:g}'
+                f' depth {FLAGS.depth_coefficient or 1:g}')
     if 'train' not in FLAGS.rows:
       rows.extend(_other_rows(root, size, label, None, variants, peak))
       continue

@@ -54,7 +54,8 @@ class ConvertConfig:
     num_shards: number of shard files.
     unlabeled: write unlabeled records; a flat input folder implies it.
     label_map: label map path (see data.image_folders); None: sorted folders.
-    num_workers: processes writing shards (1: in this process).
+    num_workers: at most this many processes writing shards (1: in this
+      process); each worker takes at least `min_images_per_worker` images.
     seed: seed of the shuffle of the file order.
     shuffle: shuffle the file order (else sorted by path).
     reencode: re-encode JPEG/PNG files too.
@@ -64,6 +65,9 @@ class ConvertConfig:
     name: the dataset's name in dataset_info.json (default: the output
       folder's name).
     flip: horizontal flips keep the label (recorded in dataset_info.json).
+    min_images_per_worker: images a worker process must have to be started
+      (one costs seconds to start: it imports TensorFlow), so a small folder
+      is written in this process whatever `num_workers` says.
   """
   input_dir: str
   output_dir: str
@@ -80,6 +84,7 @@ class ConvertConfig:
   overwrite: bool = False
   name: str | None = None
   flip: bool = True
+  min_images_per_worker: int = 2000
 
   def validate(self) -> None:
     if not self.input_dir or not self.output_dir:
@@ -333,16 +338,19 @@ def convert(config: ConvertConfig,
           for path, (start, end) in zip(paths, bounds)
           if os.path.basename(path) not in shards]
   kept = config.num_shards - len(todo)
+  num_workers = worker_count(config.num_workers, len(todo),
+                             sum(len(task.items) for task in todo),
+                             config.min_images_per_worker)
   log_fn(f'{config.split}: {len(items):,} images in {config.num_shards} '
          f'shards; {kept} already complete, {len(todo)} to write with '
-         f'{min(config.num_workers, max(len(todo), 1))} worker(s)')
+         f'{num_workers} worker(s)')
   writers.write_json(summary_path, _summarize(
       config, fingerprint, listing, labeled, items, shards, False))
 
   progress = progress_lib.Progress(config.split, len(items))
   progress.update(sum(end - start for (start, end), p in zip(bounds, paths)
                       if os.path.basename(p) in shards))
-  for task, result in _run(todo, config.num_workers):
+  for task, result in _run(todo, num_workers):
     name = os.path.basename(task.path)
     shards[name] = result
     for path, reason in result['skipped']:
@@ -427,6 +435,14 @@ def _count(path: str) -> int | None:
     return records.count_records(path)
   except records.RecordError:
     return None
+
+
+def worker_count(num_workers: int, num_tasks: int, num_images: int,
+                 min_images_per_worker: int) -> int:
+  """Worker processes worth starting: at most `num_workers`, one per shard
+  to write, and `min_images_per_worker` images each (1: in this process)."""
+  by_images = num_images // max(min_images_per_worker, 1)
+  return max(1, min(num_workers, num_tasks, by_images))
 
 
 def _run(tasks: list[ShardTask], num_workers: int):

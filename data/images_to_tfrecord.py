@@ -52,7 +52,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                       '"tench"], ...}, or {"folder": class}). Unset: sorted '
                       'folder names, saved to <output_dir>/labels.txt.', flag_values=fv)
   flags.DEFINE_integer('num_workers', min(os.cpu_count() or 1, 8),
-                       'Processes writing shards (each writes whole shards).', flag_values=fv)
+                       'Processes writing shards at most (each writes whole '
+                       'shards); one per 2,000 images to write, so a small '
+                       'folder is written in this process.', flag_values=fv)
   flags.DEFINE_integer('seed', 0, 'Seed of the file-order shuffle.', flag_values=fv)
   flags.DEFINE_bool('shuffle', True, 'Shuffle the file order (else sorted by '
                     'path).', flag_values=fv)

@@ -45,6 +45,7 @@ def test_benchmark_binary_prints_every_row(tmp_path):
   command = [sys.executable, '-m', 'benchmarks.benchmark', '--sizes=32',
              '--steps=2', '--repeats=1', '--warmup_steps=1', '--variants=',
              '--skip_filter', '--predict_images=64', '--input_batches=2',
+             '--width_coefficient=0.1', '--depth_coefficient=0.1',
              f'--output_dir={out}']
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   result = subprocess.run(command, cwd=helpers.REPO_ROOT, env=env,
@@ -54,7 +55,7 @@ def test_benchmark_binary_prints_every_row(tmp_path):
     listed = json.load(f)
   rows = {row['what']: row for row in listed}
   assert len(rows) == len(listed), [row['what'] for row in listed]  # no repeats
-  label = '32x32 small-image'
+  label = '32x32 small-image width 0.1 depth 0.1'
   expected = [f'train B0 {label}: our loop',
               f'train B0 {label}: model.fit (same network)',
               f'train B0 {label}: model.fit + EMA + weight decay '

@@ -92,11 +92,23 @@ def test_records_hold_the_original_bytes_and_folder_labels(tree, one_worker):
 
 def test_two_workers_write_the_same_shards_as_one(tree, one_worker, tmp_path):
   out, summary = one_worker
-  many = image_shards.convert(_config(tree[0], tmp_path, num_workers=2))
+  many = image_shards.convert(_config(tree[0], tmp_path, num_workers=2,
+                                      min_images_per_worker=1))
   assert many['skipped'] == summary['skipped']
   assert many['shards'] == summary['shards']
   assert (readback.file_bytes(readback.shard_files(str(tmp_path), 'train')) ==
           readback.file_bytes(readback.shard_files(out, 'train')))
+
+
+@pytest.mark.parametrize('asked, tasks, images, workers', [
+    (8, 4, 30, 1),          # a small folder: written in this process
+    (8, 4, 4000, 2),        # two workers' worth of images
+    (8, 3, 100000, 3),      # at most one per shard to write
+    (2, 64, 100000, 2),     # at most what was asked for
+    (8, 0, 0, 1)])
+def test_worker_processes_only_for_enough_images(asked, tasks, images,
+                                                 workers):
+  assert image_shards.worker_count(asked, tasks, images, 2000) == workers
 
 
 def test_rerun_keeps_shards_and_resumes_after_a_lost_one(tree, tmp_path):
