@@ -64,8 +64,9 @@ def read_source(file_pattern: str, max_images: int | None = None
   """
   files = layout.glob_user_records(file_pattern)
   if not files:
-    raise errors.MissingFileError(f'--input_pattern {file_pattern!r}: no files '
-                            'match')
+    raise errors.MissingFileError(
+        f'{errors.field_name("input_pattern")} {file_pattern!r}: no files '
+        'match')
   images, labels, sources = [], [], []
   for path in files:
     for i, serialized in enumerate(tf.data.TFRecordDataset(path)
@@ -101,8 +102,10 @@ def _check_info(info_path: str, settings: dict) -> dict | None:
   if differing:
     details = ', '.join(f'{k}: {existing.get(k)!r} -> {settings.get(k)!r}'
                         for k in differing)
-    raise errors.ConfigError(f'{info_path}: this output was made with other settings '
-                     f'({details}); use another --output_dir or --overwrite')
+    raise errors.ConfigError(
+        f'{info_path}: this output was made with other settings ({details}); '
+        f'use another {errors.field_name("output_dir")} or '
+        f'{errors.field_name("overwrite")}')
   return existing
 
 

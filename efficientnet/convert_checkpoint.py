@@ -214,7 +214,7 @@ def resolve_model_name(config: ConvertConfig) -> str:
       name, width_coefficient=config.width_coefficient,
       depth_coefficient=config.depth_coefficient)
   if not expected.same_size(found):
-    custom = (' with the given --width/depth_coefficient'
+    custom = (' with the given --width_coefficient/--depth_coefficient'
               if config.width_coefficient or config.depth_coefficient
               else '')
     raise errors.ConfigError(
@@ -276,7 +276,7 @@ def convert(config: ConvertConfig
         model, config.saved_model_dir, protect,
         serving_size=serving_size(config, model_name),
         small_image=config.small_image,
-        class_names=class_names(config.num_classes))
+        class_names=class_names(config.num_classes), name='--saved_model_dir')
     print(f'wrote SavedModel {config.saved_model_dir} in '
           f'{time.time() - start:.1f}s total', flush=True)
   return report

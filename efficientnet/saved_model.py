@@ -329,7 +329,7 @@ def export_saved_model(model: keras.Model, export_dir: str,
                        serving_size: Optional[int] = None,
                        view: Optional[View] = None, small_image: bool = False,
                        class_names: Optional[Sequence[str]] = None,
-                       name: str = '--saved_model_dir') -> str:
+                       name: str = 'export_dir') -> str:
   """Writes the SavedModel of `build_archive` to `export_dir` atomically;
   returns the path.
 

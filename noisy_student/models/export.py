@@ -97,7 +97,7 @@ def export_saved_model(model: keras.Model, export_dir: str, *,
   names = export_class_names(int(model.output_shape[-1]), class_names)
   return serving.export_saved_model(
       model, export_dir, protect, view=_view(small_image), class_names=names,
-      name='export_dir')
+      name=errors.field_name('export_dir'))
 
 
 def check_keras_path(path: str) -> None:

@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import socket
-from typing import Iterator
+from typing import Iterator, Optional
 
 from absl import logging
 
@@ -93,14 +93,16 @@ def _check_ancestors(key: str, what: str, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def exclusive(folder: str, what: str, *, flag: str = '--model_dir'
+def exclusive(folder: str, what: str, *, flag: Optional[str] = None
               ) -> Iterator[None]:
   """Holds the folder's lock for the block (creating the folder).
 
   Args:
     folder: the folder one process at a time may write.
     what: who holds it, for the message (e.g. 'trainer').
-    flag: the flag a user changes to run elsewhere.
+    flag: the flag a user changes to run elsewhere; default the model_dir
+      field as `errors.field_name` names it (`--model_dir` in main, no flag
+      in iterate, which has none).
 
   Raises:
     FolderInUseError when another process holds it, or a folder above it.
@@ -112,6 +114,7 @@ def exclusive(folder: str, what: str, *, flag: str = '--model_dir'
                    'second %s', folder, what)
     yield
     return
+  flag = flag or errors.field_name('model_dir')
   _check_ancestors(key, what, flag)
   os.makedirs(folder, exist_ok=True)
   fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)

@@ -113,6 +113,24 @@ def _docstring_for_help(main: Callable[[Sequence[str]], object]) -> None:
     launcher.__doc__ = binary.__doc__
 
 
+def defined_flag_namer(field_flag: Callable[[str], str],
+                       fv: flags.FlagValues = flags.FLAGS
+                       ) -> Callable[[str], str]:
+  """`field_flag`, naming only flags that `fv` defines.
+
+  A field whose `field_flag` spelling the binary lacks is named `--<field>`
+  when it has that (eval_robustness's `--image_size`), else as the field
+  itself (the setting, as from Python): a library error reaching iterate
+  never advises a `--small_image_model` that iterate does not have.
+  """
+  def namer(field: str) -> str:
+    for flag in (field_flag(field), f'--{field}'):
+      if flag[2:] in fv:
+        return flag
+    return field
+  return namer
+
+
 def run(name: str, main: Callable[[Sequence[str]], object],
         define_flags: Callable[[], None], *,
         verbosity: int = logging.INFO,
@@ -124,7 +142,8 @@ def run(name: str, main: Callable[[Sequence[str]], object],
   Library errors name config fields through `errors.field_name`; in `main`
   they read as the binary's flags, `field_flag(field)` (the project's
   binaries pass `cli.config_flags.as_flag`, which knows the original's
-  spellings: `image_size` is `--input_image_size`).
+  spellings: `image_size` is `--input_image_size`), or the field where the
+  binary has no such flag (`defined_flag_namer`).
 
   With `pass_unknown_flags`, flags the binary does not define stay in the
   `argv` handed to `main` (e.g. Beam pipeline options), which checks them.
@@ -142,7 +161,7 @@ def run(name: str, main: Callable[[Sequence[str]], object],
     try:
       # Config fields are named as flags in a binary's messages (a binary's
       # config_from_flags may enter its own table: cli/config_flags.py).
-      with errors.naming(field_flag):
+      with errors.naming(defined_flag_namer(field_flag)):
         main(argv)
     except errors.NoisyStudentError as err:
       fail(name, err)

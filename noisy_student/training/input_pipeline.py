@@ -252,8 +252,8 @@ def check_pseudo_labeled(cfg: config_lib.DataConfig) -> None:
             f'({records.PROBABILITIES_KEY}): these are raw unlabeled '
             'shards. Give the student a teacher that labels them on the fly '
             '(main: --teacher_model_name and --teacher_model_path), or '
-            'pseudo-label them first (--mode=predict, then filter_unlabel: '
-            'docs/filtering.md)')
+            'pseudo-label them first (main --mode=predict, then '
+            'filter_unlabel: docs/filtering.md)')
       return
 
 

@@ -192,7 +192,8 @@ def test_resolve_model_name_infers_and_checks_timm_files(timm_b0, tmp_path):
       r'2\]')):
     resolve(model_name='efficientnet-b1')
   with pytest.raises(errors.ConfigError, match=(
-      r'efficientnet-b0 with the given --width/depth_coefficient has stem '
+      r'efficientnet-b0 with the given --width_coefficient/--depth_coefficient '
+      r'has stem '
       r'32, head 1280, stages \[2,')):
     resolve(model_name='efficientnet-b0', depth_coefficient=2.0)
   with pytest.raises(errors.ConfigError, match=(
