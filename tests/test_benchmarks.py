@@ -70,3 +70,24 @@ def test_benchmark_binary_prints_every_row(tmp_path):
   assert re.search(r'ours / fit = \d+\.\d\d',
                    rows[f'train B0 {label}: model.fit (same network)']['note'])
   assert (out / 'benchmark.md').read_text() in result.stdout
+
+
+def test_own_data_trial_writes_readme_style_folders(tmp_path):
+  from benchmarks import own_data_trial  # pylint: disable=g-import-not-at-top
+  own_data_trial.write_photos(str(tmp_path))
+  count = lambda d: sum(len(f) for _, _, f in os.walk(tmp_path / d))
+  assert [count(split) for split, _ in own_data_trial.SPLITS] == [
+      300, 100, 100, 500]
+  assert len(os.listdir(tmp_path / 'train')) == 10  # class folders
+  assert all(name.endswith('.png') for name in os.listdir(
+      tmp_path / 'unlabeled'))  # one flat folder
+
+
+def test_own_data_trial_reports_the_largest_gap_between_lines(tmp_path):
+  from benchmarks import own_data_trial  # pylint: disable=g-import-not-at-top
+  seconds, gap, after = own_data_trial.timed(
+      [sys.executable, '-c',
+       'import time; print("a", flush=True); time.sleep(0.5); print("b")'],
+      str(tmp_path))
+  assert seconds >= gap >= 0.5  # lower bounds only: the machine may be slow
+  assert after == 'b'

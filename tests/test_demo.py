@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -26,10 +25,7 @@ def test_demo_runs_every_stage_and_rerun_skips_them(tmp_path):
              # A 60-step tiny teacher is barely above chance (~0.15 top-1
              # probability): keep every pseudo-label so the student has data.
              '--min_threshold=0']
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  result = subprocess.run(command, cwd=helpers.REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
-  assert result.returncode == 0, result.stderr[-4000:]
+  result = helpers.run(command, timeout=900)
   run_dir = os.path.join(work_dir, 'seed_3')
   with open(os.path.join(run_dir, 'demo_summary.json')) as f:
     summary = json.load(f)
@@ -54,8 +50,6 @@ def test_demo_runs_every_stage_and_rerun_skips_them(tmp_path):
                                       'final_stats.json')))
   assert final['num_written'] > 0 and final['histogram_spread'] == 0
 
-  again = subprocess.run(command, cwd=helpers.REPO_ROOT, env=env,
-                         capture_output=True, text=True, timeout=900)
-  assert again.returncode == 0, again.stderr[-4000:]
+  helpers.run(command, timeout=900)  # the rerun skips every stage
   with open(os.path.join(run_dir, 'demo_summary.json')) as f:
     assert json.load(f)['rows'] == summary['rows']

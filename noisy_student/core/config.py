@@ -359,7 +359,7 @@ class TrainConfig:
                                  'loop line each.')
   log_every_steps: int = doc(100, 'A progress line (step, loss, rate, ETA) at '
                              'least every this many steps and about every '
-                             '30 s.')
+                             '15 s.')
   save_checkpoints_steps: int = doc(1000, 'Checkpoint period in steps (at '
                                     'least iterations_per_loop).')
   keep_checkpoint_max: int = doc(5, 'Checkpoints kept.')
