@@ -670,6 +670,7 @@ def test_a_second_trainer_on_a_model_dir_is_refused_until_the_first_dies(
   helpers.run(_main(digits_dir, model_dir, '--mode=train', steps=4))
 
 
+@pytest.mark.slow
 def test_iterate_force_redoes_a_changed_stage_from_nothing(digits_dir,
                                                            tmp_path):
   """The issue's case: --force after turning the student's RandAugment off

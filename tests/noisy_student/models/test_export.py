@@ -251,6 +251,7 @@ def test_exported_keras_loads_without_the_project(tmp_path):
                              rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_export_never_deletes_what_it_did_not_write(model, tmp_path):
   """A folder with the user's files, the model_dir itself, or a folder that
   holds the model_dir is refused before any work; nothing is removed."""

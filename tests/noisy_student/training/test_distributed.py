@@ -16,6 +16,7 @@ from noisy_student.models import loading
 from tests import helpers
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(digits_dir, tmp_path):
   out = helpers.run([sys.executable, '-m',
                      'tests.noisy_student.training.mirrored_equivalence', digits_dir,
@@ -117,6 +118,7 @@ def test_sigkill_and_restart_ends_with_uninterrupted_weights(digits_dir,
                                err_msg=name)
 
 
+@pytest.mark.slow
 def test_exported_saved_model_in_fresh_process_and_cli(digits_dir, tmp_path):
   model_dir = str(tmp_path / 'model')
   helpers.run(helpers.main_flags(digits_dir, model_dir, '--mode=train',

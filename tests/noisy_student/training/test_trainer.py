@@ -171,6 +171,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(digits_dir, tmp_path):
       assert np.all(np.isfinite(reader.get_tensor(name))), name
 
 
+@pytest.mark.slow
 def test_predict_writes_shards_and_skips_finished_ones(digits_dir, tmp_path):
   cfg = helpers.experiment(str(tmp_path / 'teacher'), digits_dir, steps=10)
   checkpoints.write_model_config(cfg.model_dir, cfg.model)
