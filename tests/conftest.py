@@ -50,9 +50,3 @@ def fresh_keras_session():
   keras.backend.clear_session()
   gc.collect()
 
-
-def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
-  """Slow end-to-end tests first (a stable sort, so the order is the same in
-  every xdist worker): with two workers the many short tests then fill in
-  around them, instead of a long test running alone at the end of the run."""
-  items.sort(key=lambda item: item.get_closest_marker('slow') is None)
