@@ -189,7 +189,8 @@ def threading_is_main() -> bool:
 _SERVER: dict = {}
 
 
-def _console_scripts() -> dict[str, str]:
+def console_scripts() -> dict[str, str]:
+  """{console script: its module} of pyproject.toml."""
   text = (REPO_ROOT / 'pyproject.toml').read_text()
   section = text.split('[project.scripts]', 1)[1].split('\n[', 1)[0]
   return {name: target.split(':')[0] for name, target in
@@ -206,7 +207,7 @@ def _write_shims(directory: pathlib.Path, path: str) -> None:
       '[[ "$2" =~ ^(noisy_student|data|efficientnet|benchmarks)(\\.|$) ]]; '
       f'then m="$2"; shift 2; exec {client} --client "$m" "$@"; fi\n'
       f'exec {python} "$@"\n')
-  for name, module in _console_scripts().items():
+  for name, module in console_scripts().items():
     (directory / name).write_text(
         '#!/bin/bash\n'
         f'if [[ -n "${{{SOCKET_ENV}:-}}" ]]; then '

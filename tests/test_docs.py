@@ -35,11 +35,12 @@ from absl import flags
 import pytest
 
 from tests import helpers
+from tests import launcher
 
 ROOT = pathlib.Path(helpers.REPO_ROOT)
 DOCS = [ROOT / 'README.md', ROOT / 'BUILD.md',
         *sorted((ROOT / 'docs').glob('*.md'))]
-PROJECT_PACKAGES = ('noisy_student', 'data', 'efficientnet', 'benchmarks')
+PROJECT_PACKAGES = launcher.PROJECT_PACKAGES
 MARKER = re.compile(r'^<!-- docs-test: (run by (?P<test>\S+)|not run: '
                     r'(?P<reason>.+?)) -->$')
 FENCE = re.compile(r'^(\s*)```(\S*)\s*$')
@@ -89,13 +90,7 @@ def blocks() -> list[Block]:
 BLOCKS = blocks()
 
 
-def _console_scripts() -> dict[str, str]:
-  text = (ROOT / 'pyproject.toml').read_text()
-  section = text.split('[project.scripts]', 1)[1].split('\n[', 1)[0]
-  return dict(re.findall(r'^([\w-]+) = "([\w.]+):\w+"', section, re.M))
-
-
-CONSOLE_SCRIPTS = _console_scripts()
+CONSOLE_SCRIPTS = launcher.console_scripts()
 
 
 def commands(text: str) -> list[list[str]]:

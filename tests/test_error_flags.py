@@ -34,6 +34,7 @@ from noisy_student.cli import config_flags
 from noisy_student.runtime import entry
 from tests import helpers
 from tests import test_docs
+from tests import test_ownership
 
 ROOT = pathlib.Path(helpers.REPO_ROOT)
 PACKAGES = ('noisy_student', 'data', 'efficientnet')
@@ -70,12 +71,7 @@ def _tree(module: str) -> ast.Module:
   return ast.parse(path.read_text(), str(path))
 
 
-def _dotted(node: ast.AST) -> str:
-  if isinstance(node, ast.Attribute):
-    return f'{_dotted(node.value)}.{node.attr}'
-  if isinstance(node, ast.Name):
-    return node.id
-  return ''
+_dotted = test_ownership.dotted
 
 
 def _walk_code(tree: ast.AST) -> Iterator[ast.AST]:

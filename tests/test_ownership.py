@@ -45,9 +45,10 @@ def _modules(packages=LIBRARY) -> dict[str, ast.Module]:
           for package in packages for p in sorted((ROOT / package).rglob('*.py'))}
 
 
-def _dotted(node: ast.AST) -> str:
+def dotted(node: ast.AST) -> str:
+  """`a.b.c` of a Name/Attribute chain, '' for anything else."""
   if isinstance(node, ast.Attribute):
-    return f'{_dotted(node.value)}.{node.attr}'
+    return f'{dotted(node.value)}.{node.attr}'
   if isinstance(node, ast.Name):
     return node.id
   return ''
@@ -56,7 +57,7 @@ def _dotted(node: ast.AST) -> str:
 def _calls(tree: ast.Module):
   for node in ast.walk(tree):
     if isinstance(node, ast.Call):
-      yield node, _dotted(node.func)
+      yield node, dotted(node.func)
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
@@ -251,7 +252,7 @@ def test_only_models_branch_on_model_kinds(modules):
       continue
     for node in ast.walk(tree):
       if (isinstance(node, ast.Attribute) and node.attr in MODEL_KIND_NAMES
-          and _dotted(node.value).endswith('model_refs')):
+          and dotted(node.value).endswith('model_refs')):
         wrong.append(f'{path}:{node.lineno}: model_refs.{node.attr}')
   assert not wrong, '\n'.join(wrong)
 
